@@ -1,0 +1,58 @@
+/**
+ * The errors wasmpool throws. Every error a caller or a module can cause is a
+ * {@linkcode WasmpoolError}; the subclasses say which kind of thing went wrong.
+ *
+ * @module
+ */
+
+/** The base class of every error wasmpool throws on purpose. */
+export class WasmpoolError extends Error {
+  /** Creates the error with its message. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** The module bytes are not a well-formed WebAssembly binary. */
+export class MalformedModuleError extends WasmpoolError {
+  /** The byte offset in the module at which the problem was found. */
+  readonly offset: number;
+  /** Creates the error for `reason` found at byte `offset`. */
+  constructor(reason: string, offset: number) {
+    super(`malformed module at byte offset ${offset}: ${reason}`);
+    this.offset = offset;
+  }
+}
+
+/** The module is well formed but uses a WebAssembly feature wasmpool does not support. */
+export class UnsupportedFeatureError extends WasmpoolError {
+  /** The byte offset in the module at which the feature was found. */
+  readonly offset: number;
+  /** Creates the error for `feature` found at byte `offset`. */
+  constructor(feature: string, offset: number) {
+    super(`unsupported feature at byte offset ${offset}: ${feature}`);
+    this.offset = offset;
+  }
+}
+
+/** A configuration value is invalid, or a module exceeds the limits of the engine's allocator. */
+export class LimitError extends WasmpoolError {}
+
+/** Instantiation failed; the subclasses say why. Nothing of the failed instance is left behind. */
+export class InstantiationError extends WasmpoolError {}
+
+/** The pool has no free instance slot: `Limit of N concurrent instances has been reached`. */
+export class PoolExhaustedError extends InstantiationError {}
+
+/** An active data or element segment does not fit in its memory or table. */
+export class OutOfBoundsError extends InstantiationError {}
+
+/** An import is missing or does not match the type the module declares for it. */
+export class LinkError extends InstantiationError {}
+
+/** The operating system refused a resource (address space, memory, mappings). */
+export class ResourceError extends WasmpoolError {}
+
+/** An engine, instance, memory or table was used after it was disposed or closed. */
+export class DisposedError extends WasmpoolError {}

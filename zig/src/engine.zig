@@ -1,0 +1,452 @@
+//! The engine: one allocator (pooling or on-demand), the modules translated for it, and the
+//! operations the C ABI exposes. Only the index allocator, the on-demand id table, grow and the
+//! module set take the engine's mutex; initialization of a slot runs outside it.
+
+const std = @import("std");
+const assert = std.debug.assert;
+const sys = @import("sys.zig");
+const module_mod = @import("module.zig");
+const Module = module_mod.Module;
+const pool_mod = @import("pool.zig");
+const Pool = pool_mod.Pool;
+const on_demand_mod = @import("on_demand.zig");
+const OnDemand = on_demand_mod.OnDemand;
+const InstanceState = @import("instance.zig").InstanceState;
+const MemoryState = @import("memory.zig").MemoryState;
+const TableState = @import("table.zig").TableState;
+const Scratch = @import("scratch.zig").Scratch;
+const init = @import("init.zig");
+const IndexStrategy = @import("index_allocator.zig").Strategy;
+
+pub const Strategy = enum(u32) { on_demand = 0, pooling = 1 };
+
+/// Written by the TypeScript side, read once at engine creation; the error fields are written
+/// back on failure.
+pub const Config = extern struct {
+    strategy: u32,
+    index_strategy: u32,
+    seed: u64,
+    instance_count: u32,
+    memories: u32,
+    tables: u32,
+    memory_pages: u32,
+    table_elements: u32,
+    reserved0: u32,
+    memory_reservation_bytes: u64,
+    stack_bytes: u64,
+    error_code: i32,
+    error_pool: u32,
+    error_errno: u32,
+    reserved1: u32,
+    error_size_bytes: u64,
+};
+
+/// Negative results of the C ABI. The TypeScript side turns each into a WasmpoolError.
+pub const Code = enum(i32) {
+    ok = 0,
+    pool_full = -1,
+    data_out_of_bounds = -2,
+    elem_out_of_bounds = -3,
+    resource = -4,
+    bad_module = -5,
+    bad_import = -6,
+    grow_past_maximum = -7,
+    overflow = -8,
+    reservation_failed = -9,
+    scratch_too_small = -10,
+    bad_config = -11,
+    bad_instance = -12,
+    out_of_memory = -13,
+};
+
+pub const Stats = extern struct {
+    live_instances: u64,
+    instance_capacity: u64,
+    instantiations: u64,
+    deallocations: u64,
+    quarantined_slots: u64,
+    memory_slot_bytes: u64,
+    memory_pool_bytes: u64,
+    table_slot_bytes: u64,
+    table_pool_bytes: u64,
+    stack_pool_bytes: u64,
+    modules: u64,
+};
+
+pub const Engine = struct {
+    allocator: std.mem.Allocator,
+    strategy: Strategy,
+    mutex: std.Thread.Mutex = .{},
+    module_limits: module_mod.Limits,
+    pool: ?Pool,
+    on_demand: OnDemand,
+    modules: std.AutoHashMapUnmanaged(*Module, void) = .empty,
+    instantiations: std.atomic.Value(u64) = .init(0),
+    deallocations: std.atomic.Value(u64) = .init(0),
+    /// Pool slots whose reset failed: never handed out again.
+    quarantined_slots: u64 = 0,
+
+    pub fn create(allocator: std.mem.Allocator, config: *Config) ?*Engine {
+        config.error_code = @intFromEnum(Code.ok);
+        const strategy = std.meta.intToEnum(Strategy, config.strategy) catch return fail(config, .bad_config);
+        const index_strategy = std.meta.intToEnum(IndexStrategy, config.index_strategy) catch
+            return fail(config, .bad_config);
+        const reservation_bytes = sys.round_up(config.memory_reservation_bytes, 65536) orelse
+            return fail(config, .overflow);
+        if (config.memory_pages > 65536) return fail(config, .bad_config);
+        if (@as(u64, config.memory_pages) * 65536 > reservation_bytes) return fail(config, .bad_config);
+
+        const engine = allocator.create(Engine) catch return fail(config, .out_of_memory);
+        engine.* = .{
+            .allocator = allocator,
+            .strategy = strategy,
+            .module_limits = .{
+                .memories = config.memories,
+                .tables = config.tables,
+                .memory_pages = config.memory_pages,
+                .table_elements = config.table_elements,
+            },
+            .pool = null,
+            .on_demand = .{ .memory_reservation_bytes = reservation_bytes },
+        };
+        if (strategy == .pooling) {
+            if (config.instance_count == 0) {
+                allocator.destroy(engine);
+                return fail(config, .bad_config);
+            }
+            var failure: pool_mod.Failure = .{};
+            engine.pool = Pool.init(allocator, .{
+                .instance_count = config.instance_count,
+                .memories = config.memories,
+                .tables = config.tables,
+                .memory_pages = config.memory_pages,
+                .table_elements = config.table_elements,
+                .memory_reservation_bytes = reservation_bytes,
+                .stack_bytes = config.stack_bytes,
+            }, index_strategy, config.seed, &failure) catch |err| {
+                allocator.destroy(engine);
+                config.error_pool = @intFromEnum(failure.pool);
+                config.error_errno = failure.errno;
+                config.error_size_bytes = failure.size_bytes;
+                return fail(config, switch (err) {
+                    error.Overflow => .overflow,
+                    error.OutOfMemory => .out_of_memory,
+                    error.ReservationFailed, error.ProtectFailed => .reservation_failed,
+                });
+            };
+        }
+        return engine;
+    }
+
+    fn fail(config: *Config, code: Code) ?*Engine {
+        config.error_code = @intFromEnum(code);
+        return null;
+    }
+
+    /// Unmaps everything, live instances included: the TypeScript side has detached their views.
+    pub fn destroy(self: *Engine) void {
+        if (self.pool) |*pool| {
+            for (pool.instances) |*instance| {
+                if (instance.live) release_module(instance);
+            }
+            pool.deinit(self.allocator);
+        } else {
+            for (self.on_demand.instances.items) |maybe| {
+                if (maybe) |instance| release_module(instance);
+            }
+        }
+        self.on_demand.deinit(self.allocator);
+        var it = self.modules.keyIterator();
+        while (it.next()) |module| module_mod.destroy(self.allocator, module.*);
+        self.modules.deinit(self.allocator);
+        const allocator = self.allocator;
+        allocator.destroy(self);
+    }
+
+    pub fn module_create(self: *Engine, bytes: []const u8) module_mod.BlobError!*Module {
+        const module = try module_mod.create(self.allocator, bytes, self.module_limits);
+        errdefer module_mod.destroy(self.allocator, module);
+        self.mutex.lock();
+        defer self.mutex.unlock();
+        try self.modules.put(self.allocator, module, {});
+        return module;
+    }
+
+    pub fn module_destroy(self: *Engine, module: *Module) Code {
+        self.mutex.lock();
+        defer self.mutex.unlock();
+        if (!self.modules.contains(module)) return .bad_module;
+        if (module.live_instances.load(.acquire) != 0) return .bad_module;
+        _ = self.modules.remove(module);
+        module_mod.destroy(self.allocator, module);
+        return .ok;
+    }
+
+    /// Returns the new instance's id, or a negative Code with detail in the scratch area.
+    pub fn instantiate(self: *Engine, module: *Module, scratch: Scratch) i32 {
+        if (scratch.bytes.len < Scratch.required_bytes(module.header)) return @intFromEnum(Code.scratch_too_small);
+        const id = switch (self.strategy) {
+            .pooling => self.instantiate_pooled(module, scratch),
+            .on_demand => self.instantiate_on_demand(module, scratch),
+        } catch |err| return @intFromEnum(code_of(err));
+        _ = self.instantiations.fetchAdd(1, .monotonic);
+        return @intCast(id);
+    }
+
+    const InstantiateError = init.Error || error{ PoolFull, Resource, OutOfMemory };
+
+    fn code_of(err: InstantiateError) Code {
+        return switch (err) {
+            error.PoolFull => .pool_full,
+            error.DataOutOfBounds => .data_out_of_bounds,
+            error.ElemOutOfBounds => .elem_out_of_bounds,
+            error.BadImport => .bad_import,
+            error.Resource => .resource,
+            error.OutOfMemory => .out_of_memory,
+        };
+    }
+
+    fn instantiate_pooled(self: *Engine, module: *Module, scratch: Scratch) InstantiateError!u32 {
+        const pool = &self.pool.?;
+        const header = module.header;
+        assert(header.defined_memories <= pool.limits.memories);
+        assert(header.defined_tables <= pool.limits.tables);
+        const index = blk: {
+            self.mutex.lock();
+            defer self.mutex.unlock();
+            break :blk pool.index_allocator.alloc();
+        } orelse {
+            scratch.set_detail(&.{pool.limits.instance_count});
+            return error.PoolFull;
+        };
+        const instance = &pool.instances[index];
+        assert(!instance.live);
+        instance.live = true;
+        instance.module = module;
+        _ = module.live_instances.fetchAdd(1, .acq_rel);
+        instance.memory_count = header.defined_memories;
+        instance.table_count = header.defined_tables;
+        errdefer self.release_pooled(index);
+
+        for (instance.memories(), module.memories, 0..) |*state, desc, m| {
+            state.max_pages = desc.max_pages;
+            if (state.protect_linear_memory(desc.min_pages)) |errno| {
+                scratch.set_detail(&.{ errno, @intCast(m) });
+                return error.Resource;
+            }
+            scratch.set_memory_base(header, @intCast(m), @intFromPtr(state.base));
+        }
+        for (instance.tables(), module.tables, 0..) |*table, desc, t| {
+            assert(desc.max_elements <= table.capacity_elements);
+            table.max_elements = desc.max_elements;
+            table.size_elements = desc.min_elements;
+            scratch.set_table_base(header, @intCast(t), @intFromPtr(table.entries));
+        }
+        try init.initialize(module, instance.memories(), instance.tables(), scratch, self.resolver());
+        return index;
+    }
+
+    fn instantiate_on_demand(self: *Engine, module: *Module, scratch: Scratch) InstantiateError!u32 {
+        var errno: sys.Errno = 0;
+        const instance = on_demand_mod.create_instance(
+            self.allocator,
+            module,
+            self.on_demand.memory_reservation_bytes,
+            &errno,
+        ) catch |err| switch (err) {
+            error.OutOfMemory => return error.OutOfMemory,
+            error.MapFailed => {
+                scratch.set_detail(&.{errno});
+                return error.Resource;
+            },
+        };
+        _ = module.live_instances.fetchAdd(1, .acq_rel);
+        const id = blk: {
+            self.mutex.lock();
+            defer self.mutex.unlock();
+            break :blk self.on_demand.register(self.allocator, instance);
+        } catch |err| {
+            release_module(instance);
+            on_demand_mod.destroy_instance(self.allocator, instance);
+            return err;
+        } orelse {
+            release_module(instance);
+            on_demand_mod.destroy_instance(self.allocator, instance);
+            scratch.set_detail(&.{on_demand_mod.max_instances});
+            return error.PoolFull;
+        };
+        errdefer _ = self.dispose(id);
+        for (instance.memories(), 0..) |*state, m| {
+            scratch.set_memory_base(module.header, @intCast(m), @intFromPtr(state.base));
+        }
+        for (instance.tables(), 0..) |*table, t| {
+            scratch.set_table_base(module.header, @intCast(t), @intFromPtr(table.entries));
+        }
+        try init.initialize(module, instance.memories(), instance.tables(), scratch, self.resolver());
+        return id;
+    }
+
+    pub fn dispose(self: *Engine, id: u32) Code {
+        switch (self.strategy) {
+            .pooling => {
+                const pool = &self.pool.?;
+                if (id >= pool.instances.len or !pool.instances[id].live) return .bad_instance;
+                self.release_pooled(id);
+            },
+            .on_demand => {
+                const instance = blk: {
+                    self.mutex.lock();
+                    defer self.mutex.unlock();
+                    if (self.on_demand.lookup(id) == null) return .bad_instance;
+                    break :blk self.on_demand.unregister(id);
+                };
+                release_module(instance);
+                on_demand_mod.destroy_instance(self.allocator, instance);
+            },
+        }
+        _ = self.deallocations.fetchAdd(1, .monotonic);
+        return .ok;
+    }
+
+    /// Resets the slot so that nothing of this tenant is visible to the next, then frees it.
+    fn release_pooled(self: *Engine, index: u32) void {
+        const pool = &self.pool.?;
+        const instance = &pool.instances[index];
+        assert(instance.live);
+        var clean = true;
+        for (instance.memories()) |*state| {
+            if (state.reset() != null) clean = false;
+        }
+        for (instance.tables()) |*state| {
+            if (state.reset() != null) clean = false;
+        }
+        if (instance.stack) |stack| {
+            if (sys.decommit(stack, pool.stack_bytes()) != null) clean = false;
+        }
+        release_module(instance);
+        instance.memory_count = 0;
+        instance.table_count = 0;
+        self.mutex.lock();
+        defer self.mutex.unlock();
+        if (clean) {
+            pool.index_allocator.release(index);
+        } else {
+            self.quarantined_slots += 1;
+        }
+    }
+
+    fn release_module(instance: *InstanceState) void {
+        const module = instance.module.?;
+        const before = module.live_instances.fetchSub(1, .acq_rel);
+        assert(before > 0);
+        instance.module = null;
+        instance.live = false;
+    }
+
+    fn lookup(self: *Engine, id: u32) ?*InstanceState {
+        switch (self.strategy) {
+            .pooling => {
+                const pool = &self.pool.?;
+                if (id >= pool.instances.len or !pool.instances[id].live) return null;
+                return &pool.instances[id];
+            },
+            .on_demand => {
+                self.mutex.lock();
+                defer self.mutex.unlock();
+                return self.on_demand.lookup(id);
+            },
+        }
+    }
+
+    pub fn find_memory(self: *Engine, id: u32, index: u32) ?*MemoryState {
+        const instance = self.lookup(id) orelse return null;
+        if (index >= instance.memory_count) return null;
+        return &instance.memories()[index];
+    }
+
+    pub fn find_table(self: *Engine, id: u32, index: u32) ?*TableState {
+        const instance = self.lookup(id) orelse return null;
+        if (index >= instance.table_count) return null;
+        return &instance.tables()[index];
+    }
+
+    fn resolver(self: *Engine) init.Resolver {
+        return .{ .context = self, .memory = resolve_memory, .table = resolve_table };
+    }
+
+    fn resolve_memory(context: *anyopaque, id: u32, index: u32) ?*MemoryState {
+        const self: *Engine = @ptrCast(@alignCast(context));
+        return self.find_memory(id, index);
+    }
+
+    fn resolve_table(context: *anyopaque, id: u32, index: u32) ?*TableState {
+        const self: *Engine = @ptrCast(@alignCast(context));
+        return self.find_table(id, index);
+    }
+
+    /// Returns the old size in pages, or a negative Code (errno in the detail on failure).
+    pub fn memory_grow(self: *Engine, id: u32, index: u32, delta_pages: u32, scratch: Scratch) i32 {
+        // Grows are rare and must not race each other on one memory shared between threads.
+        self.mutex.lock();
+        defer self.mutex.unlock();
+        const instance = switch (self.strategy) {
+            .pooling => self.lookup(id),
+            .on_demand => self.on_demand.lookup(id),
+        } orelse return @intFromEnum(Code.bad_instance);
+        if (index >= instance.memory_count) return @intFromEnum(Code.bad_instance);
+        const state = &instance.memories()[index];
+        var errno: sys.Errno = 0;
+        switch (state.grow(delta_pages, &errno)) {
+            .grown => |old| return @intCast(old),
+            .past_maximum => |old| {
+                scratch.set_detail(&.{ old, delta_pages, state.max_pages });
+                return @intFromEnum(Code.grow_past_maximum);
+            },
+            .failed => |old| {
+                scratch.set_detail(&.{ errno, old, delta_pages });
+                return @intFromEnum(Code.resource);
+            },
+        }
+    }
+
+    /// Returns the old size in elements, or a negative Code.
+    pub fn table_grow(self: *Engine, id: u32, index: u32, delta: u32, scratch: Scratch) i32 {
+        self.mutex.lock();
+        defer self.mutex.unlock();
+        const instance = switch (self.strategy) {
+            .pooling => self.lookup(id),
+            .on_demand => self.on_demand.lookup(id),
+        } orelse return @intFromEnum(Code.bad_instance);
+        if (index >= instance.table_count) return @intFromEnum(Code.bad_instance);
+        const state = &instance.tables()[index];
+        const old = state.grow(delta) orelse {
+            scratch.set_detail(&.{ state.size_elements, delta, state.max_elements });
+            return @intFromEnum(Code.grow_past_maximum);
+        };
+        return @intCast(old);
+    }
+
+    pub fn stats(self: *Engine) Stats {
+        self.mutex.lock();
+        defer self.mutex.unlock();
+        var result = std.mem.zeroes(Stats);
+        result.instantiations = self.instantiations.load(.monotonic);
+        result.deallocations = self.deallocations.load(.monotonic);
+        result.quarantined_slots = self.quarantined_slots;
+        result.modules = self.modules.count();
+        if (self.pool) |*pool| {
+            result.live_instances = pool.index_allocator.live_count() - self.quarantined_slots;
+            result.instance_capacity = pool.limits.instance_count;
+            result.memory_slot_bytes = pool.layout.memory_slot_bytes;
+            result.memory_pool_bytes = pool.layout.memory_pool_bytes;
+            result.table_slot_bytes = pool.layout.table_slot_bytes;
+            result.table_pool_bytes = pool.layout.table_pool_bytes;
+            result.stack_pool_bytes = pool.layout.stack_pool_bytes;
+        } else {
+            result.live_instances = self.on_demand.live_count;
+            result.instance_capacity = on_demand_mod.max_instances;
+            result.memory_slot_bytes = self.on_demand.memory_reservation_bytes;
+        }
+        return result;
+    }
+};

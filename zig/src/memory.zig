@@ -1,0 +1,108 @@
+//! One linear memory: its place in the address space, its size, and protect_linear_memory,
+//! which keeps exactly `[0, pages * 64 KiB)` read-write and the rest of the reservation
+//! PROT_NONE, so that any access past the end traps on a guard page.
+
+const std = @import("std");
+const assert = std.debug.assert;
+const sys = @import("sys.zig");
+
+pub const wasm_page_bytes: u64 = 64 * 1024;
+pub const wasm_max_pages: u32 = 65536;
+
+pub const MemoryState = struct {
+    base: [*]align(sys.page_size_bytes) u8,
+    reservation_bytes: u64,
+    /// The read-write prefix of the reservation. Between tenants of a pool slot it may stay
+    /// larger than `pages`: the next tenant's protect_linear_memory shrinks it, so a slot reused
+    /// at the same size costs no mprotect at all.
+    accessible_bytes: u64,
+    /// The size a tenant sees. Atomic: a fault handler on another thread reads it lock-free.
+    pages: std.atomic.Value(u32),
+    /// The most this memory may grow to: the module's maximum within the engine's limits.
+    max_pages: u32,
+
+    pub fn init(base: [*]align(sys.page_size_bytes) u8, reservation_bytes: u64) MemoryState {
+        assert(reservation_bytes % wasm_page_bytes == 0);
+        return .{
+            .base = base,
+            .reservation_bytes = reservation_bytes,
+            .accessible_bytes = 0,
+            .pages = std.atomic.Value(u32).init(0),
+            .max_pages = 0,
+        };
+    }
+
+    pub fn byte_length(self: *const MemoryState) u64 {
+        return @as(u64, self.pages.load(.acquire)) * wasm_page_bytes;
+    }
+
+    /// Makes exactly `[0, pages * 64 KiB)` read-write and everything after it PROT_NONE.
+    pub fn protect_linear_memory(self: *MemoryState, pages: u32) ?sys.Errno {
+        assert(pages <= self.max_pages);
+        const target_bytes = @as(u64, pages) * wasm_page_bytes;
+        assert(target_bytes <= self.reservation_bytes);
+        if (target_bytes > self.accessible_bytes) {
+            const start = self.base + self.accessible_bytes;
+            if (sys.protect(start, target_bytes - self.accessible_bytes, .read_write)) |errno| {
+                return errno;
+            }
+        } else if (target_bytes < self.accessible_bytes) {
+            const start = self.base + target_bytes;
+            if (sys.protect(start, self.accessible_bytes - target_bytes, .none)) |errno| {
+                return errno;
+            }
+        }
+        self.accessible_bytes = target_bytes;
+        self.pages.store(pages, .release);
+        return null;
+    }
+
+    /// Grows by `delta_pages`; returns the old size, or null when past `max_pages`.
+    pub fn grow(self: *MemoryState, delta_pages: u32, out_errno: *sys.Errno) GrowResult {
+        const old_pages = self.pages.load(.acquire);
+        const new_pages = @as(u64, old_pages) + delta_pages;
+        if (new_pages > self.max_pages) return .{ .past_maximum = old_pages };
+        if (self.protect_linear_memory(@intCast(new_pages))) |errno| {
+            out_errno.* = errno;
+            return .{ .failed = old_pages };
+        }
+        return .{ .grown = old_pages };
+    }
+
+    pub const GrowResult = union(enum) {
+        grown: u32,
+        past_maximum: u32,
+        failed: u32,
+    };
+
+    /// Gives the memory back clean: every byte it ever exposed reads zero for the next tenant.
+    pub fn reset(self: *MemoryState) ?sys.Errno {
+        self.pages.store(0, .release);
+        self.max_pages = 0;
+        return sys.decommit(self.base, self.accessible_bytes);
+    }
+};
+
+const testing = std.testing;
+
+test "protect_linear_memory grows and shrinks the read-write prefix; reset zeroes" {
+    var errno: sys.Errno = 0;
+    const reservation_bytes = 8 * wasm_page_bytes;
+    const base = sys.reserve(reservation_bytes, &errno).?;
+    defer sys.unmap(base, reservation_bytes);
+    var memory = MemoryState.init(base, reservation_bytes);
+    memory.max_pages = 4;
+    try testing.expectEqual(@as(?sys.Errno, null), memory.protect_linear_memory(2));
+    try testing.expectEqual(@as(u64, 2 * wasm_page_bytes), memory.byte_length());
+    base[2 * wasm_page_bytes - 1] = 0xaa;
+    var grow_errno: sys.Errno = 0;
+    try testing.expectEqual(MemoryState.GrowResult{ .grown = 2 }, memory.grow(2, &grow_errno));
+    try testing.expectEqual(MemoryState.GrowResult{ .past_maximum = 4 }, memory.grow(1, &grow_errno));
+    base[4 * wasm_page_bytes - 1] = 0xbb;
+    try testing.expectEqual(@as(?sys.Errno, null), memory.reset());
+    try testing.expectEqual(@as(u8, 0), base[2 * wasm_page_bytes - 1]);
+    try testing.expectEqual(@as(u8, 0), base[4 * wasm_page_bytes - 1]);
+    memory.max_pages = 4;
+    try testing.expectEqual(@as(?sys.Errno, null), memory.protect_linear_memory(1));
+    try testing.expectEqual(@as(u64, wasm_page_bytes), memory.accessible_bytes);
+}

@@ -1,0 +1,86 @@
+//! The C ABI of libwasmpool, loaded by the TypeScript side through Deno.dlopen or bun:ffi.
+//! Every export is listed once here and once in src/ffi/symbols.ts, under the same name.
+//! Hot-path signatures take and return only pointers and 32-bit integers (the FFI fast path).
+
+const std = @import("std");
+const engine_mod = @import("engine.zig");
+const Engine = engine_mod.Engine;
+const Module = @import("module.zig").Module;
+const Scratch = @import("scratch.zig").Scratch;
+
+const allocator = std.heap.c_allocator;
+
+/// The ABI version; the TypeScript side refuses a library that answers another.
+export fn wasmpool_abi_version() u32 {
+    return 1;
+}
+
+export fn wasmpool_engine_create(config: *engine_mod.Config) ?*Engine {
+    return Engine.create(allocator, config);
+}
+
+export fn wasmpool_engine_destroy(engine: *Engine) void {
+    engine.destroy();
+}
+
+export fn wasmpool_engine_stats(engine: *Engine, out: *engine_mod.Stats) void {
+    out.* = engine.stats();
+}
+
+/// Copies the blob; returns null (with the reason in `out_code`) when it is refused.
+export fn wasmpool_module_create(engine: *Engine, blob: [*]const u8, blob_bytes: u32, out_code: *i32) ?*Module {
+    const module = engine.module_create(blob[0..blob_bytes]) catch |err| {
+        out_code.* = @intFromEnum(switch (err) {
+            error.Malformed => engine_mod.Code.bad_module,
+            error.OutOfMemory => engine_mod.Code.out_of_memory,
+        });
+        return null;
+    };
+    out_code.* = 0;
+    return module;
+}
+
+export fn wasmpool_module_destroy(engine: *Engine, module: *Module) i32 {
+    return @intFromEnum(engine.module_destroy(module));
+}
+
+/// A scratch area of `size_bytes`, 8-byte aligned and zeroed; see scratch.zig for its layout.
+export fn wasmpool_scratch_create(size_bytes: u32) ?[*]u8 {
+    const bytes = allocator.alignedAlloc(u8, .@"8", size_bytes) catch return null;
+    @memset(bytes, 0);
+    return bytes.ptr;
+}
+
+export fn wasmpool_scratch_destroy(scratch: [*]align(8) u8, size_bytes: u32) void {
+    allocator.free(scratch[0..size_bytes]);
+}
+
+/// Returns the instance id (>= 0) or a negative error code, detail in the scratch area.
+export fn wasmpool_instantiate(engine: *Engine, module: *Module, scratch: [*]align(8) u8, scratch_bytes: u32) i32 {
+    return engine.instantiate(module, .{ .bytes = scratch[0..scratch_bytes] });
+}
+
+export fn wasmpool_instance_dispose(engine: *Engine, id: u32) i32 {
+    return @intFromEnum(engine.dispose(id));
+}
+
+/// Returns the old size in pages, or a negative error code.
+export fn wasmpool_memory_grow(engine: *Engine, id: u32, index: u32, delta_pages: u32, scratch: [*]align(8) u8, scratch_bytes: u32) i32 {
+    return engine.memory_grow(id, index, delta_pages, .{ .bytes = scratch[0..scratch_bytes] });
+}
+
+/// Returns the old size in elements, or a negative error code.
+export fn wasmpool_table_grow(engine: *Engine, id: u32, index: u32, delta: u32, scratch: [*]align(8) u8, scratch_bytes: u32) i32 {
+    return engine.table_grow(id, index, delta, .{ .bytes = scratch[0..scratch_bytes] });
+}
+
+test {
+    _ = @import("sys.zig");
+    _ = @import("index_allocator.zig");
+    _ = @import("memory.zig");
+    _ = @import("table.zig");
+    _ = @import("layout.zig");
+    _ = @import("pool.zig");
+    _ = @import("engine_test.zig");
+    
+}
