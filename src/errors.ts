@@ -56,3 +56,6 @@ export class ResourceError extends WasmpoolError {}
 
 /** An engine, instance, memory or table was used after it was disposed or closed. */
 export class DisposedError extends WasmpoolError {}
+
+/** An argument is out of range or of the wrong kind (a table index, a global's value, ...). */
+export class ArgumentError extends WasmpoolError {}

@@ -90,6 +90,20 @@ export function readRefType(r: ByteReader): RefType {
   throw unknownType(byte, at, "reference type");
 }
 
+/**
+ * Reads the heap type of `ref.null`: `func` or `extern`. Heap types of later proposals,
+ * including the type indices of typed function references (non-negative s33), are
+ * unsupported.
+ */
+function readHeapType(r: ByteReader): RefType {
+  const at = r.offset;
+  const byte = r.peek();
+  if (byte < 0x40 || byte >= 0x80) {
+    throw new UnsupportedFeatureError("ref.null of a type index (typed function references)", at);
+  }
+  return readRefType(r);
+}
+
 function unknownType(byte: number, at: number, what: string): Error {
   const feature = PROPOSAL_TYPES.get(byte);
   if (feature !== undefined) return new UnsupportedFeatureError(feature, at);
@@ -147,7 +161,7 @@ function readInstruction(r: ByteReader, ctx: ConstExprContext): Typed {
     case 0x23:
       return readGlobalGet(r, ctx);
     case 0xd0: {
-      const type = readRefType(r);
+      const type = readHeapType(r);
       return { expr: { kind: "ref.null", type }, type };
     }
     case 0xd2: {
@@ -198,9 +212,7 @@ export function readIndex(r: ByteReader, count: number, what: string): number {
  */
 function rejectTrailing(r: ByteReader): never {
   const at = r.offset;
-  for (let op = r.peek(); op !== END; op = r.peek()) {
-    skipConstInstruction(r, r.offset);
-  }
+  while (r.peek() !== END) skipConstInstruction(r);
   throw new MalformedModuleError(
     "type mismatch: constant expression leaves more than one value",
     at,
@@ -208,7 +220,8 @@ function rejectTrailing(r: ByteReader): never {
 }
 
 /** Skips one constant instruction without checking its immediates. */
-function skipConstInstruction(r: ByteReader, at: number): void {
+function skipConstInstruction(r: ByteReader): void {
+  const at = r.offset;
   const op = r.u8();
   switch (op) {
     case 0x41:
@@ -228,7 +241,7 @@ function skipConstInstruction(r: ByteReader, at: number): void {
       r.u32();
       return;
     case 0xd0:
-      r.u8();
+      readHeapType(r);
       return;
     case 0xfd:
       readVectorConst(r, at);

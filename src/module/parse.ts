@@ -15,7 +15,7 @@ import type { ParsedModule } from "./types.ts";
 import { ByteReader } from "./reader.ts";
 import {
   emptyState,
-  type ModuleState,
+  type ParseState,
   readCodeSection,
   readDataCountSection,
   readDataSection,
@@ -31,7 +31,7 @@ import {
 } from "./sections.ts";
 
 /** Reads the contents of one section into the state. */
-type SectionReader = (r: ByteReader, s: ModuleState) => void;
+type SectionReader = (r: ByteReader, s: ParseState) => void;
 
 interface SectionInfo {
   /** Position in the order the spec requires of non-custom sections. */
@@ -145,7 +145,7 @@ function sectionInfo(id: number, at: number): SectionInfo {
  * point at the later of the two sections involved, or the end of the module when it is
  * absent.
  */
-function checkCounts(s: ModuleState, sectionAt: (id: number) => number): void {
+function checkCounts(s: ParseState, sectionAt: (id: number) => number): void {
   const codeCount = s.codeCount ?? 0;
   if (codeCount !== s.functions.length) {
     throw new MalformedModuleError(
@@ -161,7 +161,7 @@ function checkCounts(s: ModuleState, sectionAt: (id: number) => number): void {
   }
 }
 
-function toParsedModule(s: ModuleState): ParsedModule {
+function toParsedModule(s: ParseState): ParsedModule {
   return {
     types: s.types,
     imports: s.imports,

@@ -1,6 +1,6 @@
 /**
  * Readers for the contents of each non-custom section of a WebAssembly 2.0 module
- * binary. Each reader appends what it reads to a {@linkcode ModuleState} and checks
+ * binary. Each reader appends what it reads to a {@linkcode ParseState} and checks
  * indices against the index spaces built by the sections before it.
  *
  * @module
@@ -37,7 +37,7 @@ import {
 export const MAX_MEMORY_PAGES = 65536;
 
 /** What has been read so far, plus the index spaces later sections check against. */
-export interface ModuleState {
+export interface ParseState {
   /** The type section. */
   readonly types: FuncType[];
   /** The import section. */
@@ -73,7 +73,7 @@ export interface ModuleState {
 }
 
 /** Creates the state of a module with no sections read yet. */
-export function emptyState(): ModuleState {
+export function emptyState(): ParseState {
   return {
     types: [],
     imports: [],
@@ -115,7 +115,7 @@ export function readCount(r: ByteReader, what: string): number {
 }
 
 /** Reads the type section (1). */
-export function readTypeSection(r: ByteReader, s: ModuleState): void {
+export function readTypeSection(r: ByteReader, s: ParseState): void {
   const count = readCount(r, "type");
   for (let i = 0; i < count; i++) s.types.push(readFuncType(r));
 }
@@ -142,7 +142,7 @@ function readValueTypes(r: ByteReader): ValueType[] {
 }
 
 /** Reads the import section (2). */
-export function readImportSection(r: ByteReader, s: ModuleState): void {
+export function readImportSection(r: ByteReader, s: ParseState): void {
   const count = readCount(r, "import");
   for (let i = 0; i < count; i++) {
     const module = r.name();
@@ -152,7 +152,7 @@ export function readImportSection(r: ByteReader, s: ModuleState): void {
   }
 }
 
-function readImportDesc(r: ByteReader, s: ModuleState): ImportDesc {
+function readImportDesc(r: ByteReader, s: ParseState): ImportDesc {
   const at = r.offset;
   const kind = r.u8();
   switch (kind) {
@@ -182,7 +182,7 @@ function readImportDesc(r: ByteReader, s: ModuleState): ImportDesc {
 }
 
 /** Reads the function section (3). */
-export function readFunctionSection(r: ByteReader, s: ModuleState): void {
+export function readFunctionSection(r: ByteReader, s: ParseState): void {
   const count = readCount(r, "function");
   for (let i = 0; i < count; i++) {
     const type = readIndex(r, s.types.length, "type");
@@ -192,7 +192,7 @@ export function readFunctionSection(r: ByteReader, s: ModuleState): void {
 }
 
 /** Reads the table section (4). */
-export function readTableSection(r: ByteReader, s: ModuleState): void {
+export function readTableSection(r: ByteReader, s: ParseState): void {
   const count = readCount(r, "table");
   for (let i = 0; i < count; i++) {
     const type = readTableType(r);
@@ -202,7 +202,7 @@ export function readTableSection(r: ByteReader, s: ModuleState): void {
 }
 
 /** Reads the memory section (5). */
-export function readMemorySection(r: ByteReader, s: ModuleState): void {
+export function readMemorySection(r: ByteReader, s: ParseState): void {
   const count = readCount(r, "memory");
   for (let i = 0; i < count; i++) {
     s.memories.push(readMemoryType(r));
@@ -211,7 +211,7 @@ export function readMemorySection(r: ByteReader, s: ModuleState): void {
 }
 
 /** Reads the global section (6). */
-export function readGlobalSection(r: ByteReader, s: ModuleState): void {
+export function readGlobalSection(r: ByteReader, s: ParseState): void {
   const count = readCount(r, "global");
   for (let i = 0; i < count; i++) {
     const type = readGlobalType(r);
@@ -223,7 +223,7 @@ export function readGlobalSection(r: ByteReader, s: ModuleState): void {
 }
 
 /** Reads the export section (7). */
-export function readExportSection(r: ByteReader, s: ModuleState): void {
+export function readExportSection(r: ByteReader, s: ParseState): void {
   const count = readCount(r, "export");
   const names = new Set<string>();
   for (let i = 0; i < count; i++) {
@@ -255,7 +255,7 @@ function readExternKind(byte: number, at: number): ExternKind {
   }
 }
 
-function indexSpaceSize(s: ModuleState, kind: ExternKind): number {
+function indexSpaceSize(s: ParseState, kind: ExternKind): number {
   switch (kind) {
     case "function":
       return s.funcTypes.length;
@@ -269,7 +269,7 @@ function indexSpaceSize(s: ModuleState, kind: ExternKind): number {
 }
 
 /** Reads the start section (8): a function of type `[] -> []`. */
-export function readStartSection(r: ByteReader, s: ModuleState): void {
+export function readStartSection(r: ByteReader, s: ParseState): void {
   const at = r.offset;
   const index = readIndex(r, s.funcTypes.length, "function");
   const type = s.types[s.funcTypes[index]];
@@ -280,12 +280,12 @@ export function readStartSection(r: ByteReader, s: ModuleState): void {
 }
 
 /** Reads the element section (9): all eight segment encodings. */
-export function readElementSection(r: ByteReader, s: ModuleState): void {
+export function readElementSection(r: ByteReader, s: ParseState): void {
   const count = readCount(r, "element segment");
   for (let i = 0; i < count; i++) s.elements.push(readElementSegment(r, s));
 }
 
-function readElementSegment(r: ByteReader, s: ModuleState): ElementSegment {
+function readElementSegment(r: ByteReader, s: ParseState): ElementSegment {
   const at = r.offset;
   const flags = r.u32();
   if (flags > 7) throw new MalformedModuleError(`malformed element segment flags ${flags}`, at);
@@ -312,7 +312,7 @@ function readElementKind(r: ByteReader): RefType {
   return "funcref";
 }
 
-function checkElementTable(s: ModuleState, table: number, type: RefType, at: number): void {
+function checkElementTable(s: ParseState, table: number, type: RefType, at: number): void {
   if (table >= s.tableTypes.length) throw new MalformedModuleError(`unknown table ${table}`, at);
   const tableType = s.tableTypes[table];
   if (tableType !== type) {
@@ -323,7 +323,7 @@ function checkElementTable(s: ModuleState, table: number, type: RefType, at: num
   }
 }
 
-function readFunctionIndices(r: ByteReader, s: ModuleState): number[] {
+function readFunctionIndices(r: ByteReader, s: ParseState): number[] {
   const count = readCount(r, "element");
   const functionCount = s.funcTypes.length;
   const elements: number[] = [];
@@ -331,7 +331,7 @@ function readFunctionIndices(r: ByteReader, s: ModuleState): number[] {
   return elements;
 }
 
-function readElementExprs(r: ByteReader, s: ModuleState, type: RefType): (number | null)[] {
+function readElementExprs(r: ByteReader, s: ParseState, type: RefType): (number | null)[] {
   const count = readCount(r, "element");
   const ctx = context(s, s.globalTypes.length);
   const elements: (number | null)[] = [];
@@ -354,28 +354,42 @@ function elementOf(expr: ConstExpr, at: number): number | null {
 }
 
 /** Reads the data count section (12). */
-export function readDataCountSection(r: ByteReader, s: ModuleState): void {
+export function readDataCountSection(r: ByteReader, s: ParseState): void {
   s.dataCount = r.u32();
 }
 
-/** Reads the function count of the code section (10) and skips the bodies. */
-export function readCodeSection(r: ByteReader, s: ModuleState): void {
-  s.codeCount = readCount(r, "function body");
-  r.skip(r.remaining);
+/**
+ * Reads the code section (10): its function count, then each body's size, skipping the
+ * bodies themselves (they are neither decoded nor validated).
+ */
+export function readCodeSection(r: ByteReader, s: ParseState): void {
+  const count = readCount(r, "function body");
+  for (let i = 0; i < count; i++) {
+    const at = r.offset;
+    const size = r.u32();
+    if (size > r.remaining) {
+      throw new MalformedModuleError(
+        `function body size ${size} exceeds the ${r.remaining} bytes remaining`,
+        at,
+      );
+    }
+    r.skip(size);
+  }
+  s.codeCount = count;
 }
 
 /** Reads the data section (11). */
-export function readDataSection(r: ByteReader, s: ModuleState): void {
+export function readDataSection(r: ByteReader, s: ParseState): void {
   const count = readCount(r, "data segment");
   for (let i = 0; i < count; i++) s.data.push(readDataSegment(r, s));
 }
 
-function readDataSegment(r: ByteReader, s: ModuleState): DataSegment {
+function readDataSegment(r: ByteReader, s: ParseState): DataSegment {
   const at = r.offset;
   const flags = r.u32();
   if (flags > 2) throw new MalformedModuleError(`malformed data segment flags ${flags}`, at);
   if (flags === 1) return { mode: "passive", memory: 0, offset: null, data: readData(r) };
-  const memoryAt = r.offset;
+  const memoryAt = flags === 2 ? r.offset : at;
   const memory = flags === 2 ? r.u32() : 0;
   if (memory >= s.memoryCount) throw new MalformedModuleError(`unknown memory ${memory}`, memoryAt);
   const offset = readConstExpr(r, "i32", context(s, s.globalTypes.length));
@@ -394,7 +408,7 @@ function readData(r: ByteReader): Uint8Array {
   return r.bytes(length);
 }
 
-function context(s: ModuleState, visibleGlobals: number): ConstExprContext {
+function context(s: ParseState, visibleGlobals: number): ConstExprContext {
   return { globals: s.globalTypes, visibleGlobals, functionCount: s.funcTypes.length };
 }
 

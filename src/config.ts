@@ -1,0 +1,239 @@
+/**
+ * Configuration: the allocation strategy and, for pooling, the limits every module and the
+ * pool must respect. Names and defaults follow Wasmtime's pooling allocator.
+ *
+ * @module
+ */
+
+import { LimitError } from "./errors.ts";
+
+/** Limits a module must satisfy to be instantiated by a pooling engine. */
+export interface ModuleLimits {
+  /** Imported functions, at most. */
+  readonly importedFunctions: number;
+  /** Imported tables, at most. */
+  readonly importedTables: number;
+  /** Imported memories, at most. */
+  readonly importedMemories: number;
+  /** Imported globals, at most. */
+  readonly importedGlobals: number;
+  /** Entries of the type section, at most. */
+  readonly types: number;
+  /** Defined functions, at most. */
+  readonly functions: number;
+  /** Defined tables, at most. */
+  readonly tables: number;
+  /** Defined memories, at most. */
+  readonly memories: number;
+  /** Defined globals, at most. */
+  readonly globals: number;
+  /** Elements of any one table, at most (its minimum, and how far it can grow). */
+  readonly tableElements: number;
+  /** 64 KiB pages of any one memory, at most (its minimum, and how far it can grow). */
+  readonly memoryPages: number;
+}
+
+/** Limits of the pool itself. */
+export interface InstanceLimits {
+  /** Instances alive at once, at most: the number of slots. */
+  readonly count: number;
+  /**
+   * Address space reserved for each memory slot, in bytes: rounded up to 64 KiB and capped
+   * at 8 GiB. What lies beyond a memory's current size is its guard region.
+   */
+  readonly memoryReservationSize: number;
+}
+
+/** Wasmtime's default module limits. */
+export const DEFAULT_MODULE_LIMITS: Readonly<ModuleLimits> = Object.freeze({
+  importedFunctions: 1000,
+  importedTables: 0,
+  importedMemories: 0,
+  importedGlobals: 0,
+  types: 100,
+  functions: 10000,
+  tables: 1,
+  memories: 1,
+  globals: 10,
+  tableElements: 10000,
+  memoryPages: 160,
+});
+
+/** Wasmtime's default instance limits: 1000 instances, 6 GiB per memory slot. */
+export const DEFAULT_INSTANCE_LIMITS: Readonly<InstanceLimits> = Object.freeze({
+  count: 1000,
+  memoryReservationSize: 6 * 2 ** 30,
+});
+
+/** How a pooling engine picks a free slot. */
+export type PoolingAllocationStrategy = "next-available" | "random";
+
+/** Options of {@linkcode InstanceAllocationStrategy.pooling}; everything is optional. */
+export interface PoolingOptions {
+  /** `"next-available"` (default) reuses the most recently freed slot; `"random"` any. */
+  readonly strategy?: PoolingAllocationStrategy;
+  /** Overrides of {@linkcode DEFAULT_MODULE_LIMITS}. */
+  readonly moduleLimits?: Partial<ModuleLimits>;
+  /** Overrides of {@linkcode DEFAULT_INSTANCE_LIMITS}. */
+  readonly instanceLimits?: Partial<InstanceLimits>;
+  /** Serve memory initialization from a userfaultfd handler thread (Linux). Default false. */
+  readonly uffd?: boolean;
+  /**
+   * Bytes of each instance's stack slot (rounded up to the host page, below a PROT_NONE guard
+   * page). Default 0: no stack pool, since wasmpool does not run code on pool stacks.
+   */
+  readonly stackSize?: number;
+  /** Seed of the `"random"` strategy's generator; default: from `Math.random()`. */
+  readonly seed?: number;
+}
+
+/** The resolved settings of a pooling strategy: every limit present and checked. */
+export interface PoolingSettings {
+  /** How a free slot is picked. */
+  readonly strategy: PoolingAllocationStrategy;
+  /** The module limits. */
+  readonly moduleLimits: Readonly<ModuleLimits>;
+  /** The instance limits. */
+  readonly instanceLimits: Readonly<InstanceLimits>;
+  /** Whether userfaultfd mode is on. */
+  readonly uffd: boolean;
+  /** Stack slot bytes; 0 for none. */
+  readonly stackSize: number;
+  /** Seed of the random strategy. */
+  readonly seed: number;
+}
+
+const WASM_PAGE_BYTES = 65536;
+const MAX_WASM_PAGES = 65536;
+const U32_MAX = 0xffff_ffff;
+
+function checkCount(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw new LimitError(
+      `${name} must be a whole number from ${min} to ${max}, got ${String(value)}`,
+    );
+  }
+  return value;
+}
+
+function resolveModuleLimits(overrides: Partial<ModuleLimits> = {}): Readonly<ModuleLimits> {
+  const limits: Record<string, number> = { ...DEFAULT_MODULE_LIMITS };
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value === undefined) continue;
+    if (!(key in DEFAULT_MODULE_LIMITS)) {
+      throw new LimitError(`unknown module limit ${JSON.stringify(key)}`);
+    }
+    limits[key] = checkCount(`moduleLimits.${key}`, value, 0, U32_MAX);
+  }
+  if (limits.memoryPages > MAX_WASM_PAGES) {
+    throw new LimitError(
+      `module memory page limit of ${limits.memoryPages} exceeds the maximum of ${MAX_WASM_PAGES}`,
+    );
+  }
+  return Object.freeze(limits as unknown as ModuleLimits);
+}
+
+function resolveInstanceLimits(
+  overrides: Partial<InstanceLimits> = {},
+): Readonly<InstanceLimits> {
+  const limits: Record<string, number> = { ...DEFAULT_INSTANCE_LIMITS };
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value === undefined) continue;
+    if (!(key in DEFAULT_INSTANCE_LIMITS)) {
+      throw new LimitError(`unknown instance limit ${JSON.stringify(key)}`);
+    }
+    limits[key] = value as number;
+  }
+  if (limits.count === 0) throw new LimitError("the instance count limit cannot be zero");
+  checkCount("instanceLimits.count", limits.count, 1, U32_MAX);
+  checkCount(
+    "instanceLimits.memoryReservationSize",
+    limits.memoryReservationSize,
+    0,
+    Number.MAX_SAFE_INTEGER,
+  );
+  return Object.freeze(limits as unknown as InstanceLimits);
+}
+
+/** The memory slot size the pool uses: rounded up to 64 KiB and capped at 8 GiB. */
+export function memorySlotBytes(memoryReservationSize: number): number {
+  const rounded = Math.ceil(memoryReservationSize / WASM_PAGE_BYTES) * WASM_PAGE_BYTES;
+  return Math.min(rounded, 8 * 2 ** 30);
+}
+
+function resolvePooling(options: PoolingOptions): PoolingSettings {
+  const strategy = options.strategy ?? "next-available";
+  if (strategy !== "next-available" && strategy !== "random") {
+    throw new LimitError(
+      `pooling strategy must be "next-available" or "random", got ${JSON.stringify(strategy)}`,
+    );
+  }
+  const moduleLimits = resolveModuleLimits(options.moduleLimits);
+  const instanceLimits = resolveInstanceLimits(options.instanceLimits);
+  const reservation = memorySlotBytes(instanceLimits.memoryReservationSize);
+  if (moduleLimits.memoryPages * WASM_PAGE_BYTES > reservation) {
+    throw new LimitError(
+      `module memory page limit of ${moduleLimits.memoryPages} pages exceeds the memory ` +
+        `reservation size limit of ${instanceLimits.memoryReservationSize} bytes`,
+    );
+  }
+  const stackSize = checkCount("stackSize", options.stackSize ?? 0, 0, 2 ** 40);
+  const seed = options.seed ?? Math.floor(Math.random() * 2 ** 32);
+  checkCount("seed", seed, 0, Number.MAX_SAFE_INTEGER);
+  return Object.freeze({
+    strategy,
+    moduleLimits,
+    instanceLimits,
+    uffd: options.uffd ?? false,
+    stackSize,
+    seed,
+  });
+}
+
+/** How an engine allocates instances: on demand, or from a pool reserved up front. */
+export class InstanceAllocationStrategy {
+  /** `"on-demand"` or `"pooling"`. */
+  readonly kind: "on-demand" | "pooling";
+  /** The pooling settings; `null` for on-demand. */
+  readonly pooling: PoolingSettings | null;
+
+  private constructor(kind: "on-demand" | "pooling", pooling: PoolingSettings | null) {
+    this.kind = kind;
+    this.pooling = pooling;
+    Object.freeze(this);
+  }
+
+  /** Every memory is its own mapping, made at instantiation and unmapped at disposal. */
+  static onDemand(): InstanceAllocationStrategy {
+    return new InstanceAllocationStrategy("on-demand", null);
+  }
+
+  /**
+   * A pool of instance slots, memories, tables (and stacks) reserved once when the engine is
+   * created. Throws {@linkcode LimitError} for limits that cannot work together.
+   */
+  static pooling(options: PoolingOptions = {}): InstanceAllocationStrategy {
+    return new InstanceAllocationStrategy("pooling", resolvePooling(options));
+  }
+}
+
+/** Engine configuration. */
+export class Config {
+  #strategy: InstanceAllocationStrategy = InstanceAllocationStrategy.onDemand();
+
+  /** The allocation strategy; on-demand unless set. */
+  get allocationStrategy(): InstanceAllocationStrategy {
+    return this.#strategy;
+  }
+
+  /** Sets the allocation strategy and returns this config. */
+  withAllocationStrategy(strategy: InstanceAllocationStrategy): this {
+    if (!(strategy instanceof InstanceAllocationStrategy)) {
+      throw new LimitError(
+        "withAllocationStrategy expects InstanceAllocationStrategy.onDemand() or .pooling()",
+      );
+    }
+    this.#strategy = strategy;
+    return this;
+  }
+}

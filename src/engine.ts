@@ -1,0 +1,218 @@
+/**
+ * `Engine`: owns the allocator (pooling or on-demand) and everything instantiated from it.
+ *
+ * @module
+ */
+
+import { Config, DEFAULT_INSTANCE_LIMITS } from "./config.ts";
+import { createScratch, engineState, registerEngine } from "./engine_state.ts";
+import { LimitError, ResourceError, WasmpoolError } from "./errors.ts";
+import { native } from "./ffi/load.ts";
+import type { Imports } from "./imports.ts";
+import { type Instance, instantiate } from "./instance.ts";
+import { detachBuffer, type EngineState } from "./internal.ts";
+import type { Module } from "./module.ts";
+import type { TranslationLimits } from "./module/translate.ts";
+import { Code, describeErrno } from "./native_errors.ts";
+
+/** What an engine reports about its allocator. Sizes in bytes. */
+export interface EngineStats {
+  /** `"on-demand"` or `"pooling"`. */
+  readonly strategy: "on-demand" | "pooling";
+  /** Instances alive now. */
+  readonly liveInstances: number;
+  /** Instances that can be alive at once. */
+  readonly instanceCapacity: number;
+  /** Successful instantiations since the engine was made. */
+  readonly instantiations: number;
+  /** Disposals since the engine was made. */
+  readonly deallocations: number;
+  /** Slots taken out of service because resetting them failed. */
+  readonly quarantinedSlots: number;
+  /** Address space of one memory slot (on demand: of one memory). */
+  readonly memorySlotBytes: number;
+  /** Address space of the memory pool. */
+  readonly memoryPoolBytes: number;
+  /** Bytes of one table slot. */
+  readonly tableSlotBytes: number;
+  /** Address space of the table pool. */
+  readonly tablePoolBytes: number;
+  /** Address space of the stack pool. */
+  readonly stackPoolBytes: number;
+  /** Modules translated for this engine and not yet collected. */
+  readonly modules: number;
+}
+
+const STATS_FIELDS = [
+  "liveInstances",
+  "instanceCapacity",
+  "instantiations",
+  "deallocations",
+  "quarantinedSlots",
+  "memorySlotBytes",
+  "memoryPoolBytes",
+  "tableSlotBytes",
+  "tablePoolBytes",
+  "stackPoolBytes",
+  "modules",
+] as const;
+
+/** On demand, a table may grow to this many elements (each its own mapping of 4 bytes each). */
+export const ON_DEMAND_TABLE_ELEMENTS = 10_000_000;
+
+const CONFIG_BYTES = 80;
+const POOL_NAMES = ["instance", "memory", "table", "stack"];
+
+function encodeConfig(config: Config): { bytes: Uint8Array; limits: TranslationLimits } {
+  const bytes = new Uint8Array(CONFIG_BYTES);
+  const view = new DataView(bytes.buffer);
+  const strategy = config.allocationStrategy;
+  const pooling = strategy.pooling;
+  if (pooling === null) {
+    view.setUint32(0, 0, true);
+    view.setUint32(20, 0xffff_ffff, true);
+    view.setUint32(24, 0xffff_ffff, true);
+    view.setUint32(28, 65536, true);
+    view.setUint32(32, ON_DEMAND_TABLE_ELEMENTS, true);
+    view.setBigUint64(40, BigInt(DEFAULT_INSTANCE_LIMITS.memoryReservationSize), true);
+    return { bytes, limits: { memoryPages: 65536, tableElements: ON_DEMAND_TABLE_ELEMENTS } };
+  }
+  const m = pooling.moduleLimits;
+  view.setUint32(0, 1, true);
+  view.setUint32(4, pooling.strategy === "random" ? 1 : 0, true);
+  view.setBigUint64(8, BigInt(pooling.seed), true);
+  view.setUint32(16, pooling.instanceLimits.count, true);
+  view.setUint32(20, m.memories, true);
+  view.setUint32(24, m.tables, true);
+  view.setUint32(28, m.memoryPages, true);
+  view.setUint32(32, m.tableElements, true);
+  view.setBigUint64(40, BigInt(pooling.instanceLimits.memoryReservationSize), true);
+  view.setBigUint64(48, BigInt(pooling.stackSize), true);
+  return { bytes, limits: { memoryPages: m.memoryPages, tableElements: m.tableElements } };
+}
+
+function creationError(bytes: Uint8Array): WasmpoolError {
+  const view = new DataView(bytes.buffer);
+  const code = view.getInt32(56, true);
+  const pool = POOL_NAMES[view.getUint32(60, true)] ?? "unknown";
+  const errno = view.getUint32(64, true);
+  const size = view.getBigUint64(72, true);
+  switch (code) {
+    case Code.overflow:
+      return new LimitError(
+        "the pool's size overflows the address space: lower instanceLimits.count, " +
+          "memoryReservationSize, moduleLimits.memories or moduleLimits.tables",
+      );
+    case Code.reservationFailed:
+      return new ResourceError(
+        `failed to reserve ${size} bytes of address space for the ${pool} pool: ` +
+          describeErrno(errno),
+      );
+    case Code.outOfMemory:
+      return new ResourceError("the native heap could not hold the pool's bookkeeping");
+    default:
+      return new LimitError(`the native side refused the configuration (code ${code})`);
+  }
+}
+
+/**
+ * The allocator and its instances. Create one per configuration and keep it: with pooling,
+ * its whole address space is reserved here, once.
+ *
+ * @example
+ * ```ts
+ * using engine = new Engine(new Config().withAllocationStrategy(
+ *   InstanceAllocationStrategy.pooling({ instanceLimits: { count: 100 } }),
+ * ));
+ * ```
+ */
+export class Engine {
+  /** The configuration this engine was made with. */
+  readonly config: Config;
+  readonly #state: EngineState;
+
+  /** Makes an engine; with pooling, reserves the pools. Throws WasmpoolError on failure. */
+  constructor(config: Config = new Config()) {
+    if (!(config instanceof Config)) throw new LimitError("new Engine() expects a Config");
+    const strategy = config.allocationStrategy;
+    if (strategy.pooling?.uffd) {
+      throw new WasmpoolError(
+        "userfaultfd mode (uffd: true) is not available in this version; use uffd: false",
+      );
+    }
+    const lib = native();
+    const { bytes, limits } = encodeConfig(config);
+    const pointer = lib.engineCreate(bytes);
+    if (pointer === null) throw creationError(bytes);
+    let scratch;
+    try {
+      scratch = createScratch(lib, 0);
+    } catch (error) {
+      lib.engineDestroy(pointer);
+      throw error;
+    }
+    this.config = config;
+    this.#state = {
+      lib,
+      pointer,
+      kind: strategy.kind,
+      pooling: strategy.pooling,
+      limits,
+      scratch,
+      slots: [],
+      closed: false,
+    };
+    registerEngine(this, this.#state);
+  }
+
+  /**
+   * Allocates and initializes an instance of `module`. Throws {@linkcode PoolExhaustedError}
+   * when the pool is full, {@linkcode OutOfBoundsError} when a segment does not fit, and
+   * {@linkcode LinkError} for a missing or mismatched import; nothing is left allocated then.
+   */
+  instantiate(module: Module, imports?: Imports): Instance {
+    const state = engineState(this);
+    if (module.engine !== this) {
+      throw new WasmpoolError("the module was translated for another engine");
+    }
+    return instantiate(state, module, imports);
+  }
+
+  /** Counters and sizes of the allocator. */
+  stats(): EngineStats {
+    const state = engineState(this);
+    const out = new BigUint64Array(STATS_FIELDS.length);
+    state.lib.engineStats(state.pointer, new Uint8Array(out.buffer));
+    const stats: Record<string, number | string> = { strategy: state.kind };
+    STATS_FIELDS.forEach((field, i) => (stats[field] = Number(out[i])));
+    return stats as unknown as EngineStats;
+  }
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#state.closed;
+  }
+
+  /**
+   * Releases everything: live instances are disposed (their buffers detached), the pools are
+   * unmapped. Calling it again does nothing.
+   */
+  close(): void {
+    const state = this.#state;
+    if (state.closed) return;
+    state.closed = true;
+    for (const slot of state.slots) {
+      if (slot === undefined) continue;
+      for (const item of slot.owned) item.detach();
+    }
+    state.slots.length = 0;
+    detachBuffer(state.scratch.words.buffer);
+    state.lib.scratchDestroy(state.scratch.pointer, state.scratch.bytes);
+    state.lib.engineDestroy(state.pointer);
+  }
+
+  /** Same as {@linkcode Engine.close}, for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * The Bun backend: `bun:ffi`'s `dlopen` and `toArrayBuffer`. `bun:ffi` is imported through a
+ * variable specifier so that Deno, which also loads this file, never resolves it.
+ *
+ * @module
+ */
+
+import type { NativeLibrary, NativePointer, NativeType } from "./symbols.ts";
+import { SYMBOLS } from "./symbols.ts";
+
+type BunType = "ptr" | "u32" | "i32" | "void";
+
+function bunType(type: NativeType): BunType {
+  return type === "pointer" || type === "buffer" ? "ptr" : type;
+}
+
+type Fn = (...args: unknown[]) => unknown;
+
+/** The subset of `bun:ffi` this backend uses. */
+export interface BunFfi {
+  dlopen(
+    path: string,
+    symbols: Record<string, { args: BunType[]; returns: BunType }>,
+  ): { symbols: Record<string, Fn> };
+  toArrayBuffer(pointer: number, byteOffset: number, byteLength: number): ArrayBuffer;
+}
+
+/** Imports `bun:ffi`; only called when running under Bun. */
+export async function importBunFfi(): Promise<BunFfi> {
+  const specifier = "bun:ffi";
+  return await import(specifier) as BunFfi;
+}
+
+/** Opens the library at `path` with Bun's FFI. */
+export function openBun(ffi: BunFfi, path: string): NativeLibrary {
+  const declared: Record<string, { args: BunType[]; returns: BunType }> = {};
+  for (const [name, sig] of Object.entries(SYMBOLS)) {
+    declared[`wasmpool_${name}`] = {
+      args: sig.parameters.map(bunType),
+      returns: bunType(sig.result),
+    };
+  }
+  const s = ffi.dlopen(path, declared).symbols;
+  const out = (p: unknown): NativePointer | null =>
+    p === null || p === 0 ? null : p as NativePointer;
+  return {
+    runtime: "bun",
+    path,
+    abiVersion: () => s.wasmpool_abi_version() as number,
+    engineCreate: (config) => out(s.wasmpool_engine_create(config)),
+    engineDestroy: (engine) => void s.wasmpool_engine_destroy(engine),
+    engineStats: (engine, o) => void s.wasmpool_engine_stats(engine, o),
+    moduleCreate: (engine, blob, bytes, code) =>
+      out(s.wasmpool_module_create(engine, blob, bytes, code)),
+    moduleDestroy: (engine, module) => s.wasmpool_module_destroy(engine, module) as number,
+    scratchCreate: (bytes) => out(s.wasmpool_scratch_create(bytes)),
+    scratchDestroy: (scratch, bytes) => void s.wasmpool_scratch_destroy(scratch, bytes),
+    instantiate: s.wasmpool_instantiate as NativeLibrary["instantiate"],
+    instanceDispose: s.wasmpool_instance_dispose as NativeLibrary["instanceDispose"],
+    memoryGrow: s.wasmpool_memory_grow as NativeLibrary["memoryGrow"],
+    tableGrow: s.wasmpool_table_grow as NativeLibrary["tableGrow"],
+    arrayBuffer: (address, byteLength) => ffi.toArrayBuffer(address, 0, byteLength),
+    address: (pointer) => pointer as unknown as number,
+  };
+}

@@ -1,0 +1,67 @@
+/**
+ * The Deno backend: `Deno.dlopen` and `Deno.UnsafePointerView`.
+ *
+ * @module
+ */
+
+import type { NativeLibrary, NativePointer, NativeType } from "./symbols.ts";
+import { SYMBOLS } from "./symbols.ts";
+
+type DenoType = "pointer" | "buffer" | "u32" | "i32" | "void";
+
+function denoType(type: NativeType): DenoType {
+  return type;
+}
+
+type Fn = (...args: unknown[]) => unknown;
+
+/** The subset of the Deno namespace this backend uses. */
+interface DenoFfi {
+  dlopen(
+    path: string,
+    symbols: Record<string, { parameters: DenoType[]; result: DenoType }>,
+  ): { symbols: Record<string, Fn> };
+  UnsafePointer: {
+    create(value: bigint): unknown;
+    value(pointer: unknown): bigint | number;
+  };
+  UnsafePointerView: {
+    getArrayBuffer(pointer: unknown, byteLength: number, offset?: number): ArrayBuffer;
+  };
+}
+
+/** Opens the library at `path` with Deno's FFI. */
+export function openDeno(path: string): NativeLibrary {
+  const deno = (globalThis as unknown as { Deno: DenoFfi }).Deno;
+  const declared: Record<string, { parameters: DenoType[]; result: DenoType }> = {};
+  for (const [name, sig] of Object.entries(SYMBOLS)) {
+    declared[`wasmpool_${name}`] = {
+      parameters: sig.parameters.map(denoType),
+      result: denoType(sig.result),
+    };
+  }
+  const s = deno.dlopen(path, declared).symbols;
+  const ptr = (p: NativePointer): unknown => p;
+  const out = (p: unknown): NativePointer | null => (p === null ? null : p as NativePointer);
+  return {
+    runtime: "deno",
+    path,
+    abiVersion: () => s.wasmpool_abi_version() as number,
+    engineCreate: (config) => out(s.wasmpool_engine_create(config)),
+    engineDestroy: (engine) => void s.wasmpool_engine_destroy(ptr(engine)),
+    engineStats: (engine, o) => void s.wasmpool_engine_stats(ptr(engine), o),
+    moduleCreate: (engine, blob, bytes, code) =>
+      out(s.wasmpool_module_create(ptr(engine), blob, bytes, code)),
+    moduleDestroy: (engine, module) =>
+      s.wasmpool_module_destroy(ptr(engine), ptr(module)) as number,
+    scratchCreate: (bytes) => out(s.wasmpool_scratch_create(bytes)),
+    scratchDestroy: (scratch, bytes) => void s.wasmpool_scratch_destroy(ptr(scratch), bytes),
+    instantiate: s.wasmpool_instantiate as NativeLibrary["instantiate"],
+    instanceDispose: s.wasmpool_instance_dispose as NativeLibrary["instanceDispose"],
+    memoryGrow: s.wasmpool_memory_grow as NativeLibrary["memoryGrow"],
+    tableGrow: s.wasmpool_table_grow as NativeLibrary["tableGrow"],
+    arrayBuffer: (address, byteLength) =>
+      deno.UnsafePointerView.getArrayBuffer(deno.UnsafePointer.create(BigInt(address)), byteLength),
+    address: (pointer) => Number(deno.UnsafePointer.value(pointer)),
+  };
+}

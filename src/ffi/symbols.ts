@@ -1,0 +1,108 @@
+/**
+ * The C ABI of libwasmpool, declared once for both runtimes. Each name is the Zig export
+ * without its `wasmpool_` prefix; `zig/src/root.zig` lists the same functions.
+ *
+ * @module
+ */
+
+/** A parameter or result type, in the runtime-neutral vocabulary of this table. */
+export type NativeType = "pointer" | "buffer" | "u32" | "i32" | "void";
+
+/** One C function: its parameter types and result type. */
+export interface NativeSignature {
+  /** Parameter types in order. */
+  readonly parameters: readonly NativeType[];
+  /** The result type. */
+  readonly result: NativeType;
+}
+
+/**
+ * Every export of the library. Hot-path functions (instantiate, dispose) take only pointers
+ * and 32-bit integers and return i32, which both runtimes call on their fast path.
+ */
+export const SYMBOLS = {
+  abi_version: { parameters: [], result: "u32" },
+  engine_create: { parameters: ["buffer"], result: "pointer" },
+  engine_destroy: { parameters: ["pointer"], result: "void" },
+  engine_stats: { parameters: ["pointer", "buffer"], result: "void" },
+  module_create: { parameters: ["pointer", "buffer", "u32", "buffer"], result: "pointer" },
+  module_destroy: { parameters: ["pointer", "pointer"], result: "i32" },
+  scratch_create: { parameters: ["u32"], result: "pointer" },
+  scratch_destroy: { parameters: ["pointer", "u32"], result: "void" },
+  instantiate: { parameters: ["pointer", "pointer", "pointer", "u32"], result: "i32" },
+  instance_dispose: { parameters: ["pointer", "u32"], result: "i32" },
+  memory_grow: {
+    parameters: ["pointer", "u32", "u32", "u32", "pointer", "u32"],
+    result: "i32",
+  },
+  table_grow: {
+    parameters: ["pointer", "u32", "u32", "u32", "pointer", "u32"],
+    result: "i32",
+  },
+} as const satisfies Record<string, NativeSignature>;
+
+/** The ABI version this TypeScript side speaks; `abi_version()` must answer it. */
+export const ABI_VERSION = 1;
+
+/** A native pointer: an object in Deno, a number in Bun. Opaque outside src/ffi/. */
+export type NativePointer = { readonly __nativePointer: unique symbol };
+
+/** The library's functions and the runtime's memory primitives, the same in both runtimes. */
+export interface NativeLibrary {
+  /** Which runtime backs this library. */
+  readonly runtime: "deno" | "bun";
+  /** Where the library was loaded from. */
+  readonly path: string;
+  /** `wasmpool_abi_version`. */
+  abiVersion(): number;
+  /** `wasmpool_engine_create`: null on failure, with the reason in the config buffer. */
+  engineCreate(config: Uint8Array): NativePointer | null;
+  /** `wasmpool_engine_destroy`. */
+  engineDestroy(engine: NativePointer): void;
+  /** `wasmpool_engine_stats`. */
+  engineStats(engine: NativePointer, out: Uint8Array): void;
+  /** `wasmpool_module_create`: null on failure, with the code in `outCode[0]`. */
+  moduleCreate(
+    engine: NativePointer,
+    blob: Uint8Array,
+    blobBytes: number,
+    outCode: Int32Array,
+  ): NativePointer | null;
+  /** `wasmpool_module_destroy`. */
+  moduleDestroy(engine: NativePointer, module: NativePointer): number;
+  /** `wasmpool_scratch_create`. */
+  scratchCreate(sizeBytes: number): NativePointer | null;
+  /** `wasmpool_scratch_destroy`. */
+  scratchDestroy(scratch: NativePointer, sizeBytes: number): void;
+  /** `wasmpool_instantiate`: the instance id, or a negative code. */
+  instantiate(
+    engine: NativePointer,
+    module: NativePointer,
+    scratch: NativePointer,
+    scratchBytes: number,
+  ): number;
+  /** `wasmpool_instance_dispose`. */
+  instanceDispose(engine: NativePointer, id: number): number;
+  /** `wasmpool_memory_grow`: the old size in pages, or a negative code. */
+  memoryGrow(
+    engine: NativePointer,
+    id: number,
+    index: number,
+    deltaPages: number,
+    scratch: NativePointer,
+    scratchBytes: number,
+  ): number;
+  /** `wasmpool_table_grow`: the old size in elements, or a negative code. */
+  tableGrow(
+    engine: NativePointer,
+    id: number,
+    index: number,
+    delta: number,
+    scratch: NativePointer,
+    scratchBytes: number,
+  ): number;
+  /** An ArrayBuffer over `byteLength` bytes of native memory at `address` (no copy). */
+  arrayBuffer(address: number, byteLength: number): ArrayBuffer;
+  /** The numeric address of a pointer. */
+  address(pointer: NativePointer): number;
+}

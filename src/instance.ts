@@ -1,0 +1,199 @@
+/**
+ * `Instance`: a module's memories, tables and globals, allocated and initialized.
+ *
+ * @module
+ */
+
+import { DisposedError } from "./errors.ts";
+import { coerce, Global, type GlobalValue } from "./global.ts";
+import { FunctionExport, type ImportedFunction, type Imports, resolveImports } from "./imports.ts";
+import { type EngineState, readAddress, Slot } from "./internal.ts";
+import { Memory } from "./memory.ts";
+import { type Module, moduleState } from "./module.ts";
+import type { ConstExpr } from "./module/types.ts";
+import { instantiationError } from "./native_errors.ts";
+import { Table } from "./table.ts";
+
+/** What an instance exports under one name. */
+export type ExportValue = Memory | Table | Global | FunctionExport | ImportedFunction;
+
+const NO_IMPORTS: Imports = Object.freeze({});
+
+/** An instantiated module. Dispose it (or `using` it) to give its slot back. */
+export class Instance {
+  readonly #module: Module;
+  readonly #slot: Slot;
+  readonly #held: readonly Slot[];
+  readonly #memories: readonly Memory[];
+  readonly #tables: readonly Table[];
+  readonly #globals: readonly Global[];
+  readonly #functions: readonly ImportedFunction[];
+  #exports: Readonly<Record<string, ExportValue>> | null = null;
+  #disposed = false;
+
+  /** @internal Made by {@linkcode instantiate}. */
+  constructor(
+    module: Module,
+    slot: Slot,
+    held: readonly Slot[],
+    items: {
+      memories: readonly Memory[];
+      tables: readonly Table[];
+      globals: readonly Global[];
+      functions: readonly ImportedFunction[];
+    },
+  ) {
+    this.#module = module;
+    this.#slot = slot;
+    this.#held = held;
+    this.#memories = items.memories;
+    this.#tables = items.tables;
+    this.#globals = items.globals;
+    this.#functions = items.functions;
+  }
+
+  #check(): void {
+    if (this.#disposed || !this.#slot.alive) {
+      throw new DisposedError("an instance was used after it was disposed");
+    }
+  }
+
+  /** The module this is an instance of. */
+  get module(): Module {
+    return this.#module;
+  }
+
+  /** Every memory in the module's memory index space: imports first. */
+  get memories(): readonly Memory[] {
+    this.#check();
+    return this.#memories;
+  }
+
+  /** Every table in the module's table index space: imports first. */
+  get tables(): readonly Table[] {
+    this.#check();
+    return this.#tables;
+  }
+
+  /** Every global in the module's global index space: imports first. */
+  get globals(): readonly Global[] {
+    this.#check();
+    return this.#globals;
+  }
+
+  /** The module's exports by name. */
+  get exports(): Readonly<Record<string, ExportValue>> {
+    this.#check();
+    if (this.#exports === null) this.#exports = this.#buildExports();
+    return this.#exports;
+  }
+
+  #buildExports(): Readonly<Record<string, ExportValue>> {
+    const { translation } = moduleState(this.#module);
+    const parsed = translation.parsed;
+    const importedFunctions = translation.importCounts.function;
+    const exports: Record<string, ExportValue> = Object.create(null);
+    for (const e of parsed.exports) {
+      switch (e.kind) {
+        case "memory":
+          exports[e.name] = this.#memories[e.index];
+          break;
+        case "table":
+          exports[e.name] = this.#tables[e.index];
+          break;
+        case "global":
+          exports[e.name] = this.#globals[e.index];
+          break;
+        case "function":
+          exports[e.name] = e.index < importedFunctions
+            ? this.#functions[e.index]
+            : new FunctionExport(
+              e.index,
+              parsed.types[parsed.functions[e.index - importedFunctions]],
+            );
+          break;
+      }
+    }
+    return Object.freeze(exports);
+  }
+
+  /** Whether `dispose()` was called (or the engine closed). */
+  get disposed(): boolean {
+    return this.#disposed || !this.#slot.alive;
+  }
+
+  /**
+   * Gives the slot back: buffers handed out are detached and the memories read as zeros for the
+   * next tenant. Memories and tables another live instance imported stay alive until that
+   * instance is disposed too. Calling it again does nothing.
+   */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#slot.release();
+    for (const held of this.#held) held.release();
+  }
+
+  /** Same as {@linkcode Instance.dispose}, for `using`. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+function evaluate(expr: ConstExpr, globals: readonly Global[]): GlobalValue {
+  switch (expr.kind) {
+    case "i32.const":
+    case "f32.const":
+    case "f64.const":
+    case "i64.const":
+      return expr.value;
+    case "v128.const":
+      return expr.bytes;
+    case "global.get":
+      return globals[expr.index].value;
+    case "ref.null":
+      return null;
+    case "ref.func":
+      return expr.index;
+  }
+}
+
+/** @internal Allocates and initializes an instance of `module` in `engine`. */
+export function instantiate(engine: EngineState, module: Module, imports?: Imports): Instance {
+  const state = moduleState(module);
+  const t = state.translation;
+  const resolved = t.imports.length === 0 ? null : resolveImports(engine, t, imports ?? NO_IMPORTS);
+  const scratch = engine.scratch;
+  const id = engine.lib.instantiate(engine.pointer, state.pointer, scratch.pointer, scratch.bytes);
+  if (id < 0) throw instantiationError(id, scratch.words);
+
+  const slot = new Slot(engine, id);
+  engine.slots[id] = slot;
+  const words = scratch.words;
+  const memories: Memory[] = resolved ? resolved.memories.slice() : [];
+  t.memories.forEach((plan, m) => {
+    const memory = new Memory(slot, m, readAddress(words, m), plan.min, plan.max);
+    slot.owned.push(memory);
+    memories.push(memory);
+  });
+  const tables: Table[] = resolved ? resolved.tables.slice() : [];
+  const memoryCount = t.memories.length;
+  t.tables.forEach((plan, i) => {
+    const address = readAddress(words, memoryCount + i);
+    const table = new Table(slot, i, address, plan.min, plan.max, plan.element);
+    slot.owned.push(table);
+    tables.push(table);
+  });
+  const globals: Global[] = resolved ? resolved.globals.slice() : [];
+  for (const g of t.parsed.globals) {
+    globals.push(new Global(g.type, coerce(g.type.type, evaluate(g.init, globals))));
+  }
+  const held = resolved ? resolved.slots : [];
+  for (const other of held) other.refs += 1;
+  return new Instance(module, slot, held, {
+    memories,
+    tables,
+    globals,
+    functions: resolved ? resolved.functions : [],
+  });
+}

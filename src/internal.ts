@@ -1,0 +1,100 @@
+/**
+ * State shared between the public classes but not part of the public API. Each public object
+ * keeps its state here, keyed by the object, so nothing internal shows on its surface.
+ *
+ * @module
+ */
+
+import type { PoolingSettings } from "./config.ts";
+import { DisposedError } from "./errors.ts";
+import type { NativeLibrary, NativePointer } from "./ffi/symbols.ts";
+import type { TranslationLimits } from "./module/translate.ts";
+
+/** The scratch area of one engine: native memory with a view for reading and writing. */
+export interface Scratch {
+  /** The native allocation. */
+  readonly pointer: NativePointer;
+  /** Its size. */
+  readonly bytes: number;
+  /** A view of it in 32-bit words. */
+  readonly words: Uint32Array<ArrayBuffer>;
+}
+
+/** Something that has to let go of native views when its slot is released. */
+export interface Detachable {
+  /** Detaches every buffer handed out; the object then throws DisposedError. */
+  detach(): void;
+}
+
+/** An engine's internals. */
+export interface EngineState {
+  /** The native library. */
+  readonly lib: NativeLibrary;
+  /** The native engine. */
+  readonly pointer: NativePointer;
+  /** `"on-demand"` or `"pooling"`. */
+  readonly kind: "on-demand" | "pooling";
+  /** The pooling settings, or null. */
+  readonly pooling: PoolingSettings | null;
+  /** The largest memory and table sizes. */
+  readonly limits: TranslationLimits;
+  /** The scratch area; replaced by a larger one when a module needs it. */
+  scratch: Scratch;
+  /** Live native instances by id. */
+  readonly slots: (Slot | undefined)[];
+  /** Whether `close()` was called. */
+  closed: boolean;
+}
+
+/** The native side of one instance: alive while its instance or an importer holds it. */
+export class Slot {
+  /** The engine. */
+  readonly engine: EngineState;
+  /** The native instance id. */
+  readonly id: number;
+  /** Holders: the instance itself, and every instance importing one of its memories/tables. */
+  refs = 1;
+  /** Memories and tables whose views must be detached on release. */
+  readonly owned: Detachable[] = [];
+
+  /** A slot for native instance `id`. */
+  constructor(engine: EngineState, id: number) {
+    this.engine = engine;
+    this.id = id;
+  }
+
+  /** Whether the native instance is still allocated. */
+  get alive(): boolean {
+    return this.refs > 0 && !this.engine.closed;
+  }
+
+  /** Throws DisposedError unless alive. */
+  check(what: string): void {
+    if (!this.alive) throw new DisposedError(`${what} was used after its instance was disposed`);
+  }
+
+  /** Drops one holder; the last one gives the slot back to the pool. */
+  release(): void {
+    if (this.refs === 0) return;
+    this.refs -= 1;
+    if (this.refs > 0) return;
+    for (const item of this.owned) item.detach();
+    if (this.engine.closed) return;
+    this.engine.slots[this.id] = undefined;
+    const code = this.engine.lib.instanceDispose(this.engine.pointer, this.id);
+    if (code !== 0) throw new Error(`wasmpool: native dispose of instance ${this.id} gave ${code}`);
+  }
+}
+
+/** Detaches `buffer` (views go to length 0) without freeing or aliasing the native memory. */
+export function detachBuffer(buffer: ArrayBuffer | null): void {
+  if (buffer === null || buffer.detached) return;
+  // transfer(0) detaches and returns a new empty buffer; plain transfer() would alias the slot.
+  buffer.transfer(0);
+}
+
+/** The address in a scratch u64 slot, as a number (addresses fit in 2^53). */
+export function readAddress(words: Uint32Array, slot: number): number {
+  const at = 8 + 2 * slot;
+  return words[at + 1] * 2 ** 32 + words[at];
+}

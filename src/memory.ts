@@ -1,0 +1,124 @@
+/**
+ * A linear memory living in a pool slot (or its own mapping, on demand).
+ *
+ * @module
+ */
+
+import { DisposedError, LimitError, ResourceError, WasmpoolError } from "./errors.ts";
+import { type Detachable, detachBuffer, type Slot } from "./internal.ts";
+import { Code, describeErrno } from "./native_errors.ts";
+
+/** Bytes in a WebAssembly page. */
+export const WASM_PAGE_BYTES = 65536;
+
+/**
+ * A linear memory. Its `buffer` covers exactly the accessible bytes: past them lies the guard
+ * region, where an access by native code traps. Like `WebAssembly.Memory`, growing (and
+ * disposal) detaches the previous buffer.
+ */
+export class Memory implements Detachable {
+  #slot: Slot;
+  #index: number;
+  #address: number;
+  #pages: number;
+  #maxPages: number;
+  #buffer: ArrayBuffer | null = null;
+
+  /** @internal Made by the engine at instantiation; not constructed by users. */
+  constructor(slot: Slot, index: number, address: number, pages: number, maxPages: number) {
+    this.#slot = slot;
+    this.#index = index;
+    this.#address = address;
+    this.#pages = pages;
+    this.#maxPages = maxPages;
+  }
+
+  /** The current size in 64 KiB pages. */
+  get pages(): number {
+    this.#slot.check("a memory");
+    return this.#pages;
+  }
+
+  /** The largest size `grow` can reach, in pages: the module's maximum within the limits. */
+  get maxPages(): number {
+    this.#slot.check("a memory");
+    return this.#maxPages;
+  }
+
+  /** The current size in bytes. */
+  get byteLength(): number {
+    return this.pages * WASM_PAGE_BYTES;
+  }
+
+  /** The base address of the memory in this process. */
+  get address(): bigint {
+    this.#slot.check("a memory");
+    return BigInt(this.#address);
+  }
+
+  /**
+   * An ArrayBuffer over exactly the accessible bytes (no copy). The same buffer is returned
+   * until the memory grows or is disposed, which detach it.
+   */
+  get buffer(): ArrayBuffer {
+    this.#slot.check("a memory");
+    if (this.#buffer === null) {
+      const bytes = this.#pages * WASM_PAGE_BYTES;
+      this.#buffer = bytes === 0
+        ? new ArrayBuffer(0)
+        : this.#slot.engine.lib.arrayBuffer(this.#address, bytes);
+    }
+    return this.#buffer;
+  }
+
+  /**
+   * Grows the memory by `deltaPages` and returns its previous size in pages. Throws
+   * {@linkcode LimitError} past the maximum; the old buffer is detached either way on success.
+   */
+  grow(deltaPages: number): number {
+    this.#slot.check("a memory");
+    if (!Number.isInteger(deltaPages) || deltaPages < 0 || deltaPages > 65536) {
+      throw new LimitError(
+        `memory grow delta must be a whole number of pages from 0 to 65536, got ${deltaPages}`,
+      );
+    }
+    const engine = this.#slot.engine;
+    const scratch = engine.scratch;
+    const result = engine.lib.memoryGrow(
+      engine.pointer,
+      this.#slot.id,
+      this.#index,
+      deltaPages,
+      scratch.pointer,
+      scratch.bytes,
+    );
+    if (result === Code.growPastMaximum) {
+      throw new LimitError(
+        `memory grow by ${deltaPages} pages from ${this.#pages} pages exceeds the limit of ` +
+          `${this.#maxPages} pages`,
+      );
+    }
+    if (result === Code.resource) {
+      throw new ResourceError(
+        `memory grow by ${deltaPages} pages failed: ${describeErrno(scratch.words[0])}`,
+      );
+    }
+    if (result < 0) throw new WasmpoolError(`memory grow failed with native code ${result}`);
+    detachBuffer(this.#buffer);
+    this.#buffer = null;
+    this.#pages = result + deltaPages;
+    return result;
+  }
+
+  /** @internal Detaches the buffer when the slot is released. */
+  detach(): void {
+    detachBuffer(this.#buffer);
+    this.#buffer = null;
+  }
+
+  /** @internal The native instance id and memory index, for imports. */
+  get ref(): { slot: Slot; index: number } {
+    if (!this.#slot.alive) throw new DisposedError("a memory was used after it was disposed");
+    return { slot: this.#slot, index: this.#index };
+  }
+}

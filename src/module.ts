@@ -1,0 +1,123 @@
+/**
+ * `Module`: a module binary translated for one engine and validated against its allocator.
+ *
+ * @module
+ */
+
+import type { Engine } from "./engine.ts";
+import { engineState, ensureScratch } from "./engine_state.ts";
+import { MalformedModuleError, ResourceError, WasmpoolError } from "./errors.ts";
+import type { NativePointer } from "./ffi/symbols.ts";
+import type { EngineState } from "./internal.ts";
+import { parseModule } from "./module/parse.ts";
+import { translate, type Translation } from "./module/translate.ts";
+import type { ExternKind, ImportDesc } from "./module/types.ts";
+import { checkMinimums, validateModuleLimits } from "./module/validate.ts";
+import { Code } from "./native_errors.ts";
+
+/** One import a module declares. */
+export interface ModuleImportDescriptor {
+  /** The module name. */
+  readonly module: string;
+  /** The field name. */
+  readonly name: string;
+  /** What kind of item it is. */
+  readonly kind: ExternKind;
+  /** Its type. */
+  readonly type: ImportDesc;
+}
+
+/** One export a module declares. */
+export interface ModuleExportDescriptor {
+  /** The export name. */
+  readonly name: string;
+  /** What kind of item it is. */
+  readonly kind: ExternKind;
+}
+
+/** @internal What an instantiation needs of a module. */
+export interface ModuleState {
+  readonly engine: EngineState;
+  readonly translation: Translation;
+  readonly pointer: NativePointer;
+}
+
+const states = new WeakMap<Module, ModuleState>();
+
+/** @internal The state of `module`. */
+export function moduleState(module: Module): ModuleState {
+  const state = states.get(module);
+  if (state === undefined) throw new WasmpoolError("not a wasmpool Module");
+  return state;
+}
+
+// A module's boxed data is freed when the Module is collected (instances hold their Module).
+const finalizer = new FinalizationRegistry<{ engine: EngineState; pointer: NativePointer }>(
+  ({ engine, pointer }) => {
+    if (!engine.closed) engine.lib.moduleDestroy(engine.pointer, pointer);
+  },
+);
+
+function toBytes(bytes: unknown): Uint8Array {
+  if (bytes instanceof Uint8Array) return bytes;
+  if (ArrayBuffer.isView(bytes)) {
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  if (bytes instanceof ArrayBuffer || bytes instanceof SharedArrayBuffer) {
+    return new Uint8Array(bytes);
+  }
+  throw new MalformedModuleError("module bytes must be an ArrayBuffer or a typed array", 0);
+}
+
+/**
+ * A translated module: parsed, validated against the engine's limits, its initial data copied
+ * once into native memory. Instantiate it with {@linkcode Engine.instantiate}.
+ */
+export class Module {
+  /** The engine this module was translated for. */
+  readonly engine: Engine;
+  /** The module's imports, in order. */
+  readonly imports: readonly ModuleImportDescriptor[];
+  /** The module's exports, in order. */
+  readonly exports: readonly ModuleExportDescriptor[];
+
+  /**
+   * Translates `bytes` for `engine`. Throws {@linkcode MalformedModuleError} (with the byte
+   * offset) for a malformed binary and {@linkcode LimitError} when the module breaks one of
+   * the engine's limits.
+   */
+  constructor(engine: Engine, bytes: BufferSource) {
+    const state = engineState(engine);
+    const parsed = parseModule(toBytes(bytes));
+    if (state.pooling !== null) validateModuleLimits(parsed, state.pooling.moduleLimits);
+    else checkMinimums(parsed, state.limits.tableElements, state.limits.memoryPages);
+    const translation = translate(parsed, state.limits);
+    ensureScratch(state, translation.scratchBytes);
+
+    const code = new Int32Array(1);
+    const pointer = state.lib.moduleCreate(
+      state.pointer,
+      translation.blob,
+      translation.blob.byteLength,
+      code,
+    );
+    if (pointer === null) {
+      if (code[0] === Code.outOfMemory) {
+        throw new ResourceError(
+          `the native heap could not hold the module's ${translation.blob.byteLength}-byte image`,
+        );
+      }
+      throw new WasmpoolError(`the native side refused the module image (code ${code[0]})`);
+    }
+    this.engine = engine;
+    this.imports = Object.freeze(parsed.imports.map((i) => ({
+      module: i.module,
+      name: i.name,
+      kind: i.desc.kind,
+      type: i.desc,
+    })));
+    this.exports = Object.freeze(parsed.exports.map((e) => ({ name: e.name, kind: e.kind })));
+    states.set(this, { engine: state, translation, pointer });
+    finalizer.register(this, { engine: state, pointer });
+  }
+}

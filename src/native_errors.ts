@@ -1,0 +1,83 @@
+/**
+ * Turns the native side's negative result codes (and the detail words it leaves in the scratch
+ * area) into WasmpoolErrors that name the value and the limit.
+ *
+ * @module
+ */
+
+import {
+  InstantiationError,
+  LinkError,
+  OutOfBoundsError,
+  PoolExhaustedError,
+  ResourceError,
+  type WasmpoolError,
+} from "./errors.ts";
+
+/** The codes of `zig/src/engine.zig`'s `Code`. */
+export const Code = {
+  ok: 0,
+  poolFull: -1,
+  dataOutOfBounds: -2,
+  elemOutOfBounds: -3,
+  resource: -4,
+  badModule: -5,
+  badImport: -6,
+  growPastMaximum: -7,
+  overflow: -8,
+  reservationFailed: -9,
+  scratchTooSmall: -10,
+  badConfig: -11,
+  badInstance: -12,
+  outOfMemory: -13,
+} as const;
+
+const ERRNO_NAMES: Readonly<Record<number, string>> = {
+  1: "EPERM",
+  12: "ENOMEM",
+  13: "EACCES",
+  22: "EINVAL",
+};
+
+/** `ENOMEM (errno 12)`, with a hint where the cause is usually a system limit. */
+export function describeErrno(errno: number): string {
+  const name = ERRNO_NAMES[errno] ?? "errno";
+  const hint = errno === 12
+    ? " (out of address space, memory, or mappings: see vm.max_map_count and ulimit -v)"
+    : "";
+  return `${name} (errno ${errno})${hint}`;
+}
+
+/** The error for a failed `wasmpool_instantiate`; `detail` is the scratch's first 8 words. */
+export function instantiationError(code: number, detail: Uint32Array): WasmpoolError {
+  switch (code) {
+    case Code.poolFull:
+      return new PoolExhaustedError(`Limit of ${detail[0]} concurrent instances has been reached`);
+    case Code.dataOutOfBounds:
+      return new OutOfBoundsError(
+        `memory out of bounds: data segment does not fit (data segment ${detail[0]} of ` +
+          `${detail[3]} bytes at offset ${detail[2]} in memory ${detail[1]} of ` +
+          `${detail[4] * 65536} bytes)`,
+      );
+    case Code.elemOutOfBounds:
+      return new OutOfBoundsError(
+        `table out of bounds: elements segment does not fit (element segment ${detail[0]} of ` +
+          `${detail[3]} elements at offset ${detail[2]} in table ${detail[1]} of ` +
+          `${detail[4]} elements)`,
+      );
+    case Code.resource:
+      return new ResourceError(
+        `instantiation failed: the operating system refused memory ${detail[1]}'s mapping: ` +
+          describeErrno(detail[0]),
+      );
+    case Code.outOfMemory:
+      return new ResourceError("instantiation failed: the native heap is exhausted (ENOMEM)");
+    case Code.badImport:
+      return new LinkError(
+        `imported ${detail[0] === 0 ? "memory" : "table"} ${detail[1]} refers to instance ` +
+          `${detail[2]}, which is not alive in this engine`,
+      );
+    default:
+      return new InstantiationError(`instantiation failed with native code ${code}`);
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * A table of function references living in a pool slot (or its own mapping, on demand).
+ *
+ * @module
+ */
+
+import { ArgumentError, LimitError, WasmpoolError } from "./errors.ts";
+import { type Detachable, detachBuffer, type Slot } from "./internal.ts";
+import { Code } from "./native_errors.ts";
+
+const MAX_FUNCTION_INDEX = 0xffff_fffe;
+
+/**
+ * A table. Entries are function indices (in the defining module's function index space) or
+ * `null`. Wasmpool does not run code, so a table holds indices, not callable functions.
+ */
+export class Table implements Detachable {
+  #slot: Slot;
+  #index: number;
+  #address: number;
+  #size: number;
+  #maxSize: number;
+  #entries: Uint32Array | null = null;
+  readonly #element: "funcref" | "externref";
+
+  /** @internal Made by the engine at instantiation; not constructed by users. */
+  constructor(
+    slot: Slot,
+    index: number,
+    address: number,
+    size: number,
+    maxSize: number,
+    element: "funcref" | "externref",
+  ) {
+    this.#slot = slot;
+    this.#index = index;
+    this.#address = address;
+    this.#size = size;
+    this.#maxSize = maxSize;
+    this.#element = element;
+  }
+
+  /** The number of elements. */
+  get size(): number {
+    this.#slot.check("a table");
+    return this.#size;
+  }
+
+  /** The largest size `grow` can reach: the module's maximum within the limits. */
+  get maxSize(): number {
+    this.#slot.check("a table");
+    return this.#maxSize;
+  }
+
+  /** The element type. */
+  get element(): "funcref" | "externref" {
+    return this.#element;
+  }
+
+  #view(): Uint32Array {
+    if (this.#entries === null) {
+      const bytes = this.#size * 4;
+      const buffer = bytes === 0
+        ? new ArrayBuffer(0)
+        : this.#slot.engine.lib.arrayBuffer(this.#address, bytes);
+      this.#entries = new Uint32Array(buffer);
+    }
+    return this.#entries;
+  }
+
+  #checkIndex(index: number): void {
+    if (!Number.isInteger(index) || index < 0 || index >= this.#size) {
+      throw new ArgumentError(
+        `table index ${index} is out of bounds for a table of ${this.#size} elements`,
+      );
+    }
+  }
+
+  /** The function index at `index`, or `null`. */
+  get(index: number): number | null {
+    this.#slot.check("a table");
+    this.#checkIndex(index);
+    const entry = this.#view()[index];
+    return entry === 0 ? null : entry - 1;
+  }
+
+  /** Sets the entry at `index` to a function index or `null`. */
+  set(index: number, value: number | null): void {
+    this.#slot.check("a table");
+    this.#checkIndex(index);
+    this.#view()[index] = encode(value);
+  }
+
+  /**
+   * Grows the table by `delta` elements set to `init` (default `null`) and returns the previous
+   * size. Throws {@linkcode LimitError} past the maximum.
+   */
+  grow(delta: number, init: number | null = null): number {
+    this.#slot.check("a table");
+    if (!Number.isInteger(delta) || delta < 0 || delta > 0xffff_ffff) {
+      throw new LimitError(`table grow delta must be a whole number, got ${delta}`);
+    }
+    const entry = encode(init);
+    const engine = this.#slot.engine;
+    const scratch = engine.scratch;
+    const result = engine.lib.tableGrow(
+      engine.pointer,
+      this.#slot.id,
+      this.#index,
+      delta,
+      scratch.pointer,
+      scratch.bytes,
+    );
+    if (result === Code.growPastMaximum) {
+      throw new LimitError(
+        `table grow by ${delta} elements from ${this.#size} elements exceeds the limit of ` +
+          `${this.#maxSize} elements`,
+      );
+    }
+    if (result < 0) throw new WasmpoolError(`table grow failed with native code ${result}`);
+    this.#detachView();
+    this.#size = result + delta;
+    if (entry !== 0) this.#view().fill(entry, result);
+    return result;
+  }
+
+  #detachView(): void {
+    if (this.#entries !== null) detachBuffer(this.#entries.buffer as ArrayBuffer);
+    this.#entries = null;
+  }
+
+  /** @internal Detaches the entry view when the slot is released. */
+  detach(): void {
+    this.#detachView();
+  }
+
+  /** @internal The native instance id and table index, for imports. */
+  get ref(): { slot: Slot; index: number } {
+    this.#slot.check("a table");
+    return { slot: this.#slot, index: this.#index };
+  }
+}
+
+function encode(value: number | null): number {
+  if (value === null) return 0;
+  if (!Number.isInteger(value) || value < 0 || value > MAX_FUNCTION_INDEX) {
+    throw new ArgumentError(
+      `a table entry must be a function index from 0 to ${MAX_FUNCTION_INDEX} or null, ` +
+        `got ${String(value)}`,
+    );
+  }
+  return value + 1;
+}
