@@ -86,7 +86,7 @@ export class Module {
    * offset) for a malformed binary and {@linkcode LimitError} when the module breaks one of
    * the engine's limits.
    */
-  constructor(engine: Engine, bytes: BufferSource) {
+  constructor(engine: Engine, bytes: ArrayBufferLike | ArrayBufferView) {
     const state = engineState(engine);
     const parsed = parseModule(toBytes(bytes));
     if (state.pooling !== null) validateModuleLimits(parsed, state.pooling.moduleLimits);
