@@ -134,3 +134,44 @@ test "a config whose pages exceed the reservation is refused" {
     try testing.expect(Engine.create(std.heap.c_allocator, &c) == null);
     try testing.expectEqual(@intFromEnum(engine_mod.Code.bad_config), c.error_code);
 }
+
+test "four threads instantiating and disposing never share a slot" {
+    const threads = 4;
+    const cycles = 2000;
+    var c = config(.pooling, 8);
+    c.index_strategy = 1; // random: the most interleaving
+    const engine = Engine.create(std.heap.c_allocator, &c).?;
+    defer engine.destroy();
+    const bytes = blob(100);
+    const module = try engine.module_create(&bytes);
+
+    const Worker = struct {
+        fn run(e: *Engine, m: *module_mod.Module, failures: *std.atomic.Value(u32)) void {
+            var buffer: [128]u8 align(8) = undefined;
+            const scratch = Scratch{ .bytes = &buffer };
+            for (0..cycles) |i| {
+                const id = e.instantiate(m, scratch);
+                if (id < 0) {
+                    // The pool (8) is larger than the threads (4): it is never full.
+                    _ = failures.fetchAdd(1, .monotonic);
+                    continue;
+                }
+                const base: [*]u8 = @ptrFromInt(@as(usize, @intCast(std.mem.readInt(u64, buffer[32..40], .little))));
+                // A slot handed to two threads at once would see the other's marker here.
+                if (base[5000] != 0) _ = failures.fetchAdd(1, .monotonic);
+                base[5000] = @intCast(i % 250 + 1);
+                if (!std.mem.eql(u8, base[100..105], "hello")) _ = failures.fetchAdd(1, .monotonic);
+                if (e.dispose(@intCast(id)) != .ok) _ = failures.fetchAdd(1, .monotonic);
+            }
+        }
+    };
+    var failures = std.atomic.Value(u32).init(0);
+    var handles: [threads]std.Thread = undefined;
+    for (&handles) |*h| h.* = try std.Thread.spawn(.{}, Worker.run, .{ engine, module, &failures });
+    for (handles) |h| h.join();
+    try testing.expectEqual(@as(u32, 0), failures.load(.monotonic));
+    const stats = engine.stats();
+    try testing.expectEqual(@as(u64, 0), stats.live_instances);
+    try testing.expectEqual(@as(u64, threads * cycles), stats.instantiations);
+    try testing.expectEqual(@as(u64, threads * cycles), stats.deallocations);
+}
