@@ -11,8 +11,8 @@ import { readFileSync } from "node:fs";
 import {
   Config,
   Engine,
-  InstanceAllocationStrategy,
   type Instance,
+  InstanceAllocationStrategy,
   Module,
   WasmpoolError,
 } from "./mod.ts";
