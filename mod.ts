@@ -44,6 +44,7 @@ export {
   OutOfBoundsError,
   PoolExhaustedError,
   ResourceError,
+  UffdUnavailableError,
   UnsupportedFeatureError,
   WasmpoolError,
 } from "./src/errors.ts";

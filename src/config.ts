@@ -76,7 +76,12 @@ export interface PoolingOptions {
   readonly moduleLimits?: Partial<ModuleLimits>;
   /** Overrides of {@linkcode DEFAULT_INSTANCE_LIMITS}. */
   readonly instanceLimits?: Partial<InstanceLimits>;
-  /** Serve memory initialization from a userfaultfd handler thread (Linux). Default false. */
+  /**
+   * Serve linear memory through userfaultfd (Linux): pages are filled by a handler thread on
+   * first touch, from the module's paged image or with zeros, so instantiation costs the same
+   * whatever the image size. Default false. Throws {@linkcode UffdUnavailableError} at engine
+   * creation where the kernel or privileges refuse it; never falls back silently.
+   */
   readonly uffd?: boolean;
   /**
    * Bytes of each instance's stack slot (rounded up to the host page, below a PROT_NONE guard

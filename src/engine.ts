@@ -6,7 +6,7 @@
 
 import { Config, DEFAULT_INSTANCE_LIMITS } from "./config.ts";
 import { createScratch, engineState, registerEngine } from "./engine_state.ts";
-import { LimitError, ResourceError, WasmpoolError } from "./errors.ts";
+import { LimitError, ResourceError, UffdUnavailableError, WasmpoolError } from "./errors.ts";
 import { native } from "./ffi/load.ts";
 import type { Imports } from "./imports.ts";
 import { type Instance, instantiate } from "./instance.ts";
@@ -41,6 +41,12 @@ export interface EngineStats {
   readonly stackPoolBytes: number;
   /** Modules translated for this engine and not yet collected. */
   readonly modules: number;
+  /** uffd mode: wasm pages the fault handler filled with zeros. */
+  readonly uffdPagesZeroed: number;
+  /** uffd mode: wasm pages the fault handler filled from a module's paged image. */
+  readonly uffdPagesCopied: number;
+  /** uffd mode: accesses at or above a memory's size that the handler turned into traps. */
+  readonly uffdGuardFaults: number;
 }
 
 const STATS_FIELDS = [
@@ -55,6 +61,9 @@ const STATS_FIELDS = [
   "tablePoolBytes",
   "stackPoolBytes",
   "modules",
+  "uffdPagesZeroed",
+  "uffdPagesCopied",
+  "uffdGuardFaults",
 ] as const;
 
 /** On demand, a table may grow to this many elements (each its own mapping of 4 bytes each). */
@@ -86,9 +95,31 @@ function encodeConfig(config: Config): { bytes: Uint8Array; limits: TranslationL
   view.setUint32(24, m.tables, true);
   view.setUint32(28, m.memoryPages, true);
   view.setUint32(32, m.tableElements, true);
+  view.setUint32(36, pooling.uffd ? 1 : 0, true);
   view.setBigUint64(40, BigInt(pooling.instanceLimits.memoryReservationSize), true);
   view.setBigUint64(48, BigInt(pooling.stackSize), true);
   return { bytes, limits: { memoryPages: m.memoryPages, tableElements: m.tableElements } };
+}
+
+const UFFD_STEPS = [
+  "",
+  "the userfaultfd system call",
+  "the UFFDIO_API handshake",
+  "UFFDIO_REGISTER",
+  "starting the handler thread",
+];
+
+function uffdError(step: number, errno: number): WasmpoolError {
+  const remedy = errno === 1 || errno === 13
+    ? ": run as root, set the sysctl vm.unprivileged_userfaultfd=1, or use Linux 5.11+ " +
+      "(user-mode-only faults need no privilege)"
+    : errno === 38
+    ? ": this kernel has no userfaultfd (CONFIG_USERFAULTFD); use uffd: false"
+    : "";
+  return new UffdUnavailableError(
+    `userfaultfd mode is unavailable: ${UFFD_STEPS[step] ?? "setup"} failed with ` +
+      `${describeErrno(errno)}${remedy}`,
+  );
 }
 
 function creationError(bytes: Uint8Array): WasmpoolError {
@@ -110,6 +141,8 @@ function creationError(bytes: Uint8Array): WasmpoolError {
       );
     case Code.outOfMemory:
       return new ResourceError("the native heap could not hold the pool's bookkeeping");
+    case Code.uffdUnavailable:
+      return uffdError(view.getUint32(60, true), errno);
     default:
       return new LimitError(`the native side refused the configuration (code ${code})`);
   }
@@ -135,11 +168,6 @@ export class Engine {
   constructor(config: Config = new Config()) {
     if (!(config instanceof Config)) throw new LimitError("new Engine() expects a Config");
     const strategy = config.allocationStrategy;
-    if (strategy.pooling?.uffd) {
-      throw new WasmpoolError(
-        "userfaultfd mode (uffd: true) is not available in this version; use uffd: false",
-      );
-    }
     const lib = native();
     const { bytes, limits } = encodeConfig(config);
     const pointer = lib.engineCreate(bytes);

@@ -59,3 +59,6 @@ export class DisposedError extends WasmpoolError {}
 
 /** An argument is out of range or of the wrong kind (a table index, a global's value, ...). */
 export class ArgumentError extends WasmpoolError {}
+
+/** userfaultfd mode was asked for, and the kernel or the process's privileges refuse it. */
+export class UffdUnavailableError extends ResourceError {}

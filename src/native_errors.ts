@@ -30,10 +30,13 @@ export const Code = {
   badConfig: -11,
   badInstance: -12,
   outOfMemory: -13,
+  uffdUnavailable: -14,
 } as const;
 
 const ERRNO_NAMES: Readonly<Record<number, string>> = {
   1: "EPERM",
+  38: "ENOSYS",
+  11: "EAGAIN",
   12: "ENOMEM",
   13: "EACCES",
   22: "EINVAL",

@@ -17,6 +17,8 @@ const TableState = @import("table.zig").TableState;
 const Scratch = @import("scratch.zig").Scratch;
 const init = @import("init.zig");
 const IndexStrategy = @import("index_allocator.zig").Strategy;
+const uffd = @import("uffd.zig");
+const Handler = @import("uffd_handler.zig").Handler;
 
 pub const Strategy = enum(u32) { on_demand = 0, pooling = 1 };
 
@@ -31,7 +33,8 @@ pub const Config = extern struct {
     tables: u32,
     memory_pages: u32,
     table_elements: u32,
-    reserved0: u32,
+    /// 1: serve linear memory through userfaultfd (pooling only).
+    uffd: u32,
     memory_reservation_bytes: u64,
     stack_bytes: u64,
     error_code: i32,
@@ -57,6 +60,7 @@ pub const Code = enum(i32) {
     bad_config = -11,
     bad_instance = -12,
     out_of_memory = -13,
+    uffd_unavailable = -14,
 };
 
 pub const Stats = extern struct {
@@ -71,6 +75,9 @@ pub const Stats = extern struct {
     table_pool_bytes: u64,
     stack_pool_bytes: u64,
     modules: u64,
+    uffd_pages_zeroed: u64,
+    uffd_pages_copied: u64,
+    uffd_guard_faults: u64,
 };
 
 pub const Engine = struct {
@@ -85,6 +92,8 @@ pub const Engine = struct {
     deallocations: std.atomic.Value(u64) = .init(0),
     /// Pool slots whose reset failed: never handed out again.
     quarantined_slots: u64 = 0,
+    /// The userfaultfd handler, in uffd mode.
+    handler: ?*Handler = null,
 
     pub fn create(allocator: std.mem.Allocator, config: *Config) ?*Engine {
         config.error_code = @intFromEnum(Code.ok);
@@ -109,11 +118,22 @@ pub const Engine = struct {
             .pool = null,
             .on_demand = .{ .memory_reservation_bytes = reservation_bytes },
         };
+        if (config.uffd != 0 and strategy != .pooling) {
+            allocator.destroy(engine);
+            return fail(config, .bad_config);
+        }
         if (strategy == .pooling) {
             if (config.instance_count == 0) {
                 allocator.destroy(engine);
                 return fail(config, .bad_config);
             }
+            var uffd_failure: uffd.Failure = undefined;
+            const uffd_fd: ?i32 = if (config.uffd != 0) uffd.open(&uffd_failure) orelse {
+                allocator.destroy(engine);
+                config.error_pool = @intFromEnum(uffd_failure.step);
+                config.error_errno = uffd_failure.errno;
+                return fail(config, .uffd_unavailable);
+            } else null;
             var failure: pool_mod.Failure = .{};
             engine.pool = Pool.init(allocator, .{
                 .instance_count = config.instance_count,
@@ -123,19 +143,47 @@ pub const Engine = struct {
                 .table_elements = config.table_elements,
                 .memory_reservation_bytes = reservation_bytes,
                 .stack_bytes = config.stack_bytes,
-            }, index_strategy, config.seed, &failure) catch |err| {
+            }, index_strategy, config.seed, uffd_fd, &failure) catch |err| {
+                if (uffd_fd) |fd| uffd.close(fd);
                 allocator.destroy(engine);
                 config.error_pool = @intFromEnum(failure.pool);
                 config.error_errno = failure.errno;
                 config.error_size_bytes = failure.size_bytes;
+                if (err == error.UffdRegisterFailed) config.error_pool = @intFromEnum(uffd.Step.register);
                 return fail(config, switch (err) {
                     error.Overflow => .overflow,
                     error.OutOfMemory => .out_of_memory,
                     error.ReservationFailed, error.ProtectFailed => .reservation_failed,
+                    error.UffdRegisterFailed => .uffd_unavailable,
                 });
             };
+            if (uffd_fd) |fd| {
+                engine.start_handler(fd, config) catch {
+                    engine.pool.?.deinit(allocator);
+                    allocator.destroy(engine);
+                    return fail(config, .uffd_unavailable);
+                };
+            }
         }
         return engine;
+    }
+
+    fn start_handler(self: *Engine, fd: i32, config: *Config) error{Failed}!void {
+        const handler = self.allocator.create(Handler) catch {
+            uffd.close(fd);
+            config.error_pool = @intFromEnum(uffd.Step.thread);
+            config.error_errno = @intFromEnum(std.os.linux.E.NOMEM);
+            return error.Failed;
+        };
+        var failure: uffd.Failure = undefined;
+        if (!handler.start(fd, &self.pool.?, &failure)) {
+            self.allocator.destroy(handler);
+            uffd.close(fd);
+            config.error_pool = @intFromEnum(failure.step);
+            config.error_errno = failure.errno;
+            return error.Failed;
+        }
+        self.handler = handler;
     }
 
     fn fail(config: *Config, code: Code) ?*Engine {
@@ -145,6 +193,11 @@ pub const Engine = struct {
 
     /// Unmaps everything, live instances included: the TypeScript side has detached their views.
     pub fn destroy(self: *Engine) void {
+        // The handler reads the pool: stop it before anything is unmapped.
+        if (self.handler) |handler| {
+            handler.stop();
+            self.allocator.destroy(handler);
+        }
         if (self.pool) |*pool| {
             for (pool.instances) |*instance| {
                 if (instance.live) release_module(instance);
@@ -166,6 +219,9 @@ pub const Engine = struct {
     pub fn module_create(self: *Engine, bytes: []const u8) module_mod.BlobError!*Module {
         const module = try module_mod.create(self.allocator, bytes, self.module_limits);
         errdefer module_mod.destroy(self.allocator, module);
+        if (self.handler != null and module_mod.can_page(module)) {
+            try module_mod.build_paged(self.allocator, module);
+        }
         self.mutex.lock();
         defer self.mutex.unlock();
         try self.modules.put(self.allocator, module, {});
@@ -222,7 +278,8 @@ pub const Engine = struct {
         const instance = &pool.instances[index];
         assert(!instance.live);
         instance.live = true;
-        instance.module = module;
+        // Before any page of the slot can fault: the handler reads the module's image from it.
+        @atomicStore(?*Module, &instance.module, module, .release);
         _ = module.live_instances.fetchAdd(1, .acq_rel);
         instance.memory_count = header.defined_memories;
         instance.table_count = header.defined_tables;
@@ -242,7 +299,7 @@ pub const Engine = struct {
             table.size_elements = desc.min_elements;
             scratch.set_table_base(header, @intCast(t), @intFromPtr(table.entries));
         }
-        try init.initialize(module, instance.memories(), instance.tables(), scratch, self.resolver());
+        try init.initialize(module, instance.memories(), instance.tables(), scratch, self.resolver(), module.paged == null);
         return index;
     }
 
@@ -275,14 +332,21 @@ pub const Engine = struct {
             scratch.set_detail(&.{on_demand_mod.max_instances});
             return error.PoolFull;
         };
-        errdefer _ = self.dispose(id);
+        // Undo the registration without dispose(): a failed instantiation is no deallocation.
+        errdefer {
+            self.mutex.lock();
+            _ = self.on_demand.unregister(id);
+            self.mutex.unlock();
+            release_module(instance);
+            on_demand_mod.destroy_instance(self.allocator, instance);
+        }
         for (instance.memories(), 0..) |*state, m| {
             scratch.set_memory_base(module.header, @intCast(m), @intFromPtr(state.base));
         }
         for (instance.tables(), 0..) |*table, t| {
             scratch.set_table_base(module.header, @intCast(t), @intFromPtr(table.entries));
         }
-        try init.initialize(module, instance.memories(), instance.tables(), scratch, self.resolver());
+        try init.initialize(module, instance.memories(), instance.tables(), scratch, self.resolver(), true);
         return id;
     }
 
@@ -339,7 +403,7 @@ pub const Engine = struct {
         const module = instance.module.?;
         const before = module.live_instances.fetchSub(1, .acq_rel);
         assert(before > 0);
-        instance.module = null;
+        @atomicStore(?*Module, &instance.module, null, .release);
         instance.live = false;
     }
 
@@ -442,6 +506,11 @@ pub const Engine = struct {
             result.table_slot_bytes = pool.layout.table_slot_bytes;
             result.table_pool_bytes = pool.layout.table_pool_bytes;
             result.stack_pool_bytes = pool.layout.stack_pool_bytes;
+            if (self.handler) |handler| {
+                result.uffd_pages_zeroed = handler.counters.pages_zeroed.load(.monotonic);
+                result.uffd_pages_copied = handler.counters.pages_copied.load(.monotonic);
+                result.uffd_guard_faults = handler.counters.guard_faults.load(.monotonic);
+            }
         } else {
             result.live_instances = self.on_demand.live_count;
             result.instance_capacity = on_demand_mod.max_instances;

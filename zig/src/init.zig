@@ -25,6 +25,8 @@ pub fn initialize(
     tables: []TableState,
     scratch: Scratch,
     resolver: Resolver,
+    /// False when the data is served as pages by the uffd handler instead.
+    apply_data: bool,
 ) Error!void {
     const header = module.header;
     for (module.elems, 0..) |desc, segment| {
@@ -37,6 +39,7 @@ pub fn initialize(
         }
         @memcpy(table.entries[offset..][0..entries.len], entries);
     }
+    if (!apply_data) return;
     for (module.data, 0..) |desc, segment| {
         const memory = try resolve_memory(header, memories, scratch, resolver, desc.memory_index);
         const offset = segment_offset(header, scratch, desc.offset_kind, desc.offset_value);

@@ -9,8 +9,24 @@ const sys = @import("sys.zig");
 pub const wasm_page_bytes: u64 = 64 * 1024;
 pub const wasm_max_pages: u32 = 65536;
 
+/// How a memory's bounds are enforced.
+pub const Mode = enum {
+    /// `[0, pages)` read-write, the rest PROT_NONE; a grow is an mprotect.
+    mprotect,
+    /// The whole of `[0, max)` stays read-write and registered with userfaultfd; the fault
+    /// handler traps accesses at or above `pages` by protecting those pages on demand.
+    uffd,
+};
+
+const no_guard_page: u32 = std.math.maxInt(u32);
+
 pub const MemoryState = struct {
     base: [*]align(sys.page_size_bytes) u8,
+    mode: Mode = .mprotect,
+    /// uffd mode: the range of wasm pages the fault handler protected because they were
+    /// touched at or above `pages`. Written by the handler thread, cleared on grow and reset.
+    guard_low_page: std.atomic.Value(u32) = .init(no_guard_page),
+    guard_high_page: std.atomic.Value(u32) = .init(0),
     reservation_bytes: u64,
     /// The read-write prefix of the reservation. Between tenants of a pool slot it may stay
     /// larger than `pages`: the next tenant's protect_linear_memory shrinks it, so a slot reused
@@ -37,10 +53,17 @@ pub const MemoryState = struct {
     }
 
     /// Makes exactly `[0, pages * 64 KiB)` read-write and everything after it PROT_NONE.
+    /// In uffd mode the read-write part never changes; the handler enforces `pages`.
     pub fn protect_linear_memory(self: *MemoryState, pages: u32) ?sys.Errno {
         assert(pages <= self.max_pages);
         const target_bytes = @as(u64, pages) * wasm_page_bytes;
         assert(target_bytes <= self.reservation_bytes);
+        if (self.mode == .uffd) {
+            assert(target_bytes <= self.accessible_bytes);
+            if (self.restore_guard_pages()) |errno| return errno;
+            self.pages.store(pages, .release);
+            return null;
+        }
         if (target_bytes > self.accessible_bytes) {
             const start = self.base + self.accessible_bytes;
             if (sys.protect(start, target_bytes - self.accessible_bytes, .read_write)) |errno| {
@@ -77,9 +100,29 @@ pub const MemoryState = struct {
 
     /// Gives the memory back clean: every byte it ever exposed reads zero for the next tenant.
     pub fn reset(self: *MemoryState) ?sys.Errno {
+        // uffd mode: pages only grow within a tenancy, so [0, pages) is all it can have filled.
+        const used_bytes = if (self.mode == .uffd) self.byte_length() else self.accessible_bytes;
+        const decommit_errno = sys.decommit(self.base, used_bytes);
+        const restore_errno = if (self.mode == .uffd) self.restore_guard_pages() else null;
         self.pages.store(0, .release);
         self.max_pages = 0;
-        return sys.decommit(self.base, self.accessible_bytes);
+        return decommit_errno orelse restore_errno;
+    }
+
+    /// Called by the fault handler for an access at `page` >= `pages`: remember it, so grow and
+    /// reset make it read-write again.
+    pub fn record_guard_page(self: *MemoryState, page: u32) void {
+        _ = self.guard_low_page.fetchMin(page, .acq_rel);
+        _ = self.guard_high_page.fetchMax(page, .acq_rel);
+    }
+
+    fn restore_guard_pages(self: *MemoryState) ?sys.Errno {
+        const low = self.guard_low_page.swap(no_guard_page, .acq_rel);
+        const high = self.guard_high_page.swap(0, .acq_rel);
+        if (low == no_guard_page) return null;
+        assert(low <= high);
+        const start = self.base + @as(u64, low) * wasm_page_bytes;
+        return sys.protect(start, (@as(u64, high - low) + 1) * wasm_page_bytes, .read_write);
     }
 };
 

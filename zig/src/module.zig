@@ -75,6 +75,15 @@ pub const Module = struct {
     elems: []const ElemDesc,
     /// Instances alive with this module; a module is destroyed only at zero.
     live_instances: std.atomic.Value(u32),
+    /// uffd mode: each defined memory's initial image in 64 KiB pages, served by the fault
+    /// handler. Null when the module initializes its memories segment by segment.
+    paged: ?[]PagedMemory = null,
+
+    /// The initial contents of wasm page `page` of defined memory `memory`, or null for zeros.
+    pub fn paged_page(self: *const Module, memory: u32, page: u32) ?[*]const u8 {
+        const paged = self.paged orelse return null;
+        return paged[memory].page(page);
+    }
 
     pub fn data_bytes(self: *const Module, desc: DataDesc) []const u8 {
         return self.blob[desc.bytes_offset..][0..desc.bytes_len];
@@ -159,6 +168,10 @@ pub fn create(allocator: std.mem.Allocator, bytes: []const u8, limits: Limits) B
 
 pub fn destroy(allocator: std.mem.Allocator, module: *Module) void {
     assert(module.live_instances.load(.acquire) == 0);
+    if (module.paged) |paged| {
+        for (paged) |*memory| memory.deinit(allocator);
+        allocator.free(paged);
+    }
     allocator.free(module.blob);
     allocator.destroy(module);
 }
@@ -185,4 +198,108 @@ comptime {
     assert(@sizeOf(Header) == 64);
     assert(@sizeOf(DataDesc) == 24);
     assert(@sizeOf(ElemDesc) == 24);
+}
+
+/// One memory's initial image: only the wasm pages that are not all zeros are stored.
+pub const PagedMemory = struct {
+    /// For each page below the initial size: 0 for a zero page, else 1 + its index in `pages`.
+    page_slots: []u32,
+    pages: []align(std.heap.page_size_min) u8,
+
+    pub fn page(self: *const PagedMemory, wasm_page: u32) ?[*]const u8 {
+        if (wasm_page >= self.page_slots.len) return null;
+        const slot = self.page_slots[wasm_page];
+        if (slot == 0) return null;
+        return self.pages[(slot - 1) * wasm_page_bytes ..].ptr;
+    }
+
+    fn deinit(self: *PagedMemory, allocator: std.mem.Allocator) void {
+        allocator.free(self.page_slots);
+        allocator.free(self.pages);
+    }
+};
+
+const wasm_page_bytes: usize = 64 * 1024;
+
+/// Whether every data segment has a constant offset into a defined memory and fits its initial
+/// size: only then can the image be cut into pages ahead of instantiation.
+pub fn can_page(module: *const Module) bool {
+    const h = module.header;
+    for (module.data) |d| {
+        if (d.offset_kind != .constant or d.memory_index < h.imported_memories) return false;
+        const memory = module.memories[d.memory_index - h.imported_memories];
+        const end = @as(u64, d.offset_value) + d.bytes_len;
+        if (end > @as(u64, memory.min_pages) * wasm_page_bytes) return false;
+    }
+    return true;
+}
+
+/// Cuts the module's initial memory image into 64 KiB pages, dropping pages of zeros.
+pub fn build_paged(allocator: std.mem.Allocator, module: *Module) error{OutOfMemory}!void {
+    assert(can_page(module));
+    const h = module.header;
+    const paged = try allocator.alloc(PagedMemory, h.defined_memories);
+    var built: usize = 0;
+    errdefer {
+        for (paged[0..built]) |*memory| memory.deinit(allocator);
+        allocator.free(paged);
+    }
+    for (paged, module.memories, 0..) |*memory, desc, m| {
+        memory.* = try build_memory(allocator, module, @intCast(h.imported_memories + m), desc.min_pages);
+        built += 1;
+    }
+    module.paged = paged;
+}
+
+fn build_memory(allocator: std.mem.Allocator, module: *const Module, memory_index: u32, min_pages: u32) error{OutOfMemory}!PagedMemory {
+    const page_slots = try allocator.alloc(u32, min_pages);
+    errdefer allocator.free(page_slots);
+    @memset(page_slots, 0);
+    // Number the pages any segment touches, in page order.
+    for (module.data) |d| {
+        if (d.memory_index != memory_index or d.bytes_len == 0) continue;
+        const first = d.offset_value / wasm_page_bytes;
+        const last = (@as(u64, d.offset_value) + d.bytes_len - 1) / wasm_page_bytes;
+        for (page_slots[first .. last + 1]) |*slot| slot.* = 1;
+    }
+    var stored: u32 = 0;
+    for (page_slots) |*slot| {
+        if (slot.* != 0) {
+            stored += 1;
+            slot.* = stored;
+        }
+    }
+    const pages = try allocator.alignedAlloc(u8, .fromByteUnits(std.heap.page_size_min), @as(usize, stored) * wasm_page_bytes);
+    errdefer allocator.free(pages);
+    @memset(pages, 0);
+    // Apply the segments in order, as instantiation would.
+    for (module.data) |d| {
+        if (d.memory_index != memory_index) continue;
+        const bytes = module.data_bytes(d);
+        var done: usize = 0;
+        while (done < bytes.len) {
+            const at = @as(usize, d.offset_value) + done;
+            const slot = page_slots[at / wasm_page_bytes];
+            assert(slot != 0);
+            const in_page = at % wasm_page_bytes;
+            const n = @min(bytes.len - done, wasm_page_bytes - in_page);
+            @memcpy(pages[(slot - 1) * wasm_page_bytes + in_page ..][0..n], bytes[done..][0..n]);
+            done += n;
+        }
+    }
+    // Drop the pages that ended up all zeros, moving the others down.
+    var kept: u32 = 0;
+    for (page_slots) |*slot| {
+        if (slot.* == 0) continue;
+        const from = pages[(slot.* - 1) * wasm_page_bytes ..][0..wasm_page_bytes];
+        if (std.mem.allEqual(u8, from, 0)) {
+            slot.* = 0;
+            continue;
+        }
+        if (slot.* - 1 != kept) @memcpy(pages[kept * wasm_page_bytes ..][0..wasm_page_bytes], from);
+        kept += 1;
+        slot.* = kept;
+    }
+    const trimmed = if (allocator.resize(pages, @as(usize, kept) * wasm_page_bytes)) pages[0 .. @as(usize, kept) * wasm_page_bytes] else pages;
+    return .{ .page_slots = page_slots, .pages = trimmed };
 }

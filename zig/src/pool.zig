@@ -11,6 +11,7 @@ const Strategy = @import("index_allocator.zig").Strategy;
 const MemoryState = @import("memory.zig").MemoryState;
 const TableState = @import("table.zig").TableState;
 const InstanceState = @import("instance.zig").InstanceState;
+const uffd = @import("uffd.zig");
 
 pub const Layout = layout_mod.Layout;
 pub const Limits = layout_mod.Limits;
@@ -20,7 +21,7 @@ pub const Region = struct {
     size_bytes: u64,
 };
 
-pub const InitError = error{ Overflow, OutOfMemory, ReservationFailed, ProtectFailed };
+pub const InitError = error{ Overflow, OutOfMemory, ReservationFailed, ProtectFailed, UffdRegisterFailed };
 
 /// Which pool failed to map and why, for the error message.
 pub const Failure = struct {
@@ -46,6 +47,7 @@ pub const Pool = struct {
         limits: Limits,
         strategy: Strategy,
         seed: u64,
+        uffd_fd: ?i32,
         failure: *Failure,
     ) InitError!Pool {
         const layout = try layout_mod.compute(limits);
@@ -89,6 +91,7 @@ pub const Pool = struct {
                 const slot_base: [*]align(sys.page_size_bytes) u8 =
                     @alignCast(r.base + slot * layout.memory_slot_bytes);
                 state.* = MemoryState.init(slot_base, layout.memory_slot_bytes);
+                if (uffd_fd) |fd| try register_uffd(state, fd, limits.memory_pages, failure);
             } else {
                 state.* = MemoryState.init(base, 0);
             }
@@ -155,6 +158,22 @@ pub const Pool = struct {
     }
 };
 
+/// uffd mode: the slot's `[0, memory_pages)` is read-write for good and registered; the guard
+/// region beyond stays PROT_NONE and unregistered, so the handler never sees a fault there.
+fn register_uffd(state: *MemoryState, fd: i32, memory_pages: u32, failure: *Failure) InitError!void {
+    const bytes = @as(u64, memory_pages) * @import("memory.zig").wasm_page_bytes;
+    if (sys.protect(state.base, bytes, .read_write)) |errno| {
+        failure.* = .{ .pool = .memories, .size_bytes = bytes, .errno = errno };
+        return error.ProtectFailed;
+    }
+    if (uffd.register(fd, state.base, bytes)) |errno| {
+        failure.* = .{ .pool = .memories, .size_bytes = bytes, .errno = errno };
+        return error.UffdRegisterFailed;
+    }
+    state.mode = .uffd;
+    state.accessible_bytes = bytes;
+}
+
 fn align64(n: u64) u64 {
     return sys.round_up(n, 64).?;
 }
@@ -195,7 +214,7 @@ test "slot slicing: instance i owns memory slots [i*memories, (i+1)*memories)" {
         .table_elements = 10,
         .memory_reservation_bytes = 65536,
         .stack_bytes = 4096,
-    }, .next_available, 0, &failure);
+    }, .next_available, 0, null, &failure);
     defer pool.deinit(testing.allocator);
     const memory_base = @intFromPtr(pool.memory_region.?.base);
     const table_base = @intFromPtr(pool.table_region.?.base);
@@ -225,7 +244,7 @@ test "no mapping for zero-sized pools" {
         .table_elements = 0,
         .memory_reservation_bytes = 65536,
         .stack_bytes = 0,
-    }, .random, 1, &failure);
+    }, .random, 1, null, &failure);
     defer pool.deinit(testing.allocator);
     try testing.expect(pool.memory_region == null);
     try testing.expect(pool.table_region == null);

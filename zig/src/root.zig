@@ -82,5 +82,6 @@ test {
     _ = @import("layout.zig");
     _ = @import("pool.zig");
     _ = @import("engine_test.zig");
+    _ = @import("uffd_test.zig");
     
 }

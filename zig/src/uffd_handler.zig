@@ -1,0 +1,128 @@
+//! The userfaultfd fault-handling thread. Per fault it locates (instance, memory, wasm page)
+//! by arithmetic relative to the memory pool's base, reading only atomics: it takes no lock,
+//! so a thread that faults while holding one can never deadlock against it.
+
+const std = @import("std");
+const assert = std.debug.assert;
+const linux = std.os.linux;
+const sys = @import("sys.zig");
+const uffd = @import("uffd.zig");
+const Pool = @import("pool.zig").Pool;
+const Module = @import("module.zig").Module;
+const wasm_page_bytes = @import("memory.zig").wasm_page_bytes;
+
+pub const Counters = struct {
+    pages_zeroed: std.atomic.Value(u64) = .init(0),
+    pages_copied: std.atomic.Value(u64) = .init(0),
+    guard_faults: std.atomic.Value(u64) = .init(0),
+};
+
+pub const Handler = struct {
+    fd: i32,
+    /// An eventfd the engine writes to stop the thread.
+    stop_fd: i32,
+    pool: *const Pool,
+    thread: std.Thread,
+    counters: Counters = .{},
+
+    /// Starts the thread on `self`, which must not move until `stop`.
+    pub fn start(self: *Handler, fd: i32, pool: *const Pool, failure: *uffd.Failure) bool {
+        const rc = linux.eventfd(0, linux.EFD.CLOEXEC);
+        const signed: isize = @bitCast(rc);
+        if (signed < 0 and signed > -4096) {
+            failure.* = .{ .step = .thread, .errno = @intCast(-signed) };
+            return false;
+        }
+        self.* = .{ .fd = fd, .stop_fd = @intCast(rc), .pool = pool, .thread = undefined };
+        self.thread = std.Thread.spawn(.{ .stack_size = 64 * 1024 }, run, .{self}) catch {
+            _ = linux.close(self.stop_fd);
+            failure.* = .{ .step = .thread, .errno = @intFromEnum(linux.E.AGAIN) };
+            return false;
+        };
+        return true;
+    }
+
+    /// Stops and joins the thread and closes both descriptors.
+    pub fn stop(self: *Handler) void {
+        const one: u64 = 1;
+        _ = linux.write(self.stop_fd, std.mem.asBytes(&one), @sizeOf(u64));
+        self.thread.join();
+        _ = linux.close(self.stop_fd);
+        uffd.close(self.fd);
+    }
+
+    fn run(self: *Handler) void {
+        var fds = [2]linux.pollfd{
+            .{ .fd = self.fd, .events = linux.POLL.IN, .revents = 0 },
+            .{ .fd = self.stop_fd, .events = linux.POLL.IN, .revents = 0 },
+        };
+        var messages: [16]uffd.Message = undefined;
+        while (true) {
+            _ = linux.poll(&fds, fds.len, -1); // EINTR: just poll again.
+            if (fds[1].revents != 0) return;
+            if (fds[0].revents == 0) continue;
+            const count = uffd.read_messages(self.fd, &messages);
+            for (messages[0..count]) |message| {
+                if (message.event == uffd.event_pagefault) self.handle(message.address);
+            }
+        }
+    }
+
+    fn handle(self: *Handler, address: u64) void {
+        const pool = self.pool;
+        const region = pool.memory_region.?;
+        const slot_bytes = pool.layout.memory_slot_bytes;
+        const offset = address - @intFromPtr(region.base);
+        assert(offset < region.size_bytes);
+        const slot = offset / slot_bytes;
+        const page: u32 = @intCast((offset % slot_bytes) / wasm_page_bytes);
+        const instance = &pool.instances[slot / pool.limits.memories];
+        const memory_index: u32 = @intCast(slot % pool.limits.memories);
+        const state = &instance.memory_slots[memory_index];
+        const dst = state.base + @as(u64, page) * wasm_page_bytes;
+
+        if (page >= state.pages.load(.acquire)) {
+            // Beyond the memory's size: make the page trap, as it would in mprotect mode.
+            // Counted before the wake, so whoever the fault released sees it counted.
+            _ = self.counters.guard_faults.fetchAdd(1, .monotonic);
+            state.record_guard_page(page);
+            _ = sys.protect(dst, wasm_page_bytes, .none);
+            _ = uffd.wake(self.fd, dst, wasm_page_bytes);
+            return;
+        }
+        const module = @atomicLoad(?*Module, &instance.module, .acquire);
+        const src = if (module) |m| m.paged_page(memory_index, page) else null;
+        const counter = if (src != null) &self.counters.pages_copied else &self.counters.pages_zeroed;
+        _ = counter.fetchAdd(1, .monotonic);
+        switch (fill(self.fd, dst, src, wasm_page_bytes)) {
+            .done => {},
+            // Part of the wasm page is already there: fill just the host page that faulted.
+            .exists => {
+                const host = address & ~@as(u64, sys.page_size_bytes - 1);
+                const host_dst: [*]u8 = @ptrFromInt(host);
+                const host_src = if (src) |s| s + (host - @intFromPtr(dst)) else null;
+                if (fill(self.fd, host_dst, host_src, sys.page_size_bytes) != .done) {
+                    _ = uffd.wake(self.fd, host_dst, sys.page_size_bytes);
+                }
+                return;
+            },
+            // The mapping is changing (a reset in flight): wake the thread; it faults again.
+            .again => {
+                _ = uffd.wake(self.fd, dst, wasm_page_bytes);
+                return;
+            },
+            // Never leave a thread hanging: make the access trap instead.
+            .failed => {
+                state.record_guard_page(page);
+                _ = sys.protect(dst, wasm_page_bytes, .none);
+                _ = uffd.wake(self.fd, dst, wasm_page_bytes);
+                return;
+            },
+        }
+    }
+};
+
+fn fill(fd: i32, dst: [*]u8, src: ?[*]const u8, len: u64) uffd.Resolve {
+    if (src) |s| return uffd.copy(fd, dst, s, len);
+    return uffd.zeropage(fd, dst, len);
+}

@@ -1,0 +1,110 @@
+//! userfaultfd mode through the engine: paged images served on first touch, zero pages,
+//! resets, concurrent faults. Skipped where the kernel refuses userfaultfd.
+
+const std = @import("std");
+const testing = std.testing;
+const engine_mod = @import("engine.zig");
+const Engine = engine_mod.Engine;
+const module_mod = @import("module.zig");
+const Scratch = @import("scratch.zig").Scratch;
+
+/// One memory of 4..8 pages; "hello" at 100 (page 0) and "world" at 2 pages + 7 (page 2).
+fn blob() [256]u8 {
+    var bytes = std.mem.zeroes([256]u8);
+    const header: *module_mod.Header = @ptrCast(@alignCast(&bytes));
+    header.magic = module_mod.magic;
+    header.version = module_mod.version;
+    header.blob_bytes = bytes.len;
+    header.defined_memories = 1;
+    header.data_segments = 2;
+    const words: [*]u32 = @ptrCast(@alignCast(&bytes));
+    words[16] = 4;
+    words[17] = 8;
+    words[18..][0..6].* = .{ 0, 0, 100, 200, 5, 0 };
+    words[24..][0..6].* = .{ 0, 0, 2 * 65536 + 7, 205, 5, 0 };
+    @memcpy(bytes[200..210], "helloworld");
+    return bytes;
+}
+
+fn uffd_engine(count: u32) ?*Engine {
+    var c = std.mem.zeroes(engine_mod.Config);
+    c.strategy = @intFromEnum(engine_mod.Strategy.pooling);
+    c.instance_count = count;
+    c.memories = 1;
+    c.memory_pages = 8;
+    c.memory_reservation_bytes = 1 << 20;
+    c.uffd = 1;
+    const engine = Engine.create(std.heap.c_allocator, &c) orelse {
+        std.debug.assert(c.error_code == @intFromEnum(engine_mod.Code.uffd_unavailable));
+        return null;
+    };
+    return engine;
+}
+
+fn base_of(buffer: []const u8) [*]u8 {
+    return @ptrFromInt(@as(usize, @intCast(std.mem.readInt(u64, buffer[32..40], .little))));
+}
+
+test "uffd: paged image on first touch, zero pages elsewhere, clean on reuse" {
+    const engine = uffd_engine(1) orelse return error.SkipZigTest;
+    defer engine.destroy();
+    const bytes = blob();
+    const module = try engine.module_create(&bytes);
+    try testing.expect(module.paged != null);
+    try testing.expectEqual(@as(usize, 2), module.paged.?[0].pages.len / 65536);
+    var buffer: [64]u8 align(8) = undefined;
+    const scratch = Scratch{ .bytes = &buffer };
+
+    for (0..3) |_| {
+        const id = engine.instantiate(module, scratch);
+        try testing.expectEqual(@as(i32, 0), id);
+        const base = base_of(&buffer);
+        try testing.expectEqualStrings("hello", base[100..105]);
+        try testing.expectEqualStrings("world", base[2 * 65536 + 7 ..][0..5]);
+        try testing.expectEqual(@as(u8, 0), base[65536 + 3]);
+        base[3 * 65536 + 1] = 0xaa; // a zero page, written
+        base[101] = 'a'; // the image page, written: the module's image must not change
+        try testing.expectEqual(@as(i32, 4), engine.memory_grow(0, 0, 1, scratch) + 0 * id);
+        base[4 * 65536] = 1;
+        try testing.expectEqual(engine_mod.Code.ok, engine.dispose(0));
+    }
+    const stats = engine.stats();
+    try testing.expectEqual(@as(u64, 6), stats.uffd_pages_copied);
+    try testing.expectEqual(@as(u64, 9), stats.uffd_pages_zeroed);
+    try testing.expectEqual(@as(u64, 0), stats.uffd_guard_faults);
+}
+
+test "uffd: two threads faulting on the same page at once both see the image" {
+    const engine = uffd_engine(1) orelse return error.SkipZigTest;
+    defer engine.destroy();
+    const bytes = blob();
+    const module = try engine.module_create(&bytes);
+    var buffer: [64]u8 align(8) = undefined;
+    const scratch = Scratch{ .bytes = &buffer };
+    for (0..50) |_| {
+        try testing.expectEqual(@as(i32, 0), engine.instantiate(module, scratch));
+        const base = base_of(&buffer);
+        const Reader = struct {
+            fn run(b: [*]u8, out: *[5]u8) void {
+                @memcpy(out, b[2 * 65536 + 7 ..][0..5]);
+            }
+        };
+        var results: [2][5]u8 = undefined;
+        const a = try std.Thread.spawn(.{}, Reader.run, .{ base, &results[0] });
+        const b = try std.Thread.spawn(.{}, Reader.run, .{ base, &results[1] });
+        a.join();
+        b.join();
+        try testing.expectEqualStrings("world", &results[0]);
+        try testing.expectEqualStrings("world", &results[1]);
+        try testing.expectEqual(engine_mod.Code.ok, engine.dispose(0));
+    }
+}
+
+test "uffd is refused for on-demand engines" {
+    var c = std.mem.zeroes(engine_mod.Config);
+    c.strategy = @intFromEnum(engine_mod.Strategy.on_demand);
+    c.uffd = 1;
+    c.memory_reservation_bytes = 1 << 20;
+    try testing.expect(Engine.create(std.heap.c_allocator, &c) == null);
+    try testing.expectEqual(@intFromEnum(engine_mod.Code.bad_config), c.error_code);
+}
