@@ -6,7 +6,13 @@
 
 import { Config, DEFAULT_INSTANCE_LIMITS } from "./config.ts";
 import { createScratch, engineState, registerEngine } from "./engine_state.ts";
-import { LimitError, ResourceError, UffdUnavailableError, WasmpoolError } from "./errors.ts";
+import {
+  LimitError,
+  LinkError,
+  ResourceError,
+  UffdUnavailableError,
+  WasmpoolError,
+} from "./errors.ts";
 import { native } from "./ffi/load.ts";
 import type { Imports } from "./imports.ts";
 import { type Instance, instantiate } from "./instance.ts";
@@ -201,7 +207,7 @@ export class Engine {
   instantiate(module: Module, imports?: Imports): Instance {
     const state = engineState(this);
     if (module.engine !== this) {
-      throw new WasmpoolError("the module was translated for another engine");
+      throw new LinkError("the module was translated for another engine");
     }
     return instantiate(state, module, imports);
   }

@@ -28,11 +28,18 @@ const memoryModule = (min: number, max: number | null = null): Uint8Array =>
     exports: [{ name: "m", kind: "memory", index: 0 }],
   });
 
-for (const strategy of ["next-available", "random"] as const) {
-  describe(`pooling allocator (${strategy})`, () => {
+const modes = [
+  { strategy: "next-available", uffd: false },
+  { strategy: "random", uffd: false },
+  { strategy: "next-available", uffd: true },
+] as const;
+
+for (const { strategy, uffd } of modes) {
+  describe(`pooling allocator (${strategy}${uffd ? ", uffd" : ""})`, () => {
     it("successful instantiation", () => {
       using engine = pooled({
         strategy,
+        uffd,
         moduleLimits: { memoryPages: 1, tableElements: 10 },
         instanceLimits: { count: 1, memoryReservationSize: 1 },
       });
@@ -51,6 +58,7 @@ for (const strategy of ["next-available", "random"] as const) {
     it("memory limit", () => {
       using engine = pooled({
         strategy,
+        uffd,
         moduleLimits: { memoryPages: 3, tableElements: 10 },
         instanceLimits: { count: 1, memoryReservationSize: 196608 },
       });
@@ -76,6 +84,7 @@ for (const strategy of ["next-available", "random"] as const) {
     it("memory init", () => {
       using engine = pooled({
         strategy,
+        uffd,
         moduleLimits: { memoryPages: 2, tableElements: 0 },
         instanceLimits: { count: 1 },
       });
@@ -105,6 +114,7 @@ for (const strategy of ["next-available", "random"] as const) {
       // guard_trap_test.ts, in a child process.
       using engine = pooled({
         strategy,
+        uffd,
         moduleLimits: { memoryPages: 2, tableElements: 0 },
         instanceLimits: { count: 1 },
       });
@@ -125,6 +135,7 @@ for (const strategy of ["next-available", "random"] as const) {
     it("memory zeroed", () => {
       using engine = pooled({
         strategy,
+        uffd,
         moduleLimits: { memoryPages: 1, tableElements: 0 },
         instanceLimits: { count: 1, memoryReservationSize: 1 },
       });
@@ -145,6 +156,7 @@ for (const strategy of ["next-available", "random"] as const) {
       const tableElements = 10;
       using engine = pooled({
         strategy,
+        uffd,
         moduleLimits: { memoryPages: 1, tableElements },
         instanceLimits: { count: 1, memoryReservationSize: 1 },
       });
@@ -182,6 +194,7 @@ for (const strategy of ["next-available", "random"] as const) {
     it("table init", () => {
       using engine = pooled({
         strategy,
+        uffd,
         moduleLimits: { memoryPages: 0, tableElements: 6 },
         instanceLimits: { count: 1 },
       });
@@ -213,6 +226,7 @@ for (const strategy of ["next-available", "random"] as const) {
     it("table zeroed", () => {
       using engine = pooled({
         strategy,
+        uffd,
         moduleLimits: { memoryPages: 1, tableElements: 10 },
         instanceLimits: { count: 1, memoryReservationSize: 1 },
       });
@@ -239,6 +253,7 @@ for (const strategy of ["next-available", "random"] as const) {
       const limit = 10;
       using engine = pooled({
         strategy,
+        uffd,
         moduleLimits: { memoryPages: 1, tableElements: 10 },
         instanceLimits: { count: limit, memoryReservationSize: 1 },
       });

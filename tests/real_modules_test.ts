@@ -24,8 +24,8 @@ import {
 } from "../mod.ts";
 import {
   definedLimits,
-  type RealModule,
   readRealModule,
+  type RealModule,
   realModules,
   sectionCount,
   stubImports,

@@ -49,7 +49,7 @@ export function openBun(ffi: BunFfi, path: string): NativeLibrary {
     abiVersion: () => s.wasmpool_abi_version() as number,
     engineCreate: (config) => out(s.wasmpool_engine_create(config)),
     engineDestroy: (engine) => void s.wasmpool_engine_destroy(engine),
-    engineStats: (engine, o) => void s.wasmpool_engine_stats(engine, o),
+    engineStats: (engine, o) => void s.wasmpool_engine_stats(engine, o, o.byteLength),
     moduleCreate: (engine, blob, bytes, code) =>
       out(s.wasmpool_module_create(engine, blob, bytes, code)),
     moduleDestroy: (engine, module) => s.wasmpool_module_destroy(engine, module) as number,

@@ -24,7 +24,7 @@ export const SYMBOLS = {
   abi_version: { parameters: [], result: "u32" },
   engine_create: { parameters: ["buffer"], result: "pointer" },
   engine_destroy: { parameters: ["pointer"], result: "void" },
-  engine_stats: { parameters: ["pointer", "buffer"], result: "void" },
+  engine_stats: { parameters: ["pointer", "buffer", "u32"], result: "void" },
   module_create: { parameters: ["pointer", "buffer", "u32", "buffer"], result: "pointer" },
   module_destroy: { parameters: ["pointer", "pointer"], result: "i32" },
   scratch_create: { parameters: ["u32"], result: "pointer" },

@@ -23,8 +23,12 @@ export fn wasmpool_engine_destroy(engine: *Engine) void {
     engine.destroy();
 }
 
-export fn wasmpool_engine_stats(engine: *Engine, out: *engine_mod.Stats) void {
-    out.* = engine.stats();
+/// Copies at most `out_bytes` of the stats: a caller built for fewer fields gets a prefix.
+export fn wasmpool_engine_stats(engine: *Engine, out: [*]u8, out_bytes: u32) void {
+    const stats = engine.stats();
+    const bytes = std.mem.asBytes(&stats);
+    const n = @min(out_bytes, bytes.len);
+    @memcpy(out[0..n], bytes[0..n]);
 }
 
 /// Copies the blob; returns null (with the reason in `out_code`) when it is refused.

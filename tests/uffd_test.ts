@@ -1,0 +1,185 @@
+// userfaultfd mode: paged images served on first touch, identical to segmented initialization,
+// and engines that leave no thread or descriptor behind.
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { readdirSync } from "node:fs";
+import {
+  Config,
+  Engine,
+  Global,
+  InstanceAllocationStrategy,
+  Module,
+  OutOfBoundsError,
+  type PoolingOptions,
+} from "../mod.ts";
+import { buildModule, type DataSpec } from "./fixtures/wasm_builder.ts";
+
+function pooled(options: PoolingOptions): Engine {
+  return new Engine(
+    new Config().withAllocationStrategy(InstanceAllocationStrategy.pooling(options)),
+  );
+}
+
+const limits = {
+  moduleLimits: { memoryPages: 64, importedGlobals: 1 },
+  instanceLimits: { count: 2, memoryReservationSize: 64 * 65536 },
+};
+
+/** xorshift32: the same segments on every run. */
+function prng(seed: number): () => number {
+  let x = seed;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 2 ** 32;
+  };
+}
+
+/** Segments over `pages` pages: overlapping, spanning page edges, some all zeros. */
+function randomSegments(seed: number, pages: number): DataSpec[] {
+  const random = prng(seed);
+  const segments: DataSpec[] = [];
+  for (let i = 0; i < 40; i++) {
+    const length = Math.floor(random() * 70000);
+    const offset = Math.floor(random() * (pages * 65536 - length));
+    const zeros = random() < 0.2;
+    const data = new Uint8Array(length).map(() => (zeros ? 0 : Math.floor(random() * 256)));
+    segments.push({ mode: "active", offset: { kind: "i32.const", value: offset }, data });
+  }
+  return segments;
+}
+
+function memoryOf(engine: Engine, bytes: Uint8Array): Uint8Array {
+  const module = new Module(engine, bytes);
+  using instance = engine.instantiate(module);
+  return new Uint8Array(instance.memories[0].buffer).slice();
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  const x = new BigUint64Array(a.buffer, a.byteOffset, a.length / 8);
+  const y = new BigUint64Array(b.buffer, b.byteOffset, b.length / 8);
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
+}
+
+describe("userfaultfd mode", () => {
+  it("paged initialization is byte-identical to segmented, for seeded random images", () => {
+    using paged = pooled({ ...limits, uffd: true });
+    using segmented = pooled({ ...limits, uffd: false });
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const pages = 4 + seed * 3;
+      const bytes = buildModule({
+        memories: [{ min: pages, max: null, shared: false }],
+        data: randomSegments(seed, pages),
+      });
+      const expected = memoryOf(segmented, bytes);
+      const actual = memoryOf(paged, bytes);
+      assert.ok(sameBytes(actual, expected), `seed ${seed}: paged image differs`);
+      assert.equal(actual.length, pages * 65536);
+    }
+  });
+
+  it("fills only the pages that are touched, from the image or with zeros", () => {
+    using engine = pooled({ ...limits, uffd: true });
+    const image = new Uint8Array(20 * 65536).fill(0x5a);
+    const module = new Module(
+      engine,
+      buildModule({
+        memories: [{ min: 32, max: null, shared: false }],
+        data: [{ mode: "active", offset: { kind: "i32.const", value: 65536 }, data: image }],
+      }),
+    );
+    using instance = engine.instantiate(module);
+    const before = engine.stats();
+    const memory = new Uint8Array(instance.memories[0].buffer);
+    assert.equal(memory[65536 * 5 + 17], 0x5a); // a JS read of an image page
+    memory[65536 * 25] = 7; // a JS write to a zero page
+    assert.equal(memory[65536 * 25], 7);
+    assert.equal(memory[3], 0);
+    const after = engine.stats();
+    assert.equal(after.uffdPagesCopied - before.uffdPagesCopied, 1);
+    assert.equal(after.uffdPagesZeroed - before.uffdPagesZeroed, 2);
+  });
+
+  it("falls back to segmented initialization for offsets from imported globals", () => {
+    using engine = pooled({ ...limits, uffd: true });
+    const module = new Module(
+      engine,
+      buildModule({
+        imports: [{
+          module: "env",
+          name: "base",
+          desc: { kind: "global", type: { type: "i32", mutable: false } },
+        }],
+        memories: [{ min: 2, max: null, shared: false }],
+        data: [{
+          mode: "active",
+          offset: { kind: "global.get", index: 0 },
+          data: new TextEncoder().encode("segmented"),
+        }],
+      }),
+    );
+    using instance = engine.instantiate(module, { env: { base: 70000 } });
+    const text = new TextDecoder().decode(
+      new Uint8Array(instance.memories[0].buffer, 70000, 9),
+    );
+    assert.equal(text, "segmented");
+    assert.throws(
+      () => engine.instantiate(module, { env: { base: new Global({ type: "i32" }, 131070) } }),
+      OutOfBoundsError,
+    );
+    assert.equal(engine.stats().liveInstances, 1);
+  });
+
+  it("grow makes pages readable and writable, and reuse gives them back as zeros", () => {
+    using engine = pooled({ ...limits, uffd: true });
+    const module = new Module(
+      engine,
+      buildModule({ memories: [{ min: 1, max: 8, shared: false }] }),
+    );
+    for (let round = 0; round < 3; round++) {
+      using instance = engine.instantiate(module);
+      const memory = instance.memories[0];
+      assert.equal(memory.pages, 1);
+      memory.grow(3);
+      const bytes = new Uint8Array(memory.buffer);
+      assert.ok(bytes.every((b) => b === 0), `round ${round} sees a previous tenant's bytes`);
+      bytes.fill(round + 1);
+    }
+  });
+
+  it("closing 20 engines leaves no handler thread and no descriptor behind", () => {
+    const count = (dir: string): number => readdirSync(dir).length;
+    // Warm up once: the runtime may open descriptors of its own on first FFI use.
+    pooled({ ...limits, uffd: true }).close();
+    const fds = count("/proc/self/fd");
+    const threads = count("/proc/self/task");
+    for (let i = 0; i < 20; i++) {
+      const engine = pooled({ ...limits, uffd: true });
+      const module = new Module(
+        engine,
+        buildModule({ memories: [{ min: 1, max: 1, shared: false }] }),
+      );
+      new Uint8Array(engine.instantiate(module).memories[0].buffer)[0] = 1;
+      engine.close();
+    }
+    assert.equal(count("/proc/self/fd"), fds);
+    assert.equal(count("/proc/self/task"), threads);
+  });
+
+  it("each uffd engine runs one handler thread while it is open", () => {
+    const count = (): number => readdirSync("/proc/self/task").length;
+    const before = count();
+    const engines = [0, 1, 2].map(() => pooled({ ...limits, uffd: true }));
+    assert.equal(count(), before + 3);
+    for (const engine of engines) engine.close();
+    assert.equal(count(), before);
+  });
+
+  it("is refused for on-demand allocation", () => {
+    // The on-demand strategy has no uffd option; the native side refuses it too.
+    assert.equal(InstanceAllocationStrategy.onDemand().pooling, null);
+  });
+});
