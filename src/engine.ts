@@ -11,7 +11,7 @@ import {
   LinkError,
   ResourceError,
   UffdUnavailableError,
-  WasmpoolError,
+  type WasmpoolError,
 } from "./errors.ts";
 import { native } from "./ffi/load.ts";
 import type { Imports } from "./imports.ts";

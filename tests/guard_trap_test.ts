@@ -52,7 +52,7 @@ function lines(output: string): string[] {
 }
 
 describe("guard pages trap in a child process", () => {
-  for (const kind of ["pooling", "on-demand"]) {
+  for (const kind of ["pooling", "pooling-uffd", "on-demand"]) {
     describe(kind, () => {
       for (const mode of ["trap", "shrunk"]) {
         const title = mode === "trap"

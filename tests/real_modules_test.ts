@@ -108,9 +108,10 @@ function limitsFor(bytes: Uint8Array<ArrayBuffer>): Partial<ModuleLimits> {
   };
 }
 
-function poolingEngine(bytes: Uint8Array<ArrayBuffer>, count: number): Engine {
+function poolingEngine(bytes: Uint8Array<ArrayBuffer>, count: number, uffd = false): Engine {
   const moduleLimits = limitsFor(bytes);
   return new Engine(new Config().withAllocationStrategy(InstanceAllocationStrategy.pooling({
+    uffd,
     moduleLimits,
     instanceLimits: { count, memoryReservationSize: moduleLimits.memoryPages! * PAGE },
   })));
@@ -186,6 +187,10 @@ describe("real modules from npm, instantiated by wasmpool", () => {
     describe(`${m.name} (${m.package}@${m.version})`, () => {
       const strategies = [
         { kind: "pooling", make: (bytes: Uint8Array<ArrayBuffer>) => poolingEngine(bytes, 2) },
+        {
+          kind: "pooling, uffd (paged)",
+          make: (bytes: Uint8Array<ArrayBuffer>) => poolingEngine(bytes, 2, true),
+        },
         { kind: "on-demand", make: () => onDemandEngine() },
       ];
       for (const { kind, make } of strategies) {
@@ -206,35 +211,37 @@ describe("real modules from npm, instantiated by wasmpool", () => {
         });
       }
 
-      it(`pooling: ${REUSES} instances in a row in one slot each start out identical`, () => {
-        const ref = reference(m);
-        using engine = poolingEngine(ref.bytes, 1);
-        const module = new Module(engine, ref.bytes);
-        let address: bigint | null = null;
-        let firstTable: (number | null)[] | null = null;
-        for (let round = 0; round < REUSES; round++) {
-          const instance = engine.instantiate(module, ref.wasmpoolImports);
-          try {
-            const what = `round ${round}`;
-            checkInstance(m, ref, instance, what);
-            const memory = instance.memories[0];
-            const table = instance.tables[0];
-            address ??= memory.address;
-            assert.equal(memory.address, address, `${what}: the slot was not reused`);
-            const entries = tableEntries(table);
-            firstTable ??= entries;
-            assert.deepEqual(entries, firstTable, `${what}: table entries`);
-            scribble(memory, table);
-          } finally {
-            instance.dispose();
+      for (const uffd of [false, true]) {
+        it(`pooling${uffd ? ", uffd" : ""}: ${REUSES} instances in a row in one slot each start out identical`, () => {
+          const ref = reference(m);
+          using engine = poolingEngine(ref.bytes, 1, uffd);
+          const module = new Module(engine, ref.bytes);
+          let address: bigint | null = null;
+          let firstTable: (number | null)[] | null = null;
+          for (let round = 0; round < REUSES; round++) {
+            const instance = engine.instantiate(module, ref.wasmpoolImports);
+            try {
+              const what = `round ${round}`;
+              checkInstance(m, ref, instance, what);
+              const memory = instance.memories[0];
+              const table = instance.tables[0];
+              address ??= memory.address;
+              assert.equal(memory.address, address, `${what}: the slot was not reused`);
+              const entries = tableEntries(table);
+              firstTable ??= entries;
+              assert.deepEqual(entries, firstTable, `${what}: table entries`);
+              scribble(memory, table);
+            } finally {
+              instance.dispose();
+            }
           }
-        }
-        const stats = engine.stats();
-        assert.equal(stats.instantiations, REUSES);
-        assert.equal(stats.deallocations, REUSES);
-        assert.equal(stats.liveInstances, 0);
-        assert.equal(stats.quarantinedSlots, 0);
-      });
+          const stats = engine.stats();
+          assert.equal(stats.instantiations, REUSES);
+          assert.equal(stats.deallocations, REUSES);
+          assert.equal(stats.liveInstances, 0);
+          assert.equal(stats.quarantinedSlots, 0);
+        });
+      }
     });
   }
 });
