@@ -1,0 +1,99 @@
+/**
+ * userfaultfd mode against segmented initialization: instantiate+dispose of a module whose
+ * data image is 64 KiB or 64 MiB (uffd should be flat in image size), and the cost of a first
+ * touch per 64 KiB wasm page (a uffd fill against an ordinary anonymous page fault).
+ * Prints mitata's table and writes `bench/results/uffd-<runtime>.json`.
+ *
+ * @module
+ */
+
+import { mkdirSync, writeFileSync } from "node:fs";
+import { bench, group, run, summary } from "../.tools/node_modules/mitata/src/main.mjs";
+import { Config, Engine, InstanceAllocationStrategy, Module } from "../mod.ts";
+import { buildModule } from "../tests/fixtures/wasm_builder.ts";
+
+const runtime = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined" ? "bun" : "deno";
+const PAGE = 65536;
+const MEMORY_PAGES = 1100;
+
+function imageModule(imageBytes: number): Uint8Array {
+  // One segment per 64 KiB page, none of them zero: every page of the image is stored.
+  const data = [];
+  for (let offset = 0; offset < imageBytes; offset += PAGE) {
+    data.push({
+      mode: "active" as const,
+      offset: { kind: "i32.const" as const, value: offset },
+      data: new Uint8Array(Math.min(PAGE, imageBytes - offset)).fill(1 + (offset / PAGE) % 250),
+    });
+  }
+  return buildModule({ memories: [{ min: MEMORY_PAGES, max: null, shared: false }], data });
+}
+
+function engine(uffd: boolean): Engine {
+  return new Engine(new Config().withAllocationStrategy(InstanceAllocationStrategy.pooling({
+    uffd,
+    moduleLimits: { memoryPages: MEMORY_PAGES },
+    instanceLimits: { count: 4, memoryReservationSize: MEMORY_PAGES * PAGE },
+  })));
+}
+
+const engines = { segmented: engine(false), uffd: engine(true) };
+const images = { "64 KiB": imageModule(PAGE), "64 MiB": imageModule(64 * 2 ** 20) };
+const modules = new Map<string, Module>();
+for (const [mode, e] of Object.entries(engines)) {
+  for (const [size, bytes] of Object.entries(images)) {
+    modules.set(`${mode} ${size}`, new Module(e, bytes));
+  }
+}
+
+summary(() => {
+  group("instantiate+dispose by image size", () => {
+    for (const [mode, e] of Object.entries(engines)) {
+      for (const size of Object.keys(images)) {
+        const module = modules.get(`${mode} ${size}`)!;
+        const b = bench(`${mode}, ${size} image`, () => e.instantiate(module).dispose());
+        if (mode === "uffd" && size === "64 KiB") b.baseline(true);
+      }
+    }
+  });
+});
+
+const TOUCHED_PAGES = 64;
+summary(() => {
+  group(`instantiate, first touch of ${TOUCHED_PAGES} zero wasm pages, dispose`, () => {
+    for (const [mode, e] of Object.entries(engines)) {
+      const module = modules.get(`${mode} 64 KiB`)!;
+      const b = bench(`${mode}: touch ${TOUCHED_PAGES} pages`, () => {
+        const instance = e.instantiate(module);
+        const bytes = new Uint8Array(instance.memories[0].buffer);
+        // Every 4 KiB host page of pages 100.. (zeros in both modes).
+        for (let at = 100 * PAGE; at < (100 + TOUCHED_PAGES) * PAGE; at += 4096) bytes[at] = 1;
+        instance.dispose();
+      });
+      if (mode === "segmented") b.baseline(true);
+      bench(`${mode}: one byte in each of ${TOUCHED_PAGES} pages`, () => {
+        const instance = e.instantiate(module);
+        const bytes = new Uint8Array(instance.memories[0].buffer);
+        for (let page = 100; page < 100 + TOUCHED_PAGES; page++) bytes[page * PAGE] = 1;
+        instance.dispose();
+      });
+    }
+  });
+});
+
+const result = await run({ format: "mitata" });
+const rows = result.benchmarks.flatMap((b: { alias: string; runs: { stats?: unknown }[] }) =>
+  b.runs.map((r) => ({ name: b.alias, stats: r.stats }))
+);
+mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
+writeFileSync(
+  new URL(`./results/uffd-${runtime}.json`, import.meta.url),
+  JSON.stringify({ runtime, benchmarks: rows }, null, 2),
+);
+console.log(JSON.stringify({
+  runtime,
+  medians_ns: Object.fromEntries(
+    rows.map((r: { name: string; stats?: { p50?: number } }) => [r.name, r.stats?.p50]),
+  ),
+}));
+for (const e of Object.values(engines)) e.close();
