@@ -38,8 +38,8 @@ const PAGE = 65536;
 const MEMORY_PAGES = 16;
 const TABLE_ELEMENTS = 64;
 
-type Kind = "pooling" | "on-demand";
-const KINDS: readonly Kind[] = ["pooling", "on-demand"];
+type Kind = "pooling" | "pooling-uffd" | "on-demand";
+const KINDS: readonly Kind[] = ["pooling", "pooling-uffd", "on-demand"];
 
 interface EngineOptions {
   readonly count?: number;
@@ -51,6 +51,7 @@ function makeEngine(kind: Kind, options: EngineOptions = {}): Engine {
   const strategy = kind === "on-demand"
     ? InstanceAllocationStrategy.onDemand()
     : InstanceAllocationStrategy.pooling({
+      uffd: kind === "pooling-uffd",
       instanceLimits: { count: options.count ?? 4, memoryReservationSize: MEMORY_PAGES * PAGE },
       moduleLimits: {
         memoryPages: MEMORY_PAGES,
@@ -757,9 +758,9 @@ describe("engine.stats()", () => {
     it(`${kind}: counts instantiations, deallocations and live instances`, () => {
       using engine = makeEngine(kind, { count: 3 });
       const initial = engine.stats();
-      assert.equal(initial.strategy, kind);
+      assert.equal(initial.strategy, kind === "on-demand" ? "on-demand" : "pooling");
       assert.equal(initial.instanceCapacity > 0, true);
-      if (kind === "pooling") assert.equal(initial.instanceCapacity, 3);
+      if (kind !== "on-demand") assert.equal(initial.instanceCapacity, 3);
       assert.deepEqual(counters(engine), [0, 0, 0]);
 
       const module = compile(engine, memoryModule(1));
@@ -777,7 +778,7 @@ describe("engine.stats()", () => {
 
       live.push(engine.instantiate(module), engine.instantiate(module));
       assert.deepEqual(counters(engine), [4, 1, 3]);
-      if (kind === "pooling") {
+      if (kind !== "on-demand") {
         assert.throws(
           () => engine.instantiate(module),
           isError(PoolExhaustedError, "Limit of 3 concurrent instances has been reached"),
