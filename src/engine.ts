@@ -75,7 +75,7 @@ const STATS_FIELDS = [
 /** On demand, a table may grow to this many elements (each its own mapping of 4 bytes each). */
 export const ON_DEMAND_TABLE_ELEMENTS = 10_000_000;
 
-const CONFIG_BYTES = 80;
+const CONFIG_BYTES = 88;
 const POOL_NAMES = ["instance", "memory", "table", "stack"];
 
 function encodeConfig(config: Config): { bytes: Uint8Array; limits: TranslationLimits } {
@@ -104,6 +104,7 @@ function encodeConfig(config: Config): { bytes: Uint8Array; limits: TranslationL
   view.setUint32(36, pooling.uffd ? 1 : 0, true);
   view.setBigUint64(40, BigInt(pooling.instanceLimits.memoryReservationSize), true);
   view.setBigUint64(48, BigInt(pooling.stackSize), true);
+  view.setBigUint64(80, BigInt(pooling.memoryKeepResident), true);
   return { bytes, limits: { memoryPages: m.memoryPages, tableElements: m.tableElements } };
 }
 

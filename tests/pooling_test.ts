@@ -28,18 +28,25 @@ const memoryModule = (min: number, max: number | null = null): Uint8Array =>
     exports: [{ name: "m", kind: "memory", index: 0 }],
   });
 
+// Keep-resident resets (the default, 64 KiB) zero touched pages in place; 0 drops them all.
 const modes = [
-  { strategy: "next-available", uffd: false },
-  { strategy: "random", uffd: false },
-  { strategy: "next-available", uffd: true },
+  { strategy: "next-available", uffd: false, memoryKeepResident: undefined },
+  { strategy: "random", uffd: false, memoryKeepResident: undefined },
+  { strategy: "next-available", uffd: false, memoryKeepResident: 0 },
+  { strategy: "next-available", uffd: false, memoryKeepResident: 4096 },
+  { strategy: "next-available", uffd: true, memoryKeepResident: undefined },
 ] as const;
 
-for (const { strategy, uffd } of modes) {
-  describe(`pooling allocator (${strategy}${uffd ? ", uffd" : ""})`, () => {
+for (const { strategy, uffd, memoryKeepResident } of modes) {
+  const label = `${strategy}${uffd ? ", uffd" : ""}${
+    memoryKeepResident === undefined ? "" : `, keep resident ${memoryKeepResident}`
+  }`;
+  describe(`pooling allocator (${label})`, () => {
     it("successful instantiation", () => {
       using engine = pooled({
         strategy,
         uffd,
+        memoryKeepResident,
         moduleLimits: { memoryPages: 1, tableElements: 10 },
         instanceLimits: { count: 1, memoryReservationSize: 1 },
       });
@@ -59,6 +66,7 @@ for (const { strategy, uffd } of modes) {
       using engine = pooled({
         strategy,
         uffd,
+        memoryKeepResident,
         moduleLimits: { memoryPages: 3, tableElements: 10 },
         instanceLimits: { count: 1, memoryReservationSize: 196608 },
       });
@@ -85,6 +93,7 @@ for (const { strategy, uffd } of modes) {
       using engine = pooled({
         strategy,
         uffd,
+        memoryKeepResident,
         moduleLimits: { memoryPages: 2, tableElements: 0 },
         instanceLimits: { count: 1 },
       });
@@ -115,6 +124,7 @@ for (const { strategy, uffd } of modes) {
       using engine = pooled({
         strategy,
         uffd,
+        memoryKeepResident,
         moduleLimits: { memoryPages: 2, tableElements: 0 },
         instanceLimits: { count: 1 },
       });
@@ -136,6 +146,7 @@ for (const { strategy, uffd } of modes) {
       using engine = pooled({
         strategy,
         uffd,
+        memoryKeepResident,
         moduleLimits: { memoryPages: 1, tableElements: 0 },
         instanceLimits: { count: 1, memoryReservationSize: 1 },
       });
@@ -157,6 +168,7 @@ for (const { strategy, uffd } of modes) {
       using engine = pooled({
         strategy,
         uffd,
+        memoryKeepResident,
         moduleLimits: { memoryPages: 1, tableElements },
         instanceLimits: { count: 1, memoryReservationSize: 1 },
       });
@@ -195,6 +207,7 @@ for (const { strategy, uffd } of modes) {
       using engine = pooled({
         strategy,
         uffd,
+        memoryKeepResident,
         moduleLimits: { memoryPages: 0, tableElements: 6 },
         instanceLimits: { count: 1 },
       });
@@ -227,6 +240,7 @@ for (const { strategy, uffd } of modes) {
       using engine = pooled({
         strategy,
         uffd,
+        memoryKeepResident,
         moduleLimits: { memoryPages: 1, tableElements: 10 },
         instanceLimits: { count: 1, memoryReservationSize: 1 },
       });
@@ -254,6 +268,7 @@ for (const { strategy, uffd } of modes) {
       using engine = pooled({
         strategy,
         uffd,
+        memoryKeepResident,
         moduleLimits: { memoryPages: 1, tableElements: 10 },
         instanceLimits: { count: limit, memoryReservationSize: 1 },
       });

@@ -19,6 +19,7 @@ const init = @import("init.zig");
 const IndexStrategy = @import("index_allocator.zig").Strategy;
 const uffd = @import("uffd.zig");
 const Handler = @import("uffd_handler.zig").Handler;
+const resident = @import("resident.zig");
 
 pub const Strategy = enum(u32) { on_demand = 0, pooling = 1 };
 
@@ -42,6 +43,8 @@ pub const Config = extern struct {
     error_errno: u32,
     reserved1: u32,
     error_size_bytes: u64,
+    /// mprotect mode: bytes at the start of each memory zeroed in place on reset, not dropped.
+    memory_keep_resident_bytes: u64,
 };
 
 /// Negative results of the C ABI. The TypeScript side turns each into a WasmpoolError.
@@ -94,6 +97,8 @@ pub const Engine = struct {
     quarantined_slots: u64 = 0,
     /// The userfaultfd handler, in uffd mode.
     handler: ?*Handler = null,
+    /// /proc/self/pagemap, for keep-resident resets; null where it cannot be opened.
+    pagemap_fd: ?i32 = null,
 
     pub fn create(allocator: std.mem.Allocator, config: *Config) ?*Engine {
         config.error_code = @intFromEnum(Code.ok);
@@ -157,6 +162,10 @@ pub const Engine = struct {
                     error.UffdRegisterFailed => .uffd_unavailable,
                 });
             };
+            const keep = sys.round_up_to_page(config.memory_keep_resident_bytes) orelse
+                std.math.maxInt(u64);
+            engine.pool.?.keep_resident_bytes = keep;
+            if (keep > 0 and uffd_fd == null) engine.pagemap_fd = resident.open_pagemap();
             if (uffd_fd) |fd| {
                 engine.start_handler(fd, config) catch {
                     engine.pool.?.deinit(allocator);
@@ -209,6 +218,7 @@ pub const Engine = struct {
             }
         }
         self.on_demand.deinit(self.allocator);
+        if (self.pagemap_fd) |fd| resident.close_pagemap(fd);
         var it = self.modules.keyIterator();
         while (it.next()) |module| module_mod.destroy(self.allocator, module.*);
         self.modules.deinit(self.allocator);
@@ -379,7 +389,7 @@ pub const Engine = struct {
         assert(instance.live);
         var clean = true;
         for (instance.memories()) |*state| {
-            if (state.reset() != null) clean = false;
+            if (state.reset(pool.keep_resident_bytes, self.pagemap_fd) != null) clean = false;
         }
         for (instance.tables()) |*state| {
             if (state.reset() != null) clean = false;

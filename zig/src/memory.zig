@@ -5,6 +5,7 @@
 const std = @import("std");
 const assert = std.debug.assert;
 const sys = @import("sys.zig");
+const resident = @import("resident.zig");
 
 pub const wasm_page_bytes: u64 = 64 * 1024;
 pub const wasm_max_pages: u32 = 65536;
@@ -99,10 +100,15 @@ pub const MemoryState = struct {
     };
 
     /// Gives the memory back clean: every byte it ever exposed reads zero for the next tenant.
-    pub fn reset(self: *MemoryState) ?sys.Errno {
+    /// In mprotect mode the first `keep_resident_bytes` are zeroed in place (see resident.zig)
+    /// and only the rest is dropped; in uffd mode everything is dropped, so that the handler
+    /// serves the next tenant's image.
+    pub fn reset(self: *MemoryState, keep_resident_bytes: u64, pagemap_fd: ?i32) ?sys.Errno {
         // uffd mode: pages only grow within a tenancy, so [0, pages) is all it can have filled.
         const used_bytes = if (self.mode == .uffd) self.byte_length() else self.accessible_bytes;
-        const decommit_errno = sys.decommit(self.base, used_bytes);
+        const keep_bytes = if (self.mode == .uffd) 0 else @min(keep_resident_bytes, used_bytes);
+        resident.zero_resident(pagemap_fd, self.base, keep_bytes);
+        const decommit_errno = sys.decommit(self.base + keep_bytes, used_bytes - keep_bytes);
         const restore_errno = if (self.mode == .uffd) self.restore_guard_pages() else null;
         self.pages.store(0, .release);
         self.max_pages = 0;
@@ -142,7 +148,7 @@ test "protect_linear_memory grows and shrinks the read-write prefix; reset zeroe
     try testing.expectEqual(MemoryState.GrowResult{ .grown = 2 }, memory.grow(2, &grow_errno));
     try testing.expectEqual(MemoryState.GrowResult{ .past_maximum = 4 }, memory.grow(1, &grow_errno));
     base[4 * wasm_page_bytes - 1] = 0xbb;
-    try testing.expectEqual(@as(?sys.Errno, null), memory.reset());
+    try testing.expectEqual(@as(?sys.Errno, null), memory.reset(wasm_page_bytes, null));
     try testing.expectEqual(@as(u8, 0), base[2 * wasm_page_bytes - 1]);
     try testing.expectEqual(@as(u8, 0), base[4 * wasm_page_bytes - 1]);
     memory.max_pages = 4;

@@ -34,6 +34,8 @@ pub const PoolKind = enum(u32) { instances = 0, memories = 1, tables = 2, stacks
 
 pub const Pool = struct {
     limits: Limits,
+    /// mprotect mode: bytes at the start of each memory zeroed in place on reset.
+    keep_resident_bytes: u64 = 0,
     layout: Layout,
     index_allocator: IndexAllocator,
     instance_region: Region,

@@ -80,6 +80,7 @@ export fn wasmpool_table_grow(engine: *Engine, id: u32, index: u32, delta: u32, 
 
 test {
     _ = @import("sys.zig");
+    _ = @import("resident.zig");
     _ = @import("index_allocator.zig");
     _ = @import("memory.zig");
     _ = @import("table.zig");
