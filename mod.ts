@@ -33,7 +33,12 @@ export {
   type PoolingOptions,
   type PoolingSettings,
 } from "./src/config.ts";
-export { Engine, type EngineStats, ON_DEMAND_TABLE_ELEMENTS } from "./src/engine.ts";
+export {
+  Engine,
+  type EngineHandle,
+  type EngineStats,
+  ON_DEMAND_TABLE_ELEMENTS,
+} from "./src/engine.ts";
 export {
   ArgumentError,
   DisposedError,

@@ -4,9 +4,15 @@
  * @module
  */
 
-import { Config, DEFAULT_INSTANCE_LIMITS } from "./config.ts";
+import {
+  Config,
+  DEFAULT_INSTANCE_LIMITS,
+  InstanceAllocationStrategy,
+  type PoolingSettings,
+} from "./config.ts";
 import { createScratch, engineState, registerEngine } from "./engine_state.ts";
 import {
+  DisposedError,
   LimitError,
   LinkError,
   ResourceError,
@@ -14,6 +20,7 @@ import {
   type WasmpoolError,
 } from "./errors.ts";
 import { native } from "./ffi/load.ts";
+import type { NativePointer } from "./ffi/symbols.ts";
 import type { Imports } from "./imports.ts";
 import { type Instance, instantiate } from "./instance.ts";
 import { detachBuffer, type EngineState } from "./internal.ts";
@@ -166,6 +173,20 @@ function creationError(bytes: Uint8Array): WasmpoolError {
  * ));
  * ```
  */
+/**
+ * What a Worker needs to use an engine created elsewhere in the process: pass it with
+ * `postMessage` (it is plain data) and call {@linkcode Engine.attach} in the Worker.
+ */
+export interface EngineHandle {
+  /** The native engine's id: a stale id (the engine is gone) attaches to nothing. */
+  readonly id: number;
+  /** The pooling settings, or null for on-demand. */
+  readonly pooling: PoolingSettings | null;
+}
+
+// Set by Engine.attach for the constructor it calls: the engine to adopt instead of creating.
+let adopting: NativePointer | null = null;
+
 export class Engine {
   /** The configuration this engine was made with. */
   readonly config: Config;
@@ -177,13 +198,14 @@ export class Engine {
     const strategy = config.allocationStrategy;
     const lib = native();
     const { bytes, limits } = encodeConfig(config);
-    const pointer = lib.engineCreate(bytes);
+    const pointer = adopting ?? lib.engineCreate(bytes);
+    adopting = null;
     if (pointer === null) throw creationError(bytes);
     let scratch;
     try {
       scratch = createScratch(lib, 0);
     } catch (error) {
-      lib.engineDestroy(pointer);
+      lib.engineRelease(pointer);
       throw error;
     }
     this.config = config;
@@ -195,9 +217,41 @@ export class Engine {
       limits,
       scratch,
       slots: [],
+      modules: new Set(),
       closed: false,
     };
     registerEngine(this, this.#state);
+  }
+
+  /**
+   * A handle for using this engine from a Worker: the Worker calls {@linkcode Engine.attach}
+   * with it. Every attached engine shares this engine's pool (slots, limits, stats) and has
+   * its own modules and instances; the pool is unmapped when the last of them is closed.
+   */
+  handle(): EngineHandle {
+    const state = engineState(this);
+    return { id: state.lib.engineId(state.pointer), pooling: state.pooling };
+  }
+
+  /**
+   * Attaches to the engine behind `handle`, typically in a Worker. Throws DisposedError when
+   * that engine has been closed by every holder.
+   */
+  static attach(handle: EngineHandle): Engine {
+    const lib = native();
+    const pointer = lib.engineAttach(handle.id >>> 0);
+    if (pointer === null) {
+      throw new DisposedError(`no engine with id ${handle.id} is alive to attach to`);
+    }
+    const strategy = handle.pooling === null
+      ? InstanceAllocationStrategy.onDemand()
+      : InstanceAllocationStrategy.pooling(handle.pooling);
+    adopting = pointer;
+    try {
+      return new Engine(new Config().withAllocationStrategy(strategy));
+    } finally {
+      adopting = null;
+    }
   }
 
   /**
@@ -229,21 +283,26 @@ export class Engine {
   }
 
   /**
-   * Releases everything: live instances are disposed (their buffers detached), the pools are
-   * unmapped. Calling it again does nothing.
+   * Releases everything this engine object holds: its live instances are disposed (their
+   * buffers detached), its modules freed, and the pools unmapped unless another attached
+   * engine (a Worker's) still holds them. Calling it again does nothing.
    */
   close(): void {
     const state = this.#state;
     if (state.closed) return;
     state.closed = true;
+    const { lib, pointer } = state;
     for (const slot of state.slots) {
       if (slot === undefined) continue;
       for (const item of slot.owned) item.detach();
+      lib.instanceDispose(pointer, slot.id);
     }
     state.slots.length = 0;
+    for (const module of state.modules) lib.moduleDestroy(pointer, module);
+    state.modules.clear();
     detachBuffer(state.scratch.words.buffer);
-    state.lib.scratchDestroy(state.scratch.pointer, state.scratch.bytes);
-    state.lib.engineDestroy(state.pointer);
+    lib.scratchDestroy(state.scratch.pointer, state.scratch.bytes);
+    lib.engineRelease(pointer);
   }
 
   /** Same as {@linkcode Engine.close}, for `using`. */

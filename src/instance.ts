@@ -19,11 +19,33 @@ export type ExportValue = Memory | Table | Global | FunctionExport | ImportedFun
 
 const NO_IMPORTS: Imports = Object.freeze({});
 
+/**
+ * What an instance holds natively, released once: by dispose(), or by the finalizer when the
+ * instance's lease (referenced by the instance, its memories and its tables) is collected.
+ */
+interface Holdings {
+  readonly slot: Slot;
+  readonly held: readonly Slot[];
+  released: boolean;
+}
+
+function releaseHoldings(holdings: Holdings): void {
+  if (holdings.released) return;
+  holdings.released = true;
+  holdings.slot.release();
+  for (const other of holdings.held) other.release();
+}
+
+// An instance collected without dispose() still gives its slot back.
+const finalizer = new FinalizationRegistry<Holdings>(releaseHoldings);
+
 /** An instantiated module. Dispose it (or `using` it) to give its slot back. */
 export class Instance {
   readonly #module: Module;
   readonly #slot: Slot;
-  readonly #held: readonly Slot[];
+  readonly #holdings: Holdings;
+  // Referenced by the instance and its memories and tables; collected with the last of them.
+  readonly #lease: object;
   readonly #memories: readonly Memory[];
   readonly #tables: readonly Table[];
   readonly #globals: readonly Global[];
@@ -34,8 +56,8 @@ export class Instance {
   /** @internal Made by {@linkcode instantiate}. */
   constructor(
     module: Module,
-    slot: Slot,
-    held: readonly Slot[],
+    holdings: Holdings,
+    lease: object,
     items: {
       memories: readonly Memory[];
       tables: readonly Table[];
@@ -44,8 +66,9 @@ export class Instance {
     },
   ) {
     this.#module = module;
-    this.#slot = slot;
-    this.#held = held;
+    this.#slot = holdings.slot;
+    this.#holdings = holdings;
+    this.#lease = lease;
     this.#memories = items.memories;
     this.#tables = items.tables;
     this.#globals = items.globals;
@@ -130,8 +153,8 @@ export class Instance {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    this.#slot.release();
-    for (const held of this.#held) held.release();
+    finalizer.unregister(this.#holdings);
+    releaseHoldings(this.#holdings);
   }
 
   /** Same as {@linkcode Instance.dispose}, for `using`. */
@@ -169,20 +192,17 @@ export function instantiate(engine: EngineState, module: Module, imports?: Impor
 
   const slot = new Slot(engine, id);
   engine.slots[id] = slot;
+  const lease = {};
   const words = scratch.words;
   const memories: Memory[] = resolved ? resolved.memories.slice() : [];
   t.memories.forEach((plan, m) => {
-    const memory = new Memory(slot, m, readAddress(words, m), plan.min, plan.max);
-    slot.owned.push(memory);
-    memories.push(memory);
+    memories.push(new Memory(slot, lease, m, readAddress(words, m), plan.min, plan.max));
   });
   const tables: Table[] = resolved ? resolved.tables.slice() : [];
   const memoryCount = t.memories.length;
   t.tables.forEach((plan, i) => {
     const address = readAddress(words, memoryCount + i);
-    const table = new Table(slot, i, address, plan.min, plan.max, plan.element);
-    slot.owned.push(table);
-    tables.push(table);
+    tables.push(new Table(slot, lease, i, address, plan.min, plan.max, plan.element));
   });
   const globals: Global[] = resolved ? resolved.globals.slice() : [];
   for (const g of t.parsed.globals) {
@@ -190,7 +210,9 @@ export function instantiate(engine: EngineState, module: Module, imports?: Impor
   }
   const held = resolved ? resolved.slots : [];
   for (const other of held) other.refs += 1;
-  return new Instance(module, slot, held, {
+  const holdings: Holdings = { slot, held, released: false };
+  finalizer.register(lease, holdings, holdings);
+  return new Instance(module, holdings, lease, {
     memories,
     tables,
     globals,

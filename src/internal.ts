@@ -42,6 +42,8 @@ export interface EngineState {
   scratch: Scratch;
   /** Live native instances by id. */
   readonly slots: (Slot | undefined)[];
+  /** Native modules translated through this engine object and not yet freed. */
+  readonly modules: Set<NativePointer>;
   /** Whether `close()` was called. */
   closed: boolean;
 }
@@ -83,6 +85,24 @@ export class Slot {
     this.engine.slots[this.id] = undefined;
     const code = this.engine.lib.instanceDispose(this.engine.pointer, this.id);
     if (code !== 0) throw new Error(`wasmpool: native dispose of instance ${this.id} gave ${code}`);
+  }
+}
+
+/**
+ * The native view of one memory or table. Kept apart from the Memory/Table object so that a
+ * slot can detach it without holding the Memory/Table (and so their instance) alive.
+ */
+export class View implements Detachable {
+  /** The ArrayBuffer over the native bytes, made on first use. */
+  buffer: ArrayBuffer | null = null;
+  /** A Uint32Array over `buffer`, for tables. */
+  words: Uint32Array | null = null;
+
+  /** Detaches the buffer; the next use makes a new one. */
+  detach(): void {
+    detachBuffer(this.buffer);
+    this.buffer = null;
+    this.words = null;
   }
 }
 

@@ -5,7 +5,7 @@
  */
 
 import { DisposedError, LimitError, ResourceError, WasmpoolError } from "./errors.ts";
-import { type Detachable, detachBuffer, type Slot } from "./internal.ts";
+import { type Slot, View } from "./internal.ts";
 import { Code, describeErrno } from "./native_errors.ts";
 
 /** Bytes in a WebAssembly page. */
@@ -16,17 +16,28 @@ export const WASM_PAGE_BYTES = 65536;
  * region, where an access by native code traps. Like `WebAssembly.Memory`, growing (and
  * disposal) detaches the previous buffer.
  */
-export class Memory implements Detachable {
+export class Memory {
   #slot: Slot;
   #index: number;
   #address: number;
   #pages: number;
   #maxPages: number;
-  #buffer: ArrayBuffer | null = null;
+  readonly #view: View = new View();
+  // Keeps the instance's lease (and so its slot) alive as long as this memory is reachable.
+  readonly #lease: object;
 
   /** @internal Made by the engine at instantiation; not constructed by users. */
-  constructor(slot: Slot, index: number, address: number, pages: number, maxPages: number) {
+  constructor(
+    slot: Slot,
+    lease: object,
+    index: number,
+    address: number,
+    pages: number,
+    maxPages: number,
+  ) {
     this.#slot = slot;
+    this.#lease = lease;
+    slot.owned.push(this.#view);
     this.#index = index;
     this.#address = address;
     this.#pages = pages;
@@ -62,13 +73,14 @@ export class Memory implements Detachable {
    */
   get buffer(): ArrayBuffer {
     this.#slot.check("a memory");
-    if (this.#buffer === null) {
+    const view = this.#view;
+    if (view.buffer === null) {
       const bytes = this.#pages * WASM_PAGE_BYTES;
-      this.#buffer = bytes === 0
+      view.buffer = bytes === 0
         ? new ArrayBuffer(0)
         : this.#slot.engine.lib.arrayBuffer(this.#address, bytes);
     }
-    return this.#buffer;
+    return view.buffer;
   }
 
   /**
@@ -104,16 +116,9 @@ export class Memory implements Detachable {
       );
     }
     if (result < 0) throw new WasmpoolError(`memory grow failed with native code ${result}`);
-    detachBuffer(this.#buffer);
-    this.#buffer = null;
+    this.#view.detach();
     this.#pages = result + deltaPages;
     return result;
-  }
-
-  /** @internal Detaches the buffer when the slot is released. */
-  detach(): void {
-    detachBuffer(this.#buffer);
-    this.#buffer = null;
   }
 
   /** @internal The native instance id and memory index, for imports. */

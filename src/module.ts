@@ -54,7 +54,8 @@ export function moduleState(module: Module): ModuleState {
 // A module's boxed data is freed when the Module is collected (instances hold their Module).
 const finalizer = new FinalizationRegistry<{ engine: EngineState; pointer: NativePointer }>(
   ({ engine, pointer }) => {
-    if (!engine.closed) engine.lib.moduleDestroy(engine.pointer, pointer);
+    if (engine.closed || !engine.modules.delete(pointer)) return;
+    engine.lib.moduleDestroy(engine.pointer, pointer);
   },
 );
 
@@ -118,6 +119,7 @@ export class Module {
     })));
     this.exports = Object.freeze(parsed.exports.map((e) => ({ name: e.name, kind: e.kind })));
     states.set(this, { engine: state, translation, pointer });
+    state.modules.add(pointer);
     finalizer.register(this, { engine: state, pointer });
   }
 }

@@ -5,7 +5,7 @@
  */
 
 import { ArgumentError, LimitError, WasmpoolError } from "./errors.ts";
-import { type Detachable, detachBuffer, type Slot } from "./internal.ts";
+import { type Slot, View } from "./internal.ts";
 import { Code } from "./native_errors.ts";
 
 const MAX_FUNCTION_INDEX = 0xffff_fffe;
@@ -14,18 +14,21 @@ const MAX_FUNCTION_INDEX = 0xffff_fffe;
  * A table. Entries are function indices (in the defining module's function index space) or
  * `null`. Wasmpool does not run code, so a table holds indices, not callable functions.
  */
-export class Table implements Detachable {
+export class Table {
   #slot: Slot;
   #index: number;
   #address: number;
   #size: number;
   #maxSize: number;
-  #entries: Uint32Array | null = null;
+  readonly #view: View = new View();
   readonly #element: "funcref" | "externref";
+  // Keeps the instance's lease (and so its slot) alive as long as this table is reachable.
+  readonly #lease: object;
 
   /** @internal Made by the engine at instantiation; not constructed by users. */
   constructor(
     slot: Slot,
+    lease: object,
     index: number,
     address: number,
     size: number,
@@ -33,6 +36,8 @@ export class Table implements Detachable {
     element: "funcref" | "externref",
   ) {
     this.#slot = slot;
+    this.#lease = lease;
+    slot.owned.push(this.#view);
     this.#index = index;
     this.#address = address;
     this.#size = size;
@@ -57,15 +62,16 @@ export class Table implements Detachable {
     return this.#element;
   }
 
-  #view(): Uint32Array {
-    if (this.#entries === null) {
+  #entries(): Uint32Array {
+    const view = this.#view;
+    if (view.words === null) {
       const bytes = this.#size * 4;
-      const buffer = bytes === 0
+      view.buffer = bytes === 0
         ? new ArrayBuffer(0)
         : this.#slot.engine.lib.arrayBuffer(this.#address, bytes);
-      this.#entries = new Uint32Array(buffer);
+      view.words = new Uint32Array(view.buffer);
     }
-    return this.#entries;
+    return view.words;
   }
 
   #checkIndex(index: number): void {
@@ -80,7 +86,7 @@ export class Table implements Detachable {
   get(index: number): number | null {
     this.#slot.check("a table");
     this.#checkIndex(index);
-    const entry = this.#view()[index];
+    const entry = this.#entries()[index];
     return entry === 0 ? null : entry - 1;
   }
 
@@ -88,7 +94,7 @@ export class Table implements Detachable {
   set(index: number, value: number | null): void {
     this.#slot.check("a table");
     this.#checkIndex(index);
-    this.#view()[index] = encode(value);
+    this.#entries()[index] = encode(value);
   }
 
   /**
@@ -118,20 +124,10 @@ export class Table implements Detachable {
       );
     }
     if (result < 0) throw new WasmpoolError(`table grow failed with native code ${result}`);
-    this.#detachView();
+    this.#view.detach();
     this.#size = result + delta;
-    if (entry !== 0) this.#view().fill(entry, result);
+    if (entry !== 0) this.#entries().fill(entry, result);
     return result;
-  }
-
-  #detachView(): void {
-    if (this.#entries !== null) detachBuffer(this.#entries.buffer as ArrayBuffer);
-    this.#entries = null;
-  }
-
-  /** @internal Detaches the entry view when the slot is released. */
-  detach(): void {
-    this.#detachView();
   }
 
   /** @internal The native instance id and table index, for imports. */

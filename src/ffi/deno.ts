@@ -48,7 +48,10 @@ export function openDeno(path: string): NativeLibrary {
     path,
     abiVersion: () => s.wasmpool_abi_version() as number,
     engineCreate: (config) => out(s.wasmpool_engine_create(config)),
-    engineDestroy: (engine) => void s.wasmpool_engine_destroy(ptr(engine)),
+    engineRelease: (engine) => void s.wasmpool_engine_release(ptr(engine)),
+    engineId: (engine) => s.wasmpool_engine_id(ptr(engine)) as number,
+    engineAttach: (id) => out(s.wasmpool_engine_attach(id)),
+    testInjectFailures: (op, count) => s.wasmpool_test_inject_failures(op, count) as number,
     engineStats: (engine, o) => void s.wasmpool_engine_stats(ptr(engine), o, o.byteLength),
     moduleCreate: (engine, blob, bytes, code) =>
       out(s.wasmpool_module_create(ptr(engine), blob, bytes, code)),

@@ -23,7 +23,10 @@ export interface NativeSignature {
 export const SYMBOLS = {
   abi_version: { parameters: [], result: "u32" },
   engine_create: { parameters: ["buffer"], result: "pointer" },
-  engine_destroy: { parameters: ["pointer"], result: "void" },
+  engine_release: { parameters: ["pointer"], result: "void" },
+  engine_id: { parameters: ["pointer"], result: "u32" },
+  engine_attach: { parameters: ["u32"], result: "pointer" },
+  test_inject_failures: { parameters: ["u32", "u32"], result: "i32" },
   engine_stats: { parameters: ["pointer", "buffer", "u32"], result: "void" },
   module_create: { parameters: ["pointer", "buffer", "u32", "buffer"], result: "pointer" },
   module_destroy: { parameters: ["pointer", "pointer"], result: "i32" },
@@ -42,7 +45,7 @@ export const SYMBOLS = {
 } as const satisfies Record<string, NativeSignature>;
 
 /** The ABI version this TypeScript side speaks; `abi_version()` must answer it. */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 /** A native pointer: an object in Deno, a number in Bun. Opaque outside src/ffi/. */
 export type NativePointer = { readonly __nativePointer: unique symbol };
@@ -57,8 +60,14 @@ export interface NativeLibrary {
   abiVersion(): number;
   /** `wasmpool_engine_create`: null on failure, with the reason in the config buffer. */
   engineCreate(config: Uint8Array): NativePointer | null;
-  /** `wasmpool_engine_destroy`. */
-  engineDestroy(engine: NativePointer): void;
+  /** `wasmpool_engine_release`: drops this holder; the last one destroys the engine. */
+  engineRelease(engine: NativePointer): void;
+  /** `wasmpool_engine_id`: the id another thread can attach with. */
+  engineId(engine: NativePointer): number;
+  /** `wasmpool_engine_attach`: holds the live engine `id`, or null. */
+  engineAttach(id: number): NativePointer | null;
+  /** `wasmpool_test_inject_failures`: test hook, see zig/src/sys.zig. */
+  testInjectFailures(operation: number, count: number): number;
   /** `wasmpool_engine_stats`. */
   engineStats(engine: NativePointer, out: Uint8Array): void;
   /** `wasmpool_module_create`: null on failure, with the code in `outCode[0]`. */

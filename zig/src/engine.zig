@@ -20,6 +20,7 @@ const IndexStrategy = @import("index_allocator.zig").Strategy;
 const uffd = @import("uffd.zig");
 const Handler = @import("uffd_handler.zig").Handler;
 const resident = @import("resident.zig");
+const registry = @import("registry.zig");
 
 pub const Strategy = enum(u32) { on_demand = 0, pooling = 1 };
 
@@ -64,6 +65,7 @@ pub const Code = enum(i32) {
     bad_instance = -12,
     out_of_memory = -13,
     uffd_unavailable = -14,
+    too_many_engines = -15,
 };
 
 pub const Stats = extern struct {
@@ -99,6 +101,11 @@ pub const Engine = struct {
     handler: ?*Handler = null,
     /// /proc/self/pagemap, for keep-resident resets; null where it cannot be opened.
     pagemap_fd: ?i32 = null,
+    /// Holders: the creating thread, and every Worker attached through the registry. The
+    /// engine is destroyed when the last one releases it.
+    refs: std.atomic.Value(u32) = .init(1),
+    /// The engine's id in registry.zig.
+    id: u32 = 0,
 
     pub fn create(allocator: std.mem.Allocator, config: *Config) ?*Engine {
         config.error_code = @intFromEnum(Code.ok);
@@ -174,7 +181,36 @@ pub const Engine = struct {
                 };
             }
         }
+        engine.id = registry.add(engine) orelse {
+            engine.destroy();
+            return fail(config, .too_many_engines);
+        };
         return engine;
+    }
+
+    /// Attaches to the live engine `id` (from another thread) and holds it; null if it is gone.
+    pub fn attach(id: u32) ?*Engine {
+        const found = registry.find_and_retain(id, retain_opaque) orelse return null;
+        return @ptrCast(@alignCast(found));
+    }
+
+    fn retain_opaque(opaque_engine: *anyopaque) bool {
+        const self: *Engine = @ptrCast(@alignCast(opaque_engine));
+        // Under the registry's lock: a count of 0 means destruction has begun.
+        var refs = self.refs.load(.acquire);
+        while (refs > 0) {
+            refs = self.refs.cmpxchgWeak(refs, refs + 1, .acq_rel, .acquire) orelse return true;
+        }
+        return false;
+    }
+
+    /// Drops one holder; the last one destroys the engine.
+    pub fn release(self: *Engine) void {
+        const before = self.refs.fetchSub(1, .acq_rel);
+        assert(before > 0);
+        if (before > 1) return;
+        registry.remove(self.id);
+        self.destroy();
     }
 
     fn start_handler(self: *Engine, fd: i32, config: *Config) error{Failed}!void {
@@ -201,7 +237,7 @@ pub const Engine = struct {
     }
 
     /// Unmaps everything, live instances included: the TypeScript side has detached their views.
-    pub fn destroy(self: *Engine) void {
+    fn destroy(self: *Engine) void {
         // The handler reads the pool: stop it before anything is unmapped.
         if (self.handler) |handler| {
             handler.stop();

@@ -56,7 +56,7 @@ fn scratch_for(buffer: []align(8) u8) Scratch {
 test "pooled instantiate, reuse resets memory and tables, pool full" {
     var c = config(.pooling, 2);
     const engine = Engine.create(std.heap.c_allocator, &c).?;
-    defer engine.destroy();
+    defer engine.release();
     const bytes = blob(100);
     const module = try engine.module_create(&bytes);
     var buffer: [128]u8 align(8) = undefined;
@@ -89,7 +89,7 @@ test "pooled instantiate, reuse resets memory and tables, pool full" {
 test "a data segment out of bounds fails and leaves the slot clean" {
     var c = config(.pooling, 1);
     const engine = Engine.create(std.heap.c_allocator, &c).?;
-    defer engine.destroy();
+    defer engine.release();
     var buffer: [128]u8 align(8) = undefined;
     const scratch = scratch_for(&buffer);
     const bad_bytes = blob(65534);
@@ -113,7 +113,7 @@ test "on-demand instances map and unmap their own memories" {
     c.memory_pages = 65536;
     c.memory_reservation_bytes = 6 << 30;
     const engine = Engine.create(std.heap.c_allocator, &c).?;
-    defer engine.destroy();
+    defer engine.release();
     const bytes = blob(100);
     const module = try engine.module_create(&bytes);
     var buffer: [128]u8 align(8) = undefined;
@@ -141,7 +141,7 @@ test "four threads instantiating and disposing never share a slot" {
     var c = config(.pooling, 8);
     c.index_strategy = 1; // random: the most interleaving
     const engine = Engine.create(std.heap.c_allocator, &c).?;
-    defer engine.destroy();
+    defer engine.release();
     const bytes = blob(100);
     const module = try engine.module_create(&bytes);
 

@@ -12,15 +12,26 @@ const allocator = std.heap.c_allocator;
 
 /// The ABI version; the TypeScript side refuses a library that answers another.
 export fn wasmpool_abi_version() u32 {
-    return 1;
+    return 2;
 }
 
 export fn wasmpool_engine_create(config: *engine_mod.Config) ?*Engine {
     return Engine.create(allocator, config);
 }
 
-export fn wasmpool_engine_destroy(engine: *Engine) void {
-    engine.destroy();
+/// Drops the caller's hold on the engine; the last holder's release destroys it.
+export fn wasmpool_engine_release(engine: *Engine) void {
+    engine.release();
+}
+
+/// The engine's id, which another thread can pass to `wasmpool_engine_attach`.
+export fn wasmpool_engine_id(engine: *Engine) u32 {
+    return engine.id;
+}
+
+/// Holds the live engine `id` for the calling thread; null when no such engine is alive.
+export fn wasmpool_engine_attach(id: u32) ?*Engine {
+    return Engine.attach(id);
 }
 
 /// Copies at most `out_bytes` of the stats: a caller built for fewer fields gets a prefix.
@@ -78,9 +89,18 @@ export fn wasmpool_table_grow(engine: *Engine, id: u32, index: u32, delta: u32, 
     return engine.table_grow(id, index, delta, .{ .bytes = scratch[0..scratch_bytes] });
 }
 
+/// Test hook: the next `count` calls of `operation` (0 mmap, 1 mprotect, 2 madvise) fail with
+/// ENOMEM, process-wide. Lets tests check that exhaustion leaves every pool consistent.
+export fn wasmpool_test_inject_failures(operation: u32, count: u32) i32 {
+    const op = std.meta.intToEnum(@import("sys.zig").Operation, operation) catch return -1;
+    @import("sys.zig").inject_failures(op, count);
+    return 0;
+}
+
 test {
     _ = @import("sys.zig");
     _ = @import("resident.zig");
+    _ = @import("registry.zig");
     _ = @import("index_allocator.zig");
     _ = @import("memory.zig");
     _ = @import("table.zig");

@@ -10,9 +10,24 @@ pub const page_size_bytes: usize = std.heap.page_size_min;
 /// An errno value, kept for the error message the TypeScript side builds.
 pub const Errno = u16;
 
-pub const Error = struct {
-    errno: Errno,
-};
+/// Failure injection for tests: the next `count` calls of an operation fail with ENOMEM, as
+/// they would when vm.max_map_count or memory runs out. Off (all zero) unless a test sets it.
+pub const Operation = enum(u32) { map = 0, protect = 1, decommit = 2 };
+var injected: [3]std.atomic.Value(u32) = .{ .init(0), .init(0), .init(0) };
+const enomem: Errno = @intFromEnum(linux.E.NOMEM);
+
+pub fn inject_failures(operation: Operation, count: u32) void {
+    injected[@intFromEnum(operation)].store(count, .release);
+}
+
+fn injected_failure(operation: Operation) bool {
+    const counter = &injected[@intFromEnum(operation)];
+    var left = counter.load(.acquire);
+    while (left > 0) {
+        left = counter.cmpxchgWeak(left, left - 1, .acq_rel, .acquire) orelse return true;
+    }
+    return false;
+}
 
 fn check(rc: usize) ?Errno {
     const signed: isize = @bitCast(rc);
@@ -33,6 +48,10 @@ pub fn map_read_write(size_bytes: usize, out_errno: *Errno) ?[*]align(page_size_
 fn map(size_bytes: usize, prot: usize, out_errno: *Errno) ?[*]align(page_size_bytes) u8 {
     std.debug.assert(size_bytes > 0);
     std.debug.assert(size_bytes % page_size_bytes == 0);
+    if (injected_failure(.map)) {
+        out_errno.* = enomem;
+        return null;
+    }
     const rc = linux.mmap(null, size_bytes, prot, .{
         .TYPE = .PRIVATE,
         .ANONYMOUS = true,
@@ -59,6 +78,7 @@ pub fn protect(base: [*]u8, size_bytes: usize, protection: Protection) ?Errno {
     std.debug.assert(@intFromPtr(base) % page_size_bytes == 0);
     std.debug.assert(size_bytes % page_size_bytes == 0);
     if (size_bytes == 0) return null;
+    if (injected_failure(.protect)) return enomem;
     const prot: usize = switch (protection) {
         .none => linux.PROT.NONE,
         .read_write => linux.PROT.READ | linux.PROT.WRITE,
@@ -71,6 +91,7 @@ pub fn decommit(base: [*]u8, size_bytes: usize) ?Errno {
     std.debug.assert(@intFromPtr(base) % page_size_bytes == 0);
     std.debug.assert(size_bytes % page_size_bytes == 0);
     if (size_bytes == 0) return null;
+    if (injected_failure(.decommit)) return enomem;
     return check(linux.madvise(@alignCast(base), size_bytes, linux.MADV.DONTNEED));
 }
 

@@ -47,7 +47,7 @@ fn base_of(buffer: []const u8) [*]u8 {
 
 test "uffd: paged image on first touch, zero pages elsewhere, clean on reuse" {
     const engine = uffd_engine(1) orelse return error.SkipZigTest;
-    defer engine.destroy();
+    defer engine.release();
     const bytes = blob();
     const module = try engine.module_create(&bytes);
     try testing.expect(module.paged != null);
@@ -76,7 +76,7 @@ test "uffd: paged image on first touch, zero pages elsewhere, clean on reuse" {
 
 test "uffd: two threads faulting on the same page at once both see the image" {
     const engine = uffd_engine(1) orelse return error.SkipZigTest;
-    defer engine.destroy();
+    defer engine.release();
     const bytes = blob();
     const module = try engine.module_create(&bytes);
     var buffer: [64]u8 align(8) = undefined;
