@@ -93,8 +93,8 @@ const cases = [_]Case{
 
 const rounds = 7;
 
-/// What the TypeScript side sends for `pooling({ instanceLimits: { count: 100 } })` (and
-/// `uffd: true`), or for `new Engine()`.
+/// What the TypeScript side sends (src/engine.ts, encodeConfig) for
+/// `pooling({ instanceLimits: { count: 100 } })` (and `uffd: true`), or for `new Engine()`.
 fn config_for(mode: Mode) Config {
     var c = std.mem.zeroes(Config);
     switch (mode) {
@@ -118,6 +118,11 @@ fn config_for(mode: Mode) Config {
         },
     }
     c.memory_reservation_bytes = 6 << 30;
+    // The TypeScript default of `memoryKeepResident` (src/config.ts); the engine ignores it in
+    // uffd and on-demand mode.
+    if (@hasField(Config, "memory_keep_resident_bytes") and mode == .mprotect) {
+        c.memory_keep_resident_bytes = 65536;
+    }
     return c;
 }
 
@@ -129,6 +134,12 @@ const Result = struct {
     max_ns: f64 = 0,
     note: []const u8 = "",
 };
+
+/// `Engine.release` where engines are reference-counted (the last holder destroys it), else
+/// `Engine.destroy`.
+fn close_engine(engine: *Engine) void {
+    if (comptime @hasDecl(Engine, "release")) engine.release() else engine.destroy();
+}
 
 fn cycle(engine: *Engine, module: *Module, scratch: Scratch) void {
     const id = engine.instantiate(module, scratch);
@@ -145,7 +156,7 @@ fn run_case(case: Case, blob: []const u8) Result {
         }
         std.debug.panic("engine creation failed for {s}: code {d}, errno {d}", .{ case.name, c.error_code, c.error_errno });
     };
-    defer engine.destroy();
+    defer close_engine(engine);
     const module = engine.module_create(blob) catch |err| std.debug.panic("module_create: {s}", .{@errorName(err)});
     var buffer: [128]u8 align(8) = undefined;
     @memset(&buffer, 0);

@@ -1,0 +1,111 @@
+// One engine used from several Workers at once: every worker attaches by handle, no slot is
+// handed out twice, none is lost, and stats() adds up.
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  Config,
+  DisposedError,
+  Engine,
+  InstanceAllocationStrategy,
+  Module,
+  type PoolingOptions,
+} from "../mod.ts";
+import { buildModule } from "./fixtures/wasm_builder.ts";
+import type { WorkerResult, WorkerTask } from "./fixtures/pool_worker.ts";
+
+const WORKERS = 4;
+const CYCLES = 10_000;
+
+function pooled(options: PoolingOptions): Engine {
+  return new Engine(
+    new Config().withAllocationStrategy(InstanceAllocationStrategy.pooling(options)),
+  );
+}
+
+function runWorker(task: WorkerTask): Promise<WorkerResult> {
+  const worker = new Worker(new URL("./fixtures/pool_worker.ts", import.meta.url).href, {
+    type: "module",
+  });
+  return new Promise((resolve, reject) => {
+    worker.onmessage = (event: MessageEvent<WorkerResult>) => {
+      worker.terminate();
+      resolve(event.data);
+    };
+    worker.onerror = (event: ErrorEvent) => {
+      worker.terminate();
+      reject(new Error(`worker ${task.worker} failed: ${event.message}`));
+    };
+    worker.postMessage(task);
+  });
+}
+
+for (const uffd of [false, true]) {
+  describe(`an engine shared by ${WORKERS} workers${uffd ? " (uffd)" : ""}`, () => {
+    it(`${WORKERS} × ${CYCLES} cycles: no slot twice, none lost, stats add up`, async () => {
+      using engine = pooled({
+        uffd,
+        strategy: "random",
+        moduleLimits: { memoryPages: 1 },
+        // Fewer slots than workers would make the pool full on purpose; more keeps it simple.
+        instanceLimits: { count: WORKERS + 2, memoryReservationSize: 1 << 20 },
+      });
+      const owners = new SharedArrayBuffer(4 * 4096);
+      const handle = engine.handle();
+      const results = await Promise.all(
+        Array.from(
+          { length: WORKERS },
+          (_, worker) => runWorker({ handle, worker, cycles: CYCLES, owners }),
+        ),
+      );
+      for (const r of results) {
+        assert.equal(r.error, null, `worker ${r.worker}: ${r.error}`);
+        assert.equal(r.cycles, CYCLES, `worker ${r.worker} lost cycles`);
+        assert.equal(r.doubleHandOuts, 0, `worker ${r.worker} got a slot another held`);
+        assert.equal(r.dirtySlots, 0, `worker ${r.worker} saw a previous tenant's bytes`);
+        assert.equal(r.poolFull, 0);
+      }
+      const stats = engine.stats();
+      assert.equal(stats.instantiations, WORKERS * CYCLES);
+      assert.equal(stats.deallocations, WORKERS * CYCLES);
+      assert.equal(stats.liveInstances, 0);
+      assert.equal(stats.quarantinedSlots, 0);
+      // Every slot is back: the whole pool can be held at once.
+      const module = new Module(
+        engine,
+        buildModule({ memories: [{ min: 1, max: 1, shared: false }] }),
+      );
+      const all = Array.from({ length: WORKERS + 2 }, () => engine.instantiate(module));
+      for (const instance of all) instance.dispose();
+    });
+  });
+}
+
+describe("engine handles", () => {
+  it("an attached engine shares the pool; the pool lives until the last holder closes", () => {
+    const owner = pooled({
+      moduleLimits: { memoryPages: 1 },
+      instanceLimits: { count: 2, memoryReservationSize: 1 << 20 },
+    });
+    const attached = Engine.attach(owner.handle());
+    const module = new Module(
+      attached,
+      buildModule({ memories: [{ min: 1, max: 1, shared: false }] }),
+    );
+    const a = attached.instantiate(module);
+    const b = owner.instantiate(new Module(owner, buildModule({})));
+    assert.equal(owner.stats().liveInstances, 2);
+    b.dispose();
+    owner.close();
+    // The owner is closed, but the attached engine still holds the pool.
+    new Uint8Array(a.memories[0].buffer)[0] = 1;
+    assert.equal(attached.stats().liveInstances, 1);
+    const handle = attached.handle();
+    attached.close();
+    assert.throws(() => a.memories, DisposedError);
+    assert.throws(() => Engine.attach(handle), DisposedError);
+  });
+
+  it("a forged or stale id attaches to nothing", () => {
+    assert.throws(() => Engine.attach({ id: 0x7fff_ffff, pooling: null }), DisposedError);
+  });
+});
