@@ -163,17 +163,6 @@ function creationError(bytes: Uint8Array): WasmpoolError {
 }
 
 /**
- * The allocator and its instances. Create one per configuration and keep it: with pooling,
- * its whole address space is reserved here, once.
- *
- * @example
- * ```ts
- * using engine = new Engine(new Config().withAllocationStrategy(
- *   InstanceAllocationStrategy.pooling({ instanceLimits: { count: 100 } }),
- * ));
- * ```
- */
-/**
  * What a Worker needs to use an engine created elsewhere in the process: pass it with
  * `postMessage` (it is plain data) and call {@linkcode Engine.attach} in the Worker.
  */
@@ -187,6 +176,17 @@ export interface EngineHandle {
 // Set by Engine.attach for the constructor it calls: the engine to adopt instead of creating.
 let adopting: NativePointer | null = null;
 
+/**
+ * The allocator and its instances. Create one per configuration and keep it: with pooling,
+ * its whole address space is reserved here, once.
+ *
+ * @example
+ * ```ts
+ * using engine = new Engine(new Config().withAllocationStrategy(
+ *   InstanceAllocationStrategy.pooling({ instanceLimits: { count: 100 } }),
+ * ));
+ * ```
+ */
 export class Engine {
   /** The configuration this engine was made with. */
   readonly config: Config;
