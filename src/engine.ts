@@ -260,7 +260,8 @@ export class Engine {
    * {@linkcode LinkError} for a missing or mismatched import; nothing is left allocated then.
    */
   instantiate(module: Module, imports?: Imports): Instance {
-    const state = engineState(this);
+    const state = this.#state;
+    if (state.closed) throw new DisposedError("the engine was used after close()");
     if (module.engine !== this) {
       throw new LinkError("the module was translated for another engine");
     }
@@ -294,7 +295,7 @@ export class Engine {
     const { lib, pointer } = state;
     for (const slot of state.slots) {
       if (slot === undefined) continue;
-      for (const item of slot.owned) item.detach();
+      slot.detachViews();
       lib.instanceDispose(pointer, slot.id);
     }
     state.slots.length = 0;

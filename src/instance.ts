@@ -18,32 +18,17 @@ import { Table } from "./table.ts";
 export type ExportValue = Memory | Table | Global | FunctionExport | ImportedFunction;
 
 const NO_IMPORTS: Imports = Object.freeze({});
+const NO_FUNCTIONS: readonly ImportedFunction[] = Object.freeze([]);
 
-/**
- * What an instance holds natively, released once: by dispose(), or by the finalizer when the
- * instance's lease (referenced by the instance, its memories and its tables) is collected.
- */
-interface Holdings {
-  readonly slot: Slot;
-  readonly held: readonly Slot[];
-  released: boolean;
-}
-
-function releaseHoldings(holdings: Holdings): void {
-  if (holdings.released) return;
-  holdings.released = true;
-  holdings.slot.release();
-  for (const other of holdings.held) other.release();
-}
-
-// An instance collected without dispose() still gives its slot back.
-const finalizer = new FinalizationRegistry<Holdings>(releaseHoldings);
+// An instance collected without dispose() still gives its slot back. The registry holds the
+// slot, never the instance: the target is the instance's lease, an object referenced by the
+// instance, its memories and its tables, and collected with the last of them.
+const finalizer = new FinalizationRegistry<Slot>((slot) => slot.releaseInstance());
 
 /** An instantiated module. Dispose it (or `using` it) to give its slot back. */
 export class Instance {
   readonly #module: Module;
   readonly #slot: Slot;
-  readonly #holdings: Holdings;
   // Referenced by the instance and its memories and tables; collected with the last of them.
   readonly #lease: object;
   readonly #memories: readonly Memory[];
@@ -56,23 +41,20 @@ export class Instance {
   /** @internal Made by {@linkcode instantiate}. */
   constructor(
     module: Module,
-    holdings: Holdings,
+    slot: Slot,
     lease: object,
-    items: {
-      memories: readonly Memory[];
-      tables: readonly Table[];
-      globals: readonly Global[];
-      functions: readonly ImportedFunction[];
-    },
+    memories: readonly Memory[],
+    tables: readonly Table[],
+    globals: readonly Global[],
+    functions: readonly ImportedFunction[],
   ) {
     this.#module = module;
-    this.#slot = holdings.slot;
-    this.#holdings = holdings;
+    this.#slot = slot;
     this.#lease = lease;
-    this.#memories = items.memories;
-    this.#tables = items.tables;
-    this.#globals = items.globals;
-    this.#functions = items.functions;
+    this.#memories = memories;
+    this.#tables = tables;
+    this.#globals = globals;
+    this.#functions = functions;
   }
 
   #check(): void {
@@ -153,8 +135,8 @@ export class Instance {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    finalizer.unregister(this.#holdings);
-    releaseHoldings(this.#holdings);
+    finalizer.unregister(this.#slot);
+    this.#slot.releaseInstance();
   }
 
   /** Same as {@linkcode Instance.dispose}, for `using`. */
@@ -190,32 +172,43 @@ export function instantiate(engine: EngineState, module: Module, imports?: Impor
   const id = engine.lib.instantiate(engine.pointer, state.pointer, scratch.pointer, scratch.bytes);
   if (id < 0) throw instantiationError(id, scratch.words);
 
+  // The hot path of the library: plain loops, no closures, nothing allocated that is not kept.
   const slot = new Slot(engine, id);
   engine.slots[id] = slot;
   const lease = {};
   const words = scratch.words;
   const memories: Memory[] = resolved ? resolved.memories.slice() : [];
-  t.memories.forEach((plan, m) => {
+  const memoryPlans = t.memories;
+  for (let m = 0; m < memoryPlans.length; m++) {
+    const plan = memoryPlans[m];
     memories.push(new Memory(slot, lease, m, readAddress(words, m), plan.min, plan.max));
-  });
-  const tables: Table[] = resolved ? resolved.tables.slice() : [];
-  const memoryCount = t.memories.length;
-  t.tables.forEach((plan, i) => {
-    const address = readAddress(words, memoryCount + i);
-    tables.push(new Table(slot, lease, i, address, plan.min, plan.max, plan.element));
-  });
-  const globals: Global[] = resolved ? resolved.globals.slice() : [];
-  for (const g of t.parsed.globals) {
-    globals.push(new Global(g.type, coerce(g.type.type, evaluate(g.init, globals))));
   }
-  const held = resolved ? resolved.slots : [];
-  for (const other of held) other.refs += 1;
-  const holdings: Holdings = { slot, held, released: false };
-  finalizer.register(lease, holdings, holdings);
-  return new Instance(module, holdings, lease, {
+  const tables: Table[] = resolved ? resolved.tables.slice() : [];
+  const tablePlans = t.tables;
+  for (let i = 0; i < tablePlans.length; i++) {
+    const plan = tablePlans[i];
+    const address = readAddress(words, memoryPlans.length + i);
+    tables.push(new Table(slot, lease, i, address, plan.min, plan.max, plan.element));
+  }
+  const globals: Global[] = resolved ? resolved.globals.slice() : [];
+  const globalDefs = t.parsed.globals;
+  for (let g = 0; g < globalDefs.length; g++) {
+    const def = globalDefs[g];
+    globals.push(new Global(def.type, coerce(def.type.type, evaluate(def.init, globals))));
+  }
+  if (resolved) {
+    const held = resolved.slots;
+    for (let h = 0; h < held.length; h++) held[h].refs += 1;
+    slot.held = held;
+  }
+  finalizer.register(lease, slot, slot);
+  return new Instance(
+    module,
+    slot,
+    lease,
     memories,
     tables,
     globals,
-    functions: resolved ? resolved.functions : [],
-  });
+    resolved ? resolved.functions : NO_FUNCTIONS,
+  );
 }

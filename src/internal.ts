@@ -48,6 +48,8 @@ export interface EngineState {
   closed: boolean;
 }
 
+const NO_SLOTS: readonly Slot[] = Object.freeze([]);
+
 /** The native side of one instance: alive while its instance or an importer holds it. */
 export class Slot {
   /** The engine. */
@@ -56,8 +58,12 @@ export class Slot {
   readonly id: number;
   /** Holders: the instance itself, and every instance importing one of its memories/tables. */
   refs = 1;
-  /** Memories and tables whose views must be detached on release. */
-  readonly owned: Detachable[] = [];
+  /** Views handed out over this slot's memories and tables, detached on release. */
+  owned: Detachable[] | null = null;
+  /** Other instances' slots this slot's instance imports from, released with it. */
+  held: readonly Slot[] = NO_SLOTS;
+  /** Whether the instance has let go (dispose or finalizer): it does so once. */
+  instanceReleased = false;
 
   /** A slot for native instance `id`. */
   constructor(engine: EngineState, id: number) {
@@ -75,12 +81,36 @@ export class Slot {
     if (!this.alive) throw new DisposedError(`${what} was used after its instance was disposed`);
   }
 
+  /** Registers a view to detach on release. */
+  own(view: Detachable): void {
+    (this.owned ??= []).push(view);
+  }
+
+  /** Detaches every view handed out over this slot. */
+  detachViews(): void {
+    const owned = this.owned;
+    if (owned === null) return;
+    for (let i = 0; i < owned.length; i++) owned[i].detach();
+  }
+
+  /**
+   * The instance lets go of its slot and of the slots it imports from; only the first call
+   * counts (dispose and the finalizer may both come).
+   */
+  releaseInstance(): void {
+    if (this.instanceReleased) return;
+    this.instanceReleased = true;
+    this.release();
+    const held = this.held;
+    for (let h = 0; h < held.length; h++) held[h].release();
+  }
+
   /** Drops one holder; the last one gives the slot back to the pool. */
   release(): void {
     if (this.refs === 0) return;
     this.refs -= 1;
     if (this.refs > 0) return;
-    for (const item of this.owned) item.detach();
+    this.detachViews();
     if (this.engine.closed) return;
     this.engine.slots[this.id] = undefined;
     const code = this.engine.lib.instanceDispose(this.engine.pointer, this.id);

@@ -22,7 +22,7 @@ export class Memory {
   #address: number;
   #pages: number;
   #maxPages: number;
-  readonly #view: View = new View();
+  #view: View | null = null;
   // Keeps the instance's lease (and so its slot) alive as long as this memory is reachable.
   readonly #lease: object;
 
@@ -37,7 +37,6 @@ export class Memory {
   ) {
     this.#slot = slot;
     this.#lease = lease;
-    slot.owned.push(this.#view);
     this.#index = index;
     this.#address = address;
     this.#pages = pages;
@@ -73,7 +72,11 @@ export class Memory {
    */
   get buffer(): ArrayBuffer {
     this.#slot.check("a memory");
-    const view = this.#view;
+    let view = this.#view;
+    if (view === null) {
+      view = this.#view = new View();
+      this.#slot.own(view);
+    }
     if (view.buffer === null) {
       const bytes = this.#pages * WASM_PAGE_BYTES;
       view.buffer = bytes === 0
@@ -116,7 +119,7 @@ export class Memory {
       );
     }
     if (result < 0) throw new WasmpoolError(`memory grow failed with native code ${result}`);
-    this.#view.detach();
+    this.#view?.detach();
     this.#pages = result + deltaPages;
     return result;
   }

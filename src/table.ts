@@ -20,7 +20,7 @@ export class Table {
   #address: number;
   #size: number;
   #maxSize: number;
-  readonly #view: View = new View();
+  #view: View | null = null;
   readonly #element: "funcref" | "externref";
   // Keeps the instance's lease (and so its slot) alive as long as this table is reachable.
   readonly #lease: object;
@@ -37,7 +37,6 @@ export class Table {
   ) {
     this.#slot = slot;
     this.#lease = lease;
-    slot.owned.push(this.#view);
     this.#index = index;
     this.#address = address;
     this.#size = size;
@@ -63,7 +62,11 @@ export class Table {
   }
 
   #entries(): Uint32Array {
-    const view = this.#view;
+    let view = this.#view;
+    if (view === null) {
+      view = this.#view = new View();
+      this.#slot.own(view);
+    }
     if (view.words === null) {
       const bytes = this.#size * 4;
       view.buffer = bytes === 0
@@ -124,7 +127,7 @@ export class Table {
       );
     }
     if (result < 0) throw new WasmpoolError(`table grow failed with native code ${result}`);
-    this.#view.detach();
+    this.#view?.detach();
     this.#size = result + delta;
     if (entry !== 0) this.#entries().fill(entry, result);
     return result;
