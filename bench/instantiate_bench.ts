@@ -6,12 +6,12 @@
  * @module
  */
 
-import { mkdirSync, writeFileSync } from "node:fs";
 import { bench, group, run, summary } from "../.tools/node_modules/mitata/src/main.mjs";
+import { RUNTIME, writeResults } from "./mitata_results.ts";
 import { Config, Engine, InstanceAllocationStrategy, Module } from "../mod.ts";
+import { engineState } from "../src/engine_state.ts";
+import { moduleState } from "../src/module.ts";
 import { buildModule } from "../tests/fixtures/wasm_builder.ts";
-
-const runtime = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined" ? "bun" : "deno";
 
 const bytes = buildModule({
   types: [{ params: [], results: [] }],
@@ -29,8 +29,15 @@ const bytes = buildModule({
 const pooling = new Engine(new Config().withAllocationStrategy(
   InstanceAllocationStrategy.pooling({ instanceLimits: { count: 100 } }),
 ));
+const uffd = new Engine(new Config().withAllocationStrategy(
+  InstanceAllocationStrategy.pooling({ instanceLimits: { count: 100 }, uffd: true }),
+));
 const onDemand = new Engine();
 const pooledModule = new Module(pooling, bytes);
+const uffdModule = new Module(uffd, bytes);
+// The same cycle through the raw FFI calls, without the TypeScript API around them: the API's
+// own cost is the difference.
+const raw = { engine: engineState(pooling), module: moduleState(pooledModule) };
 const onDemandModule = new Module(onDemand, bytes);
 const wasmModule = new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>);
 
@@ -38,23 +45,18 @@ summary(() => {
   group("instantiate+dispose, small module", () => {
     bench("WebAssembly.Instance", () => new WebAssembly.Instance(wasmModule)).baseline(true);
     bench("wasmpool pooling", () => pooling.instantiate(pooledModule).dispose());
+    bench("wasmpool pooling (uffd)", () => uffd.instantiate(uffdModule).dispose());
+    bench("raw FFI calls, pooling", () => {
+      const { lib, pointer, scratch } = raw.engine;
+      const id = lib.instantiate(pointer, raw.module.pointer, scratch.pointer, scratch.bytes);
+      lib.instanceDispose(pointer, id);
+    });
     bench("wasmpool on-demand", () => onDemand.instantiate(onDemandModule).dispose());
     bench("WebAssembly.Memory 1 page", () => new WebAssembly.Memory({ initial: 1 }));
   });
 });
 
-const result = await run({ format: "mitata" });
-const rows = result.benchmarks.flatMap((b: { alias: string; runs: { stats?: unknown }[] }) =>
-  b.runs.map((r) => ({ name: b.alias, stats: r.stats }))
-);
-mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
-const out = new URL(`./results/${runtime}.json`, import.meta.url);
-writeFileSync(out, JSON.stringify({ runtime, benchmarks: rows }, null, 2));
-console.log(JSON.stringify({
-  runtime,
-  medians_ns: Object.fromEntries(
-    rows.map((r: { name: string; stats?: { p50?: number } }) => [r.name, r.stats?.p50]),
-  ),
-}));
+writeResults(RUNTIME, await run({ format: "mitata" }));
 pooling.close();
+uffd.close();
 onDemand.close();

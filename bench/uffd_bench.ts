@@ -7,12 +7,11 @@
  * @module
  */
 
-import { mkdirSync, writeFileSync } from "node:fs";
 import { bench, group, run, summary } from "../.tools/node_modules/mitata/src/main.mjs";
+import { RUNTIME, writeResults } from "./mitata_results.ts";
 import { Config, Engine, InstanceAllocationStrategy, Module } from "../mod.ts";
 import { buildModule } from "../tests/fixtures/wasm_builder.ts";
 
-const runtime = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined" ? "bun" : "deno";
 const PAGE = 65536;
 const MEMORY_PAGES = 1100;
 
@@ -81,19 +80,5 @@ summary(() => {
   });
 });
 
-const result = await run({ format: "mitata" });
-const rows = result.benchmarks.flatMap((b: { alias: string; runs: { stats?: unknown }[] }) =>
-  b.runs.map((r) => ({ name: b.alias, stats: r.stats }))
-);
-mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
-writeFileSync(
-  new URL(`./results/uffd-${runtime}.json`, import.meta.url),
-  JSON.stringify({ runtime, benchmarks: rows }, null, 2),
-);
-console.log(JSON.stringify({
-  runtime,
-  medians_ns: Object.fromEntries(
-    rows.map((r: { name: string; stats?: { p50?: number } }) => [r.name, r.stats?.p50]),
-  ),
-}));
+writeResults(`uffd-${RUNTIME}`, await run({ format: "mitata" }));
 for (const e of Object.values(engines)) e.close();

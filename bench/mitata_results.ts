@@ -1,0 +1,46 @@
+/**
+ * Writes a mitata run as `bench/results/<name>.json` (each row with its group and whether it
+ * is the group's baseline, for bench/report.ts) and prints the medians as one JSON line.
+ *
+ * @module
+ */
+
+import { mkdirSync, writeFileSync } from "node:fs";
+
+/** The runtime running the bench. */
+export const RUNTIME: "deno" | "bun" = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined"
+  ? "bun"
+  : "deno";
+
+/** The parts of mitata's `run()` result used here. */
+export interface MitataRun {
+  readonly layout: readonly { readonly name: string | null }[];
+  readonly benchmarks: readonly {
+    readonly alias: string;
+    readonly group: number;
+    readonly baseline: boolean;
+    readonly runs: readonly { readonly stats?: { readonly p50?: number } }[];
+  }[];
+}
+
+/** Writes `result` to `bench/results/<name>.json` and prints its medians. */
+export function writeResults(name: string, result: MitataRun): void {
+  const rows = result.benchmarks.flatMap((b) =>
+    b.runs.map((r) => ({
+      name: b.alias,
+      group: result.layout[b.group]?.name ?? null,
+      baseline: b.baseline,
+      stats: r.stats,
+    }))
+  );
+  const directory = new URL("./results/", import.meta.url);
+  mkdirSync(directory, { recursive: true });
+  writeFileSync(
+    new URL(`${name}.json`, directory),
+    JSON.stringify({ runtime: RUNTIME, benchmarks: rows }, null, 2),
+  );
+  console.log(JSON.stringify({
+    runtime: RUNTIME,
+    medians_ns: Object.fromEntries(rows.map((r) => [r.name, r.stats?.p50 ?? null])),
+  }));
+}
