@@ -19,6 +19,7 @@
  * @module
  */
 
+import { loadLive, renderLive } from "./report_live.ts";
 import { fileURLToPath } from "node:url";
 
 /** The README markers the section goes between. */
@@ -519,7 +520,9 @@ export async function main(args: readonly string[]): Promise<number> {
   for (const note of notes) console.error(`report: ${note}`);
   const groups = groupResults(files);
   const machine = await machineInfo(root, new Set(files.map((f) => f.runtime)));
-  const section = await formatMarkdown(renderSection(groups, machine, files), root);
+  const live = renderLive(await loadLive(`${root}/bench/results`));
+  const body = renderSection(groups, machine, files);
+  const section = await formatMarkdown(live === "" ? body : `${body}\n\n${live}`, root);
   if (args.includes("--stdout")) {
     console.log(section);
     return 0;
