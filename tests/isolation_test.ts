@@ -1,0 +1,143 @@
+// Tenant isolation: 10,000 instantiate/dispose cycles over random slots with random writes.
+// Every new instance sees exactly its module's image and zeros elsewhere, never a byte of a
+// previous tenant; every buffer handed out is detached at dispose; stale objects throw.
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  Config,
+  DisposedError,
+  Engine,
+  type Instance,
+  InstanceAllocationStrategy,
+  Module,
+} from "../mod.ts";
+import { buildModule } from "./fixtures/wasm_builder.ts";
+
+const CYCLES = 10_000;
+const PAGE = 65536;
+
+/** xorshift32, so every run makes the same writes. */
+function prng(seed: number): () => number {
+  let x = seed;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 2 ** 32;
+  };
+}
+
+interface Tenant {
+  readonly module: Module;
+  /** The first page as the module initializes it. */
+  readonly image: Uint8Array;
+  /** The table as the module initializes it. */
+  readonly table: readonly (number | null)[];
+}
+
+function tenants(engine: Engine): Tenant[] {
+  return [1, 2, 3].map((seed) => {
+    const random = prng(seed * 7919);
+    const offset = Math.floor(random() * 60000);
+    const data = new Uint8Array(1 + Math.floor(random() * 4000)).map(() =>
+      1 + (random() * 255 | 0)
+    );
+    const image = new Uint8Array(PAGE);
+    image.set(data, offset);
+    const elements = [seed, seed + 1, seed + 2];
+    const table: (number | null)[] = new Array(8).fill(null);
+    table.splice(seed, 3, ...elements);
+    const module = new Module(
+      engine,
+      buildModule({
+        types: [{ params: [], results: [] }],
+        functions: [0, 0, 0, 0, 0, 0],
+        memories: [{ min: 1, max: 3, shared: false }],
+        tables: [{ element: "funcref", min: 8, max: 8 }],
+        data: [{ mode: "active", offset: { kind: "i32.const", value: offset }, data }],
+        elements: [{ mode: "active", offset: { kind: "i32.const", value: seed }, elements }],
+      }),
+    );
+    return { module, image, table };
+  });
+}
+
+function sameWords(actual: ArrayBuffer, expected: Uint8Array): boolean {
+  const a = new BigUint64Array(actual, 0, expected.length / 8);
+  const e = new BigUint64Array(expected.buffer, expected.byteOffset, expected.length / 8);
+  for (let i = 0; i < a.length; i++) if (a[i] !== e[i]) return false;
+  return true;
+}
+
+function allZero(buffer: ArrayBuffer, from: number): boolean {
+  const words = new BigUint64Array(buffer, from);
+  for (let i = 0; i < words.length; i++) if (words[i] !== 0n) return false;
+  return true;
+}
+
+const modes = [
+  { name: "pooling (mprotect, keep-resident)", options: {} },
+  { name: "pooling (mprotect, keep-resident 0)", options: { memoryKeepResident: 0 } },
+  { name: "pooling (uffd)", options: { uffd: true } },
+  { name: "on-demand", options: null },
+] as const;
+
+describe(`tenant isolation over ${CYCLES} cycles`, () => {
+  for (const { name, options } of modes) {
+    it(name, () => {
+      const strategy = options === null
+        ? InstanceAllocationStrategy.onDemand()
+        : InstanceAllocationStrategy.pooling({
+          ...options,
+          strategy: "random",
+          seed: 99,
+          moduleLimits: { memoryPages: 3, tableElements: 8, functions: 6 },
+          instanceLimits: { count: 4, memoryReservationSize: 4 * PAGE },
+        });
+      using engine = new Engine(new Config().withAllocationStrategy(strategy));
+      const all = tenants(engine);
+      const random = prng(12345);
+      const live: { instance: Instance; buffers: ArrayBuffer[] }[] = [];
+      for (let cycle = 0; cycle < CYCLES; cycle++) {
+        if (live.length === 4 || (live.length > 0 && random() < 0.5)) {
+          const [victim] = live.splice(Math.floor(random() * live.length), 1);
+          const memory = victim.instance.memories[0];
+          const table = victim.instance.tables[0];
+          victim.instance.dispose();
+          for (const buffer of victim.buffers) assert.equal(buffer.byteLength, 0, "not detached");
+          assert.throws(() => victim.instance.memories, DisposedError);
+          assert.throws(() => memory.buffer, DisposedError);
+          assert.throws(() => table.get(0), DisposedError);
+          continue;
+        }
+        const tenant = all[Math.floor(random() * all.length)];
+        const instance = engine.instantiate(tenant.module);
+        const memory = instance.memories[0];
+        const first = memory.buffer;
+        assert.ok(sameWords(first, tenant.image), `cycle ${cycle}: not the module's image`);
+        const table = instance.tables[0];
+        for (let i = 0; i < 8; i++) {
+          assert.equal(table.get(i), tenant.table[i], `cycle ${cycle}: table entry ${i}`);
+        }
+        const buffers = [first];
+        const grown = Math.floor(random() * 3);
+        if (grown > 0) {
+          memory.grow(grown);
+          const bigger = memory.buffer;
+          assert.ok(allZero(bigger, PAGE), `cycle ${cycle}: grown pages not zero`);
+          buffers.push(bigger);
+        }
+        // Scribble over the memory and the table for the next tenant to (not) see.
+        const bytes = new Uint8Array(memory.buffer);
+        for (let w = 0; w < 64; w++) bytes[Math.floor(random() * bytes.length)] = 0xa5;
+        bytes[bytes.length - 1] = 0x5a;
+        for (let i = 0; i < 8; i++) table.set(i, 1000 + i);
+        live.push({ instance, buffers });
+      }
+      for (const { instance } of live) instance.dispose();
+      const stats = engine.stats();
+      assert.equal(stats.liveInstances, 0);
+      assert.equal(stats.instantiations, stats.deallocations);
+    });
+  }
+});
