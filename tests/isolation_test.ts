@@ -11,21 +11,11 @@ import {
   InstanceAllocationStrategy,
   Module,
 } from "../mod.ts";
+import { prng } from "./fixtures/prng.ts";
 import { buildModule } from "./fixtures/wasm_builder.ts";
 
 const CYCLES = 10_000;
 const PAGE = 65536;
-
-/** xorshift32, so every run makes the same writes. */
-function prng(seed: number): () => number {
-  let x = seed;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
 
 interface Tenant {
   readonly module: Module;

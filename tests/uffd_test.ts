@@ -12,6 +12,7 @@ import {
   OutOfBoundsError,
   type PoolingOptions,
 } from "../mod.ts";
+import { prng } from "./fixtures/prng.ts";
 import { buildModule, type DataSpec } from "./fixtures/wasm_builder.ts";
 
 function pooled(options: PoolingOptions): Engine {
@@ -24,17 +25,6 @@ const limits = {
   moduleLimits: { memoryPages: 64, importedGlobals: 1 },
   instanceLimits: { count: 2, memoryReservationSize: 64 * 65536 },
 };
-
-/** xorshift32: the same segments on every run. */
-function prng(seed: number): () => number {
-  let x = seed;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
 
 /** Segments over `pages` pages: overlapping, spanning page edges, some all zeros. */
 function randomSegments(seed: number, pages: number): DataSpec[] {

@@ -468,6 +468,14 @@ pub const Engine = struct {
         }
     }
 
+    /// `lookup` for a caller that already holds the mutex.
+    fn lookup_locked(self: *Engine, id: u32) ?*InstanceState {
+        return switch (self.strategy) {
+            .pooling => self.lookup(id),
+            .on_demand => self.on_demand.lookup(id),
+        };
+    }
+
     pub fn find_memory(self: *Engine, id: u32, index: u32) ?*MemoryState {
         const instance = self.lookup(id) orelse return null;
         if (index >= instance.memory_count) return null;
@@ -499,10 +507,7 @@ pub const Engine = struct {
         // Grows are rare and must not race each other on one memory shared between threads.
         self.mutex.lock();
         defer self.mutex.unlock();
-        const instance = switch (self.strategy) {
-            .pooling => self.lookup(id),
-            .on_demand => self.on_demand.lookup(id),
-        } orelse return @intFromEnum(Code.bad_instance);
+        const instance = self.lookup_locked(id) orelse return @intFromEnum(Code.bad_instance);
         if (index >= instance.memory_count) return @intFromEnum(Code.bad_instance);
         const state = &instance.memories()[index];
         var errno: sys.Errno = 0;
@@ -523,10 +528,7 @@ pub const Engine = struct {
     pub fn table_grow(self: *Engine, id: u32, index: u32, delta: u32, scratch: Scratch) i32 {
         self.mutex.lock();
         defer self.mutex.unlock();
-        const instance = switch (self.strategy) {
-            .pooling => self.lookup(id),
-            .on_demand => self.on_demand.lookup(id),
-        } orelse return @intFromEnum(Code.bad_instance);
+        const instance = self.lookup_locked(id) orelse return @intFromEnum(Code.bad_instance);
         if (index >= instance.table_count) return @intFromEnum(Code.bad_instance);
         const state = &instance.tables()[index];
         const old = state.grow(delta) orelse {
