@@ -116,6 +116,9 @@ export function translate(parsed: ParsedModule, limits: TranslationLimits): Tran
   const globalTypes: GlobalType[] = [];
   for (const i of parsed.imports) {
     const kind = kindOf(i);
+    if (i.desc.kind === "memory" && i.desc.type.shared) {
+      throw new UnsupportedFeatureError(`shared memory import ${i.module}.${i.name} (threads)`, 0);
+    }
     imports.push({ import: i, kindIndex: importCounts[kind]++ });
     if (i.desc.kind === "global") globalTypes.push(i.desc.type);
   }

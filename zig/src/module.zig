@@ -221,17 +221,30 @@ pub const PagedMemory = struct {
 
 const wasm_page_bytes: usize = 64 * 1024;
 
+/// A paged image may hold at most this much more than the data itself: a few bytes in each of
+/// many pages must not pin a whole page each (a 38 KB module could otherwise pin 256 MiB).
+const paged_image_slack_bytes: u64 = 1 << 20;
+
 /// Whether every data segment has a constant offset into a defined memory and fits its initial
-/// size: only then can the image be cut into pages ahead of instantiation.
+/// size, and the pages it touches are not much more than its bytes: only then is the image cut
+/// into pages ahead of instantiation (at most max(1 MiB, 2 × the data) of them).
 pub fn can_page(module: *const Module) bool {
     const h = module.header;
+    var data_bytes: u64 = 0;
+    var spanned_page_bytes: u64 = 0;
     for (module.data) |d| {
         if (d.offset_kind != .constant or d.memory_index < h.imported_memories) return false;
         const memory = module.memories[d.memory_index - h.imported_memories];
         const end = @as(u64, d.offset_value) + d.bytes_len;
         if (end > @as(u64, memory.min_pages) * wasm_page_bytes) return false;
+        if (d.bytes_len == 0) continue;
+        data_bytes += d.bytes_len;
+        // An upper bound of the pages stored (overlapping segments count twice).
+        const first = d.offset_value / wasm_page_bytes;
+        const last = (end - 1) / wasm_page_bytes;
+        spanned_page_bytes += (last - first + 1) * wasm_page_bytes;
     }
-    return true;
+    return spanned_page_bytes <= @max(paged_image_slack_bytes, 2 * data_bytes);
 }
 
 /// Cuts the module's initial memory image into 64 KiB pages, dropping pages of zeros.
