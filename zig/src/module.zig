@@ -231,20 +231,31 @@ const paged_image_slack_bytes: u64 = 1 << 20;
 pub fn can_page(module: *const Module) bool {
     const h = module.header;
     var data_bytes: u64 = 0;
-    var spanned_page_bytes: u64 = 0;
     for (module.data) |d| {
         if (d.offset_kind != .constant or d.memory_index < h.imported_memories) return false;
         const memory = module.memories[d.memory_index - h.imported_memories];
         const end = @as(u64, d.offset_value) + d.bytes_len;
         if (end > @as(u64, memory.min_pages) * wasm_page_bytes) return false;
-        if (d.bytes_len == 0) continue;
         data_bytes += d.bytes_len;
-        // An upper bound of the pages stored (overlapping segments count twice).
-        const first = d.offset_value / wasm_page_bytes;
-        const last = (end - 1) / wasm_page_bytes;
-        spanned_page_bytes += (last - first + 1) * wasm_page_bytes;
     }
-    return spanned_page_bytes <= @max(paged_image_slack_bytes, 2 * data_bytes);
+    var stored_page_bytes: u64 = 0;
+    for (0..h.defined_memories) |m| {
+        stored_page_bytes += touched_pages(module, h.imported_memories + @as(u32, @intCast(m))) * wasm_page_bytes;
+    }
+    return stored_page_bytes <= @max(paged_image_slack_bytes, 2 * data_bytes);
+}
+
+/// The number of distinct wasm pages the data segments of `memory_index` touch.
+fn touched_pages(module: *const Module, memory_index: u32) u64 {
+    // One bit per page of the largest memory: 8 KiB, on the stack.
+    var touched = std.StaticBitSet(65536).initEmpty();
+    for (module.data) |d| {
+        if (d.memory_index != memory_index or d.bytes_len == 0) continue;
+        const first = d.offset_value / wasm_page_bytes;
+        const last = (@as(u64, d.offset_value) + d.bytes_len - 1) / wasm_page_bytes;
+        touched.setRangeValue(.{ .start = first, .end = @intCast(last + 1) }, true);
+    }
+    return touched.count();
 }
 
 /// Cuts the module's initial memory image into 64 KiB pages, dropping pages of zeros.
