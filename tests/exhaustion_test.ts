@@ -11,6 +11,7 @@ import {
   Module,
   type PoolingOptions,
   ResourceError,
+  UffdUnavailableError,
 } from "../mod.ts";
 import { native } from "../src/ffi/load.ts";
 import { buildModule } from "./fixtures/wasm_builder.ts";
@@ -18,6 +19,7 @@ import { buildModule } from "./fixtures/wasm_builder.ts";
 const MAP = 0;
 const PROTECT = 1;
 const DECOMMIT = 2;
+const USERFAULTFD = 3;
 
 function inject(operation: number, count: number): void {
   assert.equal(native().testInjectFailures(operation, count), 0);
@@ -90,6 +92,19 @@ describe("system-call failures", () => {
     assert.equal(engine.stats().liveInstances, 0);
     using instance = engine.instantiate(module);
     assert.equal(instance.memories[0].pages, 2);
+  });
+
+  it("userfaultfd refused: UffdUnavailableError naming the cause and the remedy", () => {
+    inject(USERFAULTFD, 1);
+    assert.throws(() => pooled({ ...small, uffd: true }), (error: unknown) => {
+      assert.ok(error instanceof UffdUnavailableError);
+      assert.ok(error instanceof ResourceError);
+      assert.match(error.message, /the userfaultfd system call failed with EPERM \(errno 1\)/);
+      assert.match(error.message, /vm\.unprivileged_userfaultfd=1/);
+      return true;
+    });
+    // No silent fallback, and nothing left behind: the next engine gets userfaultfd.
+    pooled({ ...small, uffd: true }).close();
   });
 
   it("mmap refused at engine creation names the pool", () => {

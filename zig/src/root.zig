@@ -89,8 +89,8 @@ export fn wasmpool_table_grow(engine: *Engine, id: u32, index: u32, delta: u32, 
     return engine.table_grow(id, index, delta, .{ .bytes = scratch[0..scratch_bytes] });
 }
 
-/// Test hook: the next `count` calls of `operation` (0 mmap, 1 mprotect, 2 madvise) fail with
-/// ENOMEM, process-wide. Lets tests check that exhaustion leaves every pool consistent.
+/// Test hook: the next `count` calls of `operation` (0 mmap, 1 mprotect, 2 madvise: ENOMEM;
+/// 3 userfaultfd: EPERM) fail, process-wide. Lets tests check that exhaustion leaves every pool consistent.
 export fn wasmpool_test_inject_failures(operation: u32, count: u32) i32 {
     const op = std.meta.intToEnum(@import("sys.zig").Operation, operation) catch return -1;
     @import("sys.zig").inject_failures(op, count);

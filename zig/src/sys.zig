@@ -12,15 +12,15 @@ pub const Errno = u16;
 
 /// Failure injection for tests: the next `count` calls of an operation fail with ENOMEM, as
 /// they would when vm.max_map_count or memory runs out. Off (all zero) unless a test sets it.
-pub const Operation = enum(u32) { map = 0, protect = 1, decommit = 2 };
-var injected: [3]std.atomic.Value(u32) = .{ .init(0), .init(0), .init(0) };
+pub const Operation = enum(u32) { map = 0, protect = 1, decommit = 2, userfaultfd = 3 };
+var injected: [4]std.atomic.Value(u32) = .{ .init(0), .init(0), .init(0), .init(0) };
 const enomem: Errno = @intFromEnum(linux.E.NOMEM);
 
 pub fn inject_failures(operation: Operation, count: u32) void {
     injected[@intFromEnum(operation)].store(count, .release);
 }
 
-fn injected_failure(operation: Operation) bool {
+pub fn injected_failure(operation: Operation) bool {
     const counter = &injected[@intFromEnum(operation)];
     var left = counter.load(.acquire);
     while (left > 0) {

@@ -55,6 +55,10 @@ fn errno_of(rc: usize) ?sys.Errno {
 /// kernels 5.11+, and every access wasmpool serves comes from user mode.
 pub fn open(failure: *Failure) ?i32 {
     const flags: usize = @as(u32, @bitCast(linux.O{ .CLOEXEC = true, .NONBLOCK = true }));
+    if (sys.injected_failure(.userfaultfd)) {
+        failure.* = .{ .step = .syscall, .errno = @intFromEnum(linux.E.PERM) };
+        return null;
+    }
     var rc: usize = undefined;
     if (linux.geteuid() != 0) {
         rc = linux.syscall1(.userfaultfd, flags | user_mode_only);
