@@ -32,6 +32,13 @@ const pooling = new Engine(new Config().withAllocationStrategy(
 const uffd = new Engine(new Config().withAllocationStrategy(
   InstanceAllocationStrategy.pooling({ instanceLimits: { count: 100 }, uffd: true }),
 ));
+// The same pool without instance finalization (Config#withInstanceFinalization(false)).
+const unfinalized = new Engine(
+  new Config().withInstanceFinalization(false).withAllocationStrategy(
+    InstanceAllocationStrategy.pooling({ instanceLimits: { count: 100 } }),
+  ),
+);
+const unfinalizedModule = new Module(unfinalized, bytes);
 const onDemand = new Engine();
 const pooledModule = new Module(pooling, bytes);
 const uffdModule = new Module(uffd, bytes);
@@ -46,6 +53,10 @@ summary(() => {
     bench("WebAssembly.Instance", () => new WebAssembly.Instance(wasmModule)).baseline(true);
     bench("wasmpool pooling", () => pooling.instantiate(pooledModule).dispose());
     bench("wasmpool pooling (uffd)", () => uffd.instantiate(uffdModule).dispose());
+    bench(
+      "wasmpool pooling, no finalization",
+      () => unfinalized.instantiate(unfinalizedModule).dispose(),
+    );
     bench("raw FFI calls, pooling", () => {
       const { lib, pointer, scratch } = raw.engine;
       const id = lib.instantiate(pointer, raw.module.pointer, scratch.pointer, scratch.bytes);
@@ -59,4 +70,5 @@ summary(() => {
 writeResults(RUNTIME, await run({ format: "mitata" }));
 pooling.close();
 uffd.close();
+unfinalized.close();
 onDemand.close();

@@ -219,6 +219,7 @@ export class Engine {
       slots: [],
       modules: new Set(),
       closed: false,
+      finalization: config.instanceFinalization,
     };
     registerEngine(this, this.#state);
   }

@@ -135,7 +135,7 @@ export class Instance {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    finalizer.unregister(this.#slot);
+    if (this.#slot.engine.finalization) finalizer.unregister(this.#slot);
     this.#slot.releaseInstance();
   }
 
@@ -201,7 +201,7 @@ export function instantiate(engine: EngineState, module: Module, imports?: Impor
     for (let h = 0; h < held.length; h++) held[h].refs += 1;
     slot.held = held;
   }
-  finalizer.register(lease, slot, slot);
+  if (engine.finalization) finalizer.register(lease, slot, slot);
   return new Instance(
     module,
     slot,

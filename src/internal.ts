@@ -46,6 +46,8 @@ export interface EngineState {
   readonly modules: Set<NativePointer>;
   /** Whether `close()` was called. */
   closed: boolean;
+  /** Whether collected instances give their slot back (Config#withInstanceFinalization). */
+  readonly finalization: boolean;
 }
 
 const NO_SLOTS: readonly Slot[] = Object.freeze([]);

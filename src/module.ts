@@ -42,13 +42,14 @@ export interface ModuleState {
   readonly pointer: NativePointer;
 }
 
-const states = new WeakMap<Module, ModuleState>();
+// Reads a Module's private state; set in the class's static block, so that nothing of it shows
+// on the public surface. A private field is read faster than a WeakMap on the hot path.
+let stateOf: (module: Module) => ModuleState;
 
 /** @internal The state of `module`. */
 export function moduleState(module: Module): ModuleState {
-  const state = states.get(module);
-  if (state === undefined) throw new WasmpoolError("not a wasmpool Module");
-  return state;
+  if (!(module instanceof Module)) throw new WasmpoolError("not a wasmpool Module");
+  return stateOf(module);
 }
 
 // A module's boxed data is freed when the Module is collected (instances hold their Module).
@@ -75,8 +76,13 @@ function toBytes(bytes: unknown): Uint8Array {
  * once into native memory. Instantiate it with {@linkcode Engine.instantiate}.
  */
 export class Module {
+  static {
+    stateOf = (module) => module.#state;
+  }
+
   /** The engine this module was translated for. */
   readonly engine: Engine;
+  readonly #state: ModuleState;
   /** The module's imports, in order. */
   readonly imports: readonly ModuleImportDescriptor[];
   /** The module's exports, in order. */
@@ -118,7 +124,7 @@ export class Module {
       type: i.desc,
     })));
     this.exports = Object.freeze(parsed.exports.map((e) => ({ name: e.name, kind: e.kind })));
-    states.set(this, { engine: state, translation, pointer });
+    this.#state = { engine: state, translation, pointer };
     state.modules.add(pointer);
     finalizer.register(this, { engine: state, pointer });
   }

@@ -68,4 +68,23 @@ describe("garbage collection", () => {
     holder.memory = null;
     assert.ok(await collectUntil(() => engine.stats().liveInstances === 0), "slot not returned");
   });
+
+  it("with instance finalization off, a dropped instance keeps its slot until close()", async () => {
+    const engine = new Engine(
+      new Config().withInstanceFinalization(false).withAllocationStrategy(
+        InstanceAllocationStrategy.pooling({
+          moduleLimits: { memoryPages: 1 },
+          instanceLimits: { count: 2, memoryReservationSize: 65536 },
+        }),
+      ),
+    );
+    const module = new Module(engine, bytes);
+    (() => void engine.instantiate(module))();
+    for (let i = 0; i < 5; i++) {
+      collect();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.equal(engine.stats().liveInstances, 1);
+    engine.close();
+  });
 });
