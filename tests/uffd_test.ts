@@ -168,8 +168,39 @@ describe("userfaultfd mode", () => {
     assert.equal(count(), before);
   });
 
-  it("is refused for on-demand allocation", () => {
-    // The on-demand strategy has no uffd option; the native side refuses it too.
-    assert.equal(InstanceAllocationStrategy.onDemand().pooling, null);
+  it("two threads faulting on the same page at once, from native reads, both see the image", async () => {
+    using engine = pooled({ ...limits, uffd: true });
+    const text = new TextEncoder().encode("served once, seen twice");
+    const module = new Module(
+      engine,
+      buildModule({
+        memories: [{ min: 4, max: null, shared: false }],
+        data: [{
+          mode: "active",
+          offset: { kind: "i32.const", value: 2 * 65536 + 40 },
+          data: text,
+        }],
+      }),
+    );
+    for (let round = 0; round < 5; round++) {
+      using instance = engine.instantiate(module);
+      const address = instance.memories[0].address + BigInt(2 * 65536 + 40);
+      const start = new SharedArrayBuffer(8);
+      const flag = new Int32Array(start);
+      const url = new URL("./fixtures/touch_worker.ts", import.meta.url).href;
+      const workers = [0, 1].map(() => new Worker(url, { type: "module" }));
+      const results = workers.map((worker) =>
+        new Promise<number[]>((resolve, reject) => {
+          worker.onmessage = (event: MessageEvent<number[]>) => resolve(event.data);
+          worker.onerror = (event: ErrorEvent) => reject(new Error(event.message));
+        })
+      );
+      for (const worker of workers) worker.postMessage({ address, length: text.length, start });
+      while (Atomics.load(flag, 1) < 2) await new Promise((resolve) => setTimeout(resolve, 1));
+      Atomics.store(flag, 0, 1);
+      const seen = await Promise.all(results);
+      for (const worker of workers) worker.terminate();
+      for (const bytes of seen) assert.deepEqual(bytes, [...text], `round ${round}`);
+    }
   });
 });
