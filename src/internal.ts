@@ -83,9 +83,16 @@ export class Slot {
     if (!this.alive) throw new DisposedError(`${what} was used after its instance was disposed`);
   }
 
-  /** Registers a view to detach on release. */
-  own(view: Detachable): void {
+  /** A new view over this slot's native bytes, detached when the slot is released. */
+  newView(): View {
+    const view = new View();
     (this.owned ??= []).push(view);
+    return view;
+  }
+
+  /** An ArrayBuffer over `byteLength` bytes of this slot at `address` (no copy). */
+  arrayBuffer(address: number, byteLength: number): ArrayBuffer {
+    return byteLength === 0 ? new ArrayBuffer(0) : this.engine.lib.arrayBuffer(address, byteLength);
   }
 
   /** Detaches every view handed out over this slot. */

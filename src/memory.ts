@@ -5,7 +5,7 @@
  */
 
 import { DisposedError, LimitError, ResourceError, WasmpoolError } from "./errors.ts";
-import { type Slot, View } from "./internal.ts";
+import type { Slot, View } from "./internal.ts";
 import { Code, describeErrno } from "./native_errors.ts";
 
 /** Bytes in a WebAssembly page. */
@@ -72,17 +72,8 @@ export class Memory {
    */
   get buffer(): ArrayBuffer {
     this.#slot.check("a memory");
-    let view = this.#view;
-    if (view === null) {
-      view = this.#view = new View();
-      this.#slot.own(view);
-    }
-    if (view.buffer === null) {
-      const bytes = this.#pages * WASM_PAGE_BYTES;
-      view.buffer = bytes === 0
-        ? new ArrayBuffer(0)
-        : this.#slot.engine.lib.arrayBuffer(this.#address, bytes);
-    }
+    const view = this.#view ??= this.#slot.newView();
+    view.buffer ??= this.#slot.arrayBuffer(this.#address, this.#pages * WASM_PAGE_BYTES);
     return view.buffer;
   }
 

@@ -5,7 +5,7 @@
  */
 
 import { ArgumentError, LimitError, WasmpoolError } from "./errors.ts";
-import { type Slot, View } from "./internal.ts";
+import type { Slot, View } from "./internal.ts";
 import { Code } from "./native_errors.ts";
 
 const MAX_FUNCTION_INDEX = 0xffff_fffe;
@@ -62,16 +62,9 @@ export class Table {
   }
 
   #entries(): Uint32Array {
-    let view = this.#view;
-    if (view === null) {
-      view = this.#view = new View();
-      this.#slot.own(view);
-    }
+    const view = this.#view ??= this.#slot.newView();
     if (view.words === null) {
-      const bytes = this.#size * 4;
-      view.buffer = bytes === 0
-        ? new ArrayBuffer(0)
-        : this.#slot.engine.lib.arrayBuffer(this.#address, bytes);
+      view.buffer = this.#slot.arrayBuffer(this.#address, this.#size * 4);
       view.words = new Uint32Array(view.buffer);
     }
     return view.words;
