@@ -25,6 +25,37 @@ const NO_FUNCTIONS: readonly ImportedFunction[] = Object.freeze([]);
 // instance, its memories and its tables, and collected with the last of them.
 const finalizer = new FinalizationRegistry<Slot>((slot) => slot.releaseInstance());
 
+// Registering costs more than the rest of an instantiation in Deno, and most instances are
+// disposed within the job that made them. So new instances wait here (their leases held, so
+// they cannot be collected unregistered) and are registered at the end of the job, or when
+// `PENDING_LIMIT` wait, unless they were disposed by then.
+const PENDING_LIMIT = 1024;
+const pendingLeases: object[] = [];
+const pendingSlots: Slot[] = [];
+let flushQueued = false;
+
+function registerPending(): void {
+  flushQueued = false;
+  for (let i = 0; i < pendingSlots.length; i++) {
+    const slot = pendingSlots[i];
+    if (slot.instanceReleased) continue;
+    slot.finalizing = true;
+    finalizer.register(pendingLeases[i], slot, slot);
+  }
+  pendingLeases.length = 0;
+  pendingSlots.length = 0;
+}
+
+function track(lease: object, slot: Slot): void {
+  pendingLeases.push(lease);
+  pendingSlots.push(slot);
+  if (pendingSlots.length >= PENDING_LIMIT) registerPending();
+  else if (!flushQueued) {
+    flushQueued = true;
+    queueMicrotask(registerPending);
+  }
+}
+
 /** An instantiated module. Dispose it (or `using` it) to give its slot back. */
 export class Instance {
   readonly #module: Module;
@@ -135,7 +166,7 @@ export class Instance {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    if (this.#slot.engine.finalization) finalizer.unregister(this.#slot);
+    if (this.#slot.finalizing) finalizer.unregister(this.#slot);
     this.#slot.releaseInstance();
   }
 
@@ -201,7 +232,7 @@ export function instantiate(engine: EngineState, module: Module, imports?: Impor
     for (let h = 0; h < held.length; h++) held[h].refs += 1;
     slot.held = held;
   }
-  if (engine.finalization) finalizer.register(lease, slot, slot);
+  if (engine.finalization) track(lease, slot);
   return new Instance(
     module,
     slot,

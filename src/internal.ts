@@ -66,6 +66,8 @@ export class Slot {
   held: readonly Slot[] = NO_SLOTS;
   /** Whether the instance has let go (dispose or finalizer): it does so once. */
   instanceReleased = false;
+  /** Whether the instance's lease is registered with the finalizer. */
+  finalizing = false;
 
   /** A slot for native instance `id`. */
   constructor(engine: EngineState, id: number) {
