@@ -258,9 +258,10 @@ export class Config {
 
   /**
    * Sets whether an `Instance` that is garbage-collected without `dispose()` gives its slot back
-   * (through a FinalizationRegistry). Default true. Turning it off saves the registry's cost,
-   * measured here at ~150 ns per instantiate+dispose in Deno and ~40 ns in Bun; an undisposed
-   * instance then holds its slot until `engine.close()`. Returns this config.
+   * (through a FinalizationRegistry). Default true. Turning it off saves the bookkeeping, measured
+   * here at ~50 ns per instantiate+dispose in Deno (registration itself is deferred to the end of
+   * the job, so an instance disposed within it is never registered); an undisposed instance then
+   * holds its slot until `engine.close()`. Returns this config.
    */
   withInstanceFinalization(enabled: boolean): this {
     this.#instanceFinalization = enabled === true;
