@@ -94,20 +94,7 @@ pub const Module = struct {
         return @alignCast(std.mem.bytesAsSlice(u32, bytes));
     }
 
-    /// Bytes of the scratch area an instantiation of this module reads and writes.
-    pub fn scratch_bytes(self: *const Module) u64 {
-        const h = self.header;
-        const words = @as(u64, h.defined_memories) + h.defined_tables + h.imported_memories +
-            h.imported_tables + h.imported_globals;
-        return scratch_detail_bytes + words * 8;
-    }
 };
-
-/// The scratch area: a native buffer shared with the TypeScript side, so one instantiation is
-/// one FFI call. Layout: detail (8 × u32, out), then u64 slots: base address of each defined
-/// memory and table (out), (owner instance, index) of each imported memory and table (in),
-/// value of each imported global (in).
-pub const scratch_detail_bytes: u64 = 32;
 
 pub const BlobError = error{ Malformed, OutOfMemory };
 
