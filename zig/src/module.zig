@@ -93,7 +93,6 @@ pub const Module = struct {
         const bytes = self.blob[desc.entries_offset..][0 .. @as(usize, desc.entries_count) * 4];
         return @alignCast(std.mem.bytesAsSlice(u32, bytes));
     }
-
 };
 
 pub const BlobError = error{ Malformed, OutOfMemory };

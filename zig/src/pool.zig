@@ -101,7 +101,7 @@ pub const Pool = struct {
         const table_capacity: u32 = @intCast(layout.table_slot_bytes / @sizeOf(u32));
         for (tables, 0..) |*state, slot| {
             if (table_region) |r| {
-                state.* = TableState.init(@alignCast(@ptrCast(r.base + slot * layout.table_slot_bytes)), table_capacity);
+                state.* = TableState.init(@ptrCast(@alignCast(r.base + slot * layout.table_slot_bytes)), table_capacity);
             } else {
                 state.* = TableState.init(@ptrCast(base), 0);
             }

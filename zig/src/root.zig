@@ -108,5 +108,4 @@ test {
     _ = @import("pool.zig");
     _ = @import("engine_test.zig");
     _ = @import("uffd_test.zig");
-    
 }
