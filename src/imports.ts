@@ -8,10 +8,10 @@
 import { LinkError } from "./errors.ts";
 import { Global } from "./global.ts";
 import type { EngineState, Slot } from "./internal.ts";
-import { Memory } from "./memory.ts";
+import { Memory, refOfMemory } from "./memory.ts";
 import type { Translation } from "./module/translate.ts";
 import type { FuncType, Import } from "./module/types.ts";
-import { Table } from "./table.ts";
+import { refOfTable, Table } from "./table.ts";
 
 /** A function exported by an instance. Wasmpool does not run code; this names the function. */
 export class FunctionExport {
@@ -126,7 +126,7 @@ export function resolveImports(
         if (!(value instanceof Memory)) {
           throw new LinkError(`incompatible import type for ${name(i)}: expected a Memory`);
         }
-        const ref = value.ref;
+        const ref = refOfMemory(value);
         sameEngine(i, ref.slot, engine);
         limitsMatch("memory size", i, { min: value.pages, max: value.maxPages }, i.desc.type);
         resolved.memories.push(value);
@@ -140,7 +140,7 @@ export function resolveImports(
             `incompatible import type for ${name(i)}: expected a ${i.desc.type.element} Table`,
           );
         }
-        const ref = value.ref;
+        const ref = refOfTable(value);
         sameEngine(i, ref.slot, engine);
         limitsMatch("table size", i, { min: value.size, max: value.maxSize }, i.desc.type);
         resolved.tables.push(value);

@@ -147,6 +147,14 @@ export class View implements Detachable {
   }
 }
 
+/** Where a memory or table lives natively: its instance's slot and its index there. */
+export interface NativeRef {
+  /** The slot of the instance that defined it. */
+  readonly slot: Slot;
+  /** Its index among that instance's defined memories or tables. */
+  readonly index: number;
+}
+
 /** Detaches `buffer` (views go to length 0) without freeing or aliasing the native memory. */
 export function detachBuffer(buffer: ArrayBuffer | null): void {
   if (buffer === null || buffer.detached) return;

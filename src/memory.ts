@@ -4,12 +4,15 @@
  * @module
  */
 
-import { DisposedError, LimitError, ResourceError, WasmpoolError } from "./errors.ts";
-import type { Slot, View } from "./internal.ts";
+import { LimitError, ResourceError, WasmpoolError } from "./errors.ts";
+import type { NativeRef, Slot, View } from "./internal.ts";
 import { Code, describeErrno } from "./native_errors.ts";
 
 /** Bytes in a WebAssembly page. */
 export const WASM_PAGE_BYTES = 65536;
+
+// Reads a memory's slot and index for imports; set in the class's static block.
+let memoryRef: (memory: Memory) => NativeRef;
 
 /**
  * A linear memory. Its `buffer` covers exactly the accessible bytes: past them lies the guard
@@ -115,9 +118,15 @@ export class Memory {
     return result;
   }
 
-  /** @internal The native instance id and memory index, for imports. */
-  get ref(): { slot: Slot; index: number } {
-    if (!this.#slot.alive) throw new DisposedError("a memory was used after it was disposed");
-    return { slot: this.#slot, index: this.#index };
+  static {
+    memoryRef = (memory) => {
+      memory.#slot.check("a memory");
+      return { slot: memory.#slot, index: memory.#index };
+    };
   }
+}
+
+/** The slot and index of `memory`, for imports; throws DisposedError once it is released. */
+export function refOfMemory(memory: Memory): NativeRef {
+  return memoryRef(memory);
 }

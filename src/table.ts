@@ -5,10 +5,13 @@
  */
 
 import { ArgumentError, LimitError, WasmpoolError } from "./errors.ts";
-import type { Slot, View } from "./internal.ts";
+import type { NativeRef, Slot, View } from "./internal.ts";
 import { Code } from "./native_errors.ts";
 
 const MAX_FUNCTION_INDEX = 0xffff_fffe;
+
+// Reads a table's slot and index for imports; set in the class's static block.
+let tableRef: (table: Table) => NativeRef;
 
 /**
  * A table. Entries are function indices (in the defining module's function index space) or
@@ -126,11 +129,17 @@ export class Table {
     return result;
   }
 
-  /** @internal The native instance id and table index, for imports. */
-  get ref(): { slot: Slot; index: number } {
-    this.#slot.check("a table");
-    return { slot: this.#slot, index: this.#index };
+  static {
+    tableRef = (table) => {
+      table.#slot.check("a table");
+      return { slot: table.#slot, index: table.#index };
+    };
   }
+}
+
+/** The slot and index of `table`, for imports; throws DisposedError once it is released. */
+export function refOfTable(table: Table): NativeRef {
+  return tableRef(table);
 }
 
 function encode(value: number | null): number {
