@@ -43,6 +43,7 @@ export {
   ArgumentError,
   DisposedError,
   InstantiationError,
+  type LimitDetails,
   LimitError,
   LinkError,
   MalformedModuleError,

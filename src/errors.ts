@@ -36,8 +36,27 @@ export class UnsupportedFeatureError extends WasmpoolError {
   }
 }
 
+/** Which limit a {@linkcode LimitError} is about, where it is one of the named limits. */
+export interface LimitDetails {
+  /** The limit's name: a `ModuleLimits` field such as `"memoryPages"`, or `"maxPages"`. */
+  readonly limit: string;
+  /** The value that exceeds it. */
+  readonly value: number;
+  /** The limit's value. */
+  readonly maximum: number;
+}
+
 /** A configuration value is invalid, or a module exceeds the limits of the engine's allocator. */
-export class LimitError extends WasmpoolError {}
+export class LimitError extends WasmpoolError {
+  /** The limit, the offending value and the maximum, when the error is about a named limit. */
+  readonly details: LimitDetails | null;
+
+  /** Creates the error; `details` name the limit when there is one. */
+  constructor(message: string, details: LimitDetails | null = null) {
+    super(message);
+    this.details = details;
+  }
+}
 
 /** Instantiation failed; the subclasses say why. Nothing of the failed instance is left behind. */
 export class InstantiationError extends WasmpoolError {}

@@ -105,6 +105,7 @@ export class Memory {
       throw new LimitError(
         `memory grow by ${deltaPages} pages from ${this.#pages} pages exceeds the limit of ` +
           `${this.#maxPages} pages`,
+        { limit: "maxPages", value: this.#pages + deltaPages, maximum: this.#maxPages },
       );
     }
     if (result === Code.resource) {

@@ -120,6 +120,7 @@ export class Table {
       throw new LimitError(
         `table grow by ${delta} elements from ${this.#size} elements exceeds the limit of ` +
           `${this.#maxSize} elements`,
+        { limit: "maxSize", value: this.#size + delta, maximum: this.#maxSize },
       );
     }
     if (result < 0) throw new WasmpoolError(`table grow failed with native code ${result}`);

@@ -73,6 +73,7 @@ for (const { strategy, uffd, memoryKeepResident } of modes) {
       assert.throws(() => new Module(engine, memoryModule(4)), {
         name: "LimitError",
         message: "memory index 0 has a minimum page size of 4 which exceeds the limit of 3",
+        details: { limit: "memoryPages", value: 4, maximum: 3 },
       });
       const module = new Module(engine, memoryModule(0));
       for (let round = 0; round < 2; round++) {
@@ -371,7 +372,14 @@ describe("pooling configuration", () => {
       ],
     ];
     for (const [spec, message] of cases) {
-      assert.throws(() => new Module(engine, buildModule(spec)), { name: "LimitError", message });
+      assert.throws(() => new Module(engine, buildModule(spec)), (error: unknown) => {
+        assert.ok(error instanceof LimitError);
+        assert.equal(error.message, message);
+        // The details name the limit and carry the numbers of the message.
+        const [value, maximum] = message.match(/\d+/g)!.map(Number);
+        assert.deepEqual([error.details?.value, error.details?.maximum], [value, maximum]);
+        return true;
+      });
     }
   });
 

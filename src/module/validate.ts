@@ -15,21 +15,30 @@ function importCount(parsed: ParsedModule, kind: string): number {
   return count;
 }
 
-function atMost(what: string, count: number, max: number): void {
-  if (count > max) throw new LimitError(`${what} of ${count} exceeds the limit of ${max}`);
+function atMost(what: string, limit: keyof ModuleLimits, count: number, max: number): void {
+  if (count > max) {
+    throw new LimitError(`${what} of ${count} exceeds the limit of ${max}`, {
+      limit,
+      value: count,
+      maximum: max,
+    });
+  }
 }
 
 /** Throws {@linkcode LimitError} with Wasmtime's message for the first limit `parsed` breaks. */
 export function validateModuleLimits(parsed: ParsedModule, limits: ModuleLimits): void {
-  atMost("imported function count", importCount(parsed, "function"), limits.importedFunctions);
-  atMost("imported tables count", importCount(parsed, "table"), limits.importedTables);
-  atMost("imported memories count", importCount(parsed, "memory"), limits.importedMemories);
-  atMost("imported globals count", importCount(parsed, "global"), limits.importedGlobals);
-  atMost("defined types count", parsed.types.length, limits.types);
-  atMost("defined functions count", parsed.functions.length, limits.functions);
-  atMost("defined tables count", parsed.tables.length, limits.tables);
-  atMost("defined memories count", parsed.memories.length, limits.memories);
-  atMost("defined globals count", parsed.globals.length, limits.globals);
+  const counts: [string, keyof ModuleLimits, number][] = [
+    ["imported function count", "importedFunctions", importCount(parsed, "function")],
+    ["imported tables count", "importedTables", importCount(parsed, "table")],
+    ["imported memories count", "importedMemories", importCount(parsed, "memory")],
+    ["imported globals count", "importedGlobals", importCount(parsed, "global")],
+    ["defined types count", "types", parsed.types.length],
+    ["defined functions count", "functions", parsed.functions.length],
+    ["defined tables count", "tables", parsed.tables.length],
+    ["defined memories count", "memories", parsed.memories.length],
+    ["defined globals count", "globals", parsed.globals.length],
+  ];
+  for (const [what, limit, count] of counts) atMost(what, limit, count, limits[limit]);
   checkMinimums(parsed, limits.tableElements, limits.memoryPages);
 }
 
@@ -45,6 +54,7 @@ export function checkMinimums(
       throw new LimitError(
         `table index ${tableBase + i} has a minimum element size of ${table.min} ` +
           `which exceeds the limit of ${tableElements}`,
+        { limit: "tableElements", value: table.min, maximum: tableElements },
       );
     }
   });
@@ -54,6 +64,7 @@ export function checkMinimums(
       throw new LimitError(
         `memory index ${memoryBase + i} has a minimum page size of ${memory.min} ` +
           `which exceeds the limit of ${memoryPages}`,
+        { limit: "memoryPages", value: memory.min, maximum: memoryPages },
       );
     }
   });
