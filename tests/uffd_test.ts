@@ -2,7 +2,7 @@
 // and engines that leave no thread or descriptor behind.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import {
   Config,
   Engine,
@@ -52,6 +52,32 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   const y = new BigUint64Array(b.buffer, b.byteOffset, b.length / 8);
   for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
   return true;
+}
+
+/** Threads of this process named as the native handler names its thread. */
+function handlerThreads(): number {
+  let count = 0;
+  for (const task of readdirSync("/proc/self/task")) {
+    try {
+      if (readFileSync(`/proc/self/task/${task}/comm`, "utf8").trim() === "wasmpool-uffd") count++;
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return count;
+}
+
+/** Descriptors of this process that are userfaultfds. */
+function uffdDescriptors(): number {
+  let count = 0;
+  for (const fd of readdirSync("/proc/self/fd")) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`) === "anon_inode:[userfaultfd]") count++;
+    } catch {
+      // Closed between the listing and the read.
+    }
+  }
+  return count;
 }
 
 describe("userfaultfd mode", () => {
@@ -141,11 +167,7 @@ describe("userfaultfd mode", () => {
   });
 
   it("closing 20 engines leaves no handler thread and no descriptor behind", () => {
-    const count = (dir: string): number => readdirSync(dir).length;
-    // Warm up once: the runtime may open descriptors of its own on first FFI use.
-    pooled({ ...limits, uffd: true }).close();
-    const fds = count("/proc/self/fd");
-    const threads = count("/proc/self/task");
+    const before = { threads: handlerThreads(), fds: uffdDescriptors() };
     for (let i = 0; i < 20; i++) {
       const engine = pooled({ ...limits, uffd: true });
       const module = new Module(
@@ -155,17 +177,18 @@ describe("userfaultfd mode", () => {
       new Uint8Array(engine.instantiate(module).memories[0].buffer)[0] = 1;
       engine.close();
     }
-    assert.equal(count("/proc/self/fd"), fds);
-    assert.equal(count("/proc/self/task"), threads);
+    assert.deepEqual({ threads: handlerThreads(), fds: uffdDescriptors() }, before);
   });
 
-  it("each uffd engine runs one handler thread while it is open", () => {
-    const count = (): number => readdirSync("/proc/self/task").length;
-    const before = count();
+  it("each uffd engine runs one handler thread and holds one userfaultfd while it is open", () => {
+    const before = { threads: handlerThreads(), fds: uffdDescriptors() };
     const engines = [0, 1, 2].map(() => pooled({ ...limits, uffd: true }));
-    assert.equal(count(), before + 3);
+    assert.deepEqual(
+      { threads: handlerThreads(), fds: uffdDescriptors() },
+      { threads: before.threads + 3, fds: before.fds + 3 },
+    );
     for (const engine of engines) engine.close();
-    assert.equal(count(), before);
+    assert.deepEqual({ threads: handlerThreads(), fds: uffdDescriptors() }, before);
   });
 
   it("two threads faulting on the same page at once, from native reads, both see the image", async () => {

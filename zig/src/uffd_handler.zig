@@ -11,6 +11,8 @@ const Pool = @import("pool.zig").Pool;
 const Module = @import("module.zig").Module;
 const wasm_page_bytes = @import("memory.zig").wasm_page_bytes;
 
+pub const thread_name = "wasmpool-uffd";
+
 pub const Counters = struct {
     pages_zeroed: std.atomic.Value(u64) = .init(0),
     pages_copied: std.atomic.Value(u64) = .init(0),
@@ -39,6 +41,8 @@ pub const Handler = struct {
             failure.* = .{ .step = .thread, .errno = @intFromEnum(linux.E.AGAIN) };
             return false;
         };
+        // Named, so that tools (and tests) can tell it from the runtime's own threads.
+        self.thread.setName(thread_name) catch {};
         return true;
     }
 
