@@ -11,20 +11,9 @@ import { RUNTIME, writeResults } from "./mitata_results.ts";
 import { Config, Engine, InstanceAllocationStrategy, Module } from "../mod.ts";
 import { engineState } from "../src/engine_state.ts";
 import { moduleState } from "../src/module.ts";
-import { buildModule } from "../tests/fixtures/wasm_builder.ts";
+import { smallModuleBytes } from "./small_module.ts";
 
-const bytes = buildModule({
-  types: [{ params: [], results: [] }],
-  functions: [0],
-  memories: [{ min: 1, max: 1, shared: false }],
-  tables: [{ element: "funcref", min: 10, max: 10 }],
-  data: [{
-    mode: "active",
-    offset: { kind: "i32.const", value: 0 },
-    data: new Uint8Array(1024).fill(7),
-  }],
-  elements: [{ mode: "active", offset: { kind: "i32.const", value: 0 }, elements: [0] }],
-});
+const bytes = smallModuleBytes();
 
 const pooling = new Engine(new Config().withAllocationStrategy(
   InstanceAllocationStrategy.pooling({ instanceLimits: { count: 100 } }),

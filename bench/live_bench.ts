@@ -23,7 +23,7 @@ import {
   Module,
   WASM_PAGE_BYTES,
 } from "../mod.ts";
-import { buildModule } from "../tests/fixtures/wasm_builder.ts";
+import { SMALL_MODULE_DATA_BYTE, smallModuleBytes } from "./small_module.ts";
 
 /** The runtime this runs in, as it names the results file. */
 export const runtime: "deno" | "bun" = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined"
@@ -37,7 +37,7 @@ const MEMORY_PAGES = 16;
 export const MPROTECT_GOAL_MAPPINGS_PER_INSTANCE = 2.5;
 /** The byte touched in each memory: the last of the first wasm page (not in the data segment). */
 const TOUCHED_BYTE = WASM_PAGE_BYTES - 1;
-const DATA_BYTE = 7;
+const DATA_BYTE = SMALL_MODULE_DATA_BYTE;
 
 /** The allocation modes measured. */
 export type Mode = "pooling (mprotect)" | "pooling (uffd)" | "on-demand";
@@ -86,21 +86,6 @@ export interface LiveResult {
   mappingsPerLiveInstance: number;
   memoryMappingsPerLiveInstance: number;
   goal?: { text: string; pass: boolean };
-}
-
-function buildBytes(): Uint8Array {
-  return buildModule({
-    types: [{ params: [], results: [] }],
-    functions: [0],
-    memories: [{ min: 1, max: 1, shared: false }],
-    tables: [{ element: "funcref", min: 10, max: 10 }],
-    data: [{
-      mode: "active",
-      offset: { kind: "i32.const", value: 0 },
-      data: new Uint8Array(1024).fill(DATA_BYTE),
-    }],
-    elements: [{ mode: "active", offset: { kind: "i32.const", value: 0 }, elements: [0] }],
-  });
 }
 
 function engineFor(mode: Mode): Engine {
@@ -379,7 +364,7 @@ function printTable(results: (LiveResult | { mode: Mode; skipped: string })[]): 
 }
 
 if (import.meta.main) {
-  const bytes = buildBytes();
+  const bytes = smallModuleBytes();
   const modes: Mode[] = ["pooling (mprotect)", "pooling (uffd)", "on-demand"];
   const results = modes.map((mode) => runScenario(mode, bytes));
   printTable(results);

@@ -11,6 +11,7 @@ import { bench, group, run, summary } from "../.tools/node_modules/mitata/src/ma
 import { RUNTIME, writeResults } from "./mitata_results.ts";
 import { Config, Engine, InstanceAllocationStrategy, Module, type PoolingOptions } from "../mod.ts";
 import { readRealModule, realModules, stubImports } from "../tests/fixtures/npm_modules.ts";
+import { buildModule } from "../tests/fixtures/wasm_builder.ts";
 
 const tiktoken = realModules().find((m) => m.name === "tiktoken")!;
 const bytes = readRealModule(tiktoken);
@@ -53,22 +54,7 @@ summary(() => {
   });
 });
 
-const growBytes = new Uint8Array([
-  0x00,
-  0x61,
-  0x73,
-  0x6d,
-  0x01,
-  0x00,
-  0x00,
-  0x00, // header
-  0x05,
-  0x04,
-  0x01,
-  0x01,
-  0x01,
-  0x10, // memory: min 1, max 16
-]);
+const growBytes = buildModule({ memories: [{ min: 1, max: 16, shared: false }] });
 summary(() => {
   group("instantiate, grow by 1 page, touch it, dispose", () => {
     bench("grow: WebAssembly.Memory", () => {
