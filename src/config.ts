@@ -259,7 +259,7 @@ export class Config {
   /**
    * Sets whether an `Instance` that is garbage-collected without `dispose()` gives its slot back
    * (through a FinalizationRegistry). Default true. Turning it off saves the bookkeeping, measured
-   * here at ~50 ns per instantiate+dispose in Deno (registration itself is deferred to the end of
+   * here at 8 to 50 ns per instantiate+dispose in Deno (registration itself is deferred to the end of
    * the job, so an instance disposed within it is never registered); an undisposed instance then
    * holds its slot until `engine.close()`. Returns this config.
    */

@@ -7,7 +7,7 @@
 
 import { LinkError } from "./errors.ts";
 import { Global } from "./global.ts";
-import type { EngineState, Slot } from "./internal.ts";
+import type { EngineState, NativeRef, Slot } from "./internal.ts";
 import { Memory, refOfMemory } from "./memory.ts";
 import type { Translation } from "./module/translate.ts";
 import type { FuncType, Import } from "./module/types.ts";
@@ -82,12 +82,6 @@ function limitsMatch(
   }
 }
 
-function sameEngine(i: Import, slot: Slot, engine: EngineState): void {
-  if (slot.engine !== engine) {
-    throw new LinkError(`import ${name(i)} belongs to another engine`);
-  }
-}
-
 /**
  * Resolves every import of `translation` and writes memory and table references and
  * offset-feeding global values into the scratch words. Throws LinkError on a mismatch.
@@ -113,6 +107,15 @@ export function resolveImports(
     words[8 + 2 * slot] = low;
     words[9 + 2 * slot] = high;
   };
+  // An imported memory or table: its defining instance's slot is held, and the native side is
+  // told where it lives.
+  const holdRef = (i: Import, ref: NativeRef, scratchSlot: number): void => {
+    if (ref.slot.engine !== engine) {
+      throw new LinkError(`import ${name(i)} belongs to another engine`);
+    }
+    resolved.slots.push(ref.slot);
+    writeSlot(scratchSlot, ref.slot.id, ref.index);
+  };
   for (const { import: i, kindIndex } of translation.imports) {
     const value = lookup(imports, i);
     switch (i.desc.kind) {
@@ -126,12 +129,9 @@ export function resolveImports(
         if (!(value instanceof Memory)) {
           throw new LinkError(`incompatible import type for ${name(i)}: expected a Memory`);
         }
-        const ref = refOfMemory(value);
-        sameEngine(i, ref.slot, engine);
+        holdRef(i, refOfMemory(value), firstMemorySlot + kindIndex);
         limitsMatch("memory size", i, { min: value.pages, max: value.maxPages }, i.desc.type);
         resolved.memories.push(value);
-        resolved.slots.push(ref.slot);
-        writeSlot(firstMemorySlot + kindIndex, ref.slot.id, ref.index);
         break;
       }
       case "table": {
@@ -140,12 +140,9 @@ export function resolveImports(
             `incompatible import type for ${name(i)}: expected a ${i.desc.type.element} Table`,
           );
         }
-        const ref = refOfTable(value);
-        sameEngine(i, ref.slot, engine);
+        holdRef(i, refOfTable(value), firstTableSlot + kindIndex);
         limitsMatch("table size", i, { min: value.size, max: value.maxSize }, i.desc.type);
         resolved.tables.push(value);
-        resolved.slots.push(ref.slot);
-        writeSlot(firstTableSlot + kindIndex, ref.slot.id, ref.index);
         break;
       }
       case "global": {

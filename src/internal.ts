@@ -20,12 +20,6 @@ export interface Scratch {
   readonly words: Uint32Array<ArrayBuffer>;
 }
 
-/** Something that has to let go of native views when its slot is released. */
-export interface Detachable {
-  /** Detaches every buffer handed out; the object then throws DisposedError. */
-  detach(): void;
-}
-
 /** An engine's internals. */
 export interface EngineState {
   /** The native library. */
@@ -61,7 +55,7 @@ export class Slot {
   /** Holders: the instance itself, and every instance importing one of its memories/tables. */
   refs = 1;
   /** Views handed out over this slot's memories and tables, detached on release. */
-  owned: Detachable[] | null = null;
+  owned: View[] | null = null;
   /** Other instances' slots this slot's instance imports from, released with it. */
   held: readonly Slot[] = NO_SLOTS;
   /** Whether the instance has let go (dispose or finalizer): it does so once. */
@@ -133,7 +127,7 @@ export class Slot {
  * The native view of one memory or table. Kept apart from the Memory/Table object so that a
  * slot can detach it without holding the Memory/Table (and so their instance) alive.
  */
-export class View implements Detachable {
+export class View {
   /** The ArrayBuffer over the native bytes, made on first use. */
   buffer: ArrayBuffer | null = null;
   /** A Uint32Array over `buffer`, for tables. */

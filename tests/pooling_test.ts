@@ -228,12 +228,8 @@ for (const { strategy, uffd, memoryKeepResident } of modes) {
       );
       using instance = engine.instantiate(module);
       const table = instance.tables[0];
-      for (let i = 0; i < 5; i++) {
-        const f = table.get(i);
-        assert.equal(f, i);
-        const exported = module.exports;
-        assert.equal(exported.length, 1);
-      }
+      // Entry i is function i (the seed test checks it by the function's i parameters).
+      for (let i = 0; i < 5; i++) assert.equal(table.get(i), i);
       assert.equal(table.get(5), null);
     });
 
