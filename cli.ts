@@ -401,7 +401,7 @@ function measure(
     const n = Math.min(batchSize, cycles - done);
     const t0 = performance.now();
     for (let i = 0; i < n; i++) {
-      using instance = engine.instantiate(module, imports);
+      using instance = engine.allocate(module, imports);
       for (const memory of instance.memories) {
         const view = new Uint8Array(memory.buffer);
         for (let at = 0; at < view.length; at += WASM_PAGE_BYTES) {

@@ -4,7 +4,7 @@
  * An {@linkcode Engine} owns an allocator: on demand (a mapping per memory, made and unmapped
  * per instance) or pooling (address space for every instance reserved once, slots reused and
  * reset). A {@linkcode Module} is a module binary translated and validated for an engine;
- * {@linkcode Engine.instantiate} allocates and initializes its memories, tables and globals.
+ * {@linkcode Engine.allocate} allocates and initializes its memories, tables and globals.
  * Wasmpool does not run code: what runs in the memories is the caller's business.
  *
  * @example
@@ -15,7 +15,7 @@
  *   InstanceAllocationStrategy.pooling({ instanceLimits: { count: 100 } }),
  * ));
  * const module = new Module(engine, wasmBytes);
- * using instance = engine.instantiate(module);
+ * using instance = engine.allocate(module);
  * new Uint8Array(instance.memories[0].buffer)[0] = 1;
  * ```
  *
@@ -61,7 +61,7 @@ export {
   type Imports,
   type ImportValue,
 } from "./src/imports.ts";
-export { type ExportValue, Instance } from "./src/instance.ts";
+export { type ExportValue, InstanceHandle } from "./src/instance_handle.ts";
 export { Memory, WASM_PAGE_BYTES } from "./src/memory.ts";
 export { Module, type ModuleExportDescriptor, type ModuleImportDescriptor } from "./src/module.ts";
 export type {

@@ -40,18 +40,18 @@ const wasmModule = new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>);
 summary(() => {
   group("instantiate+dispose, small module", () => {
     bench("WebAssembly.Instance", () => new WebAssembly.Instance(wasmModule)).baseline(true);
-    bench("wasmpool pooling", () => pooling.instantiate(pooledModule).dispose());
-    bench("wasmpool pooling (uffd)", () => uffd.instantiate(uffdModule).dispose());
+    bench("wasmpool pooling", () => pooling.allocate(pooledModule).dispose());
+    bench("wasmpool pooling (uffd)", () => uffd.allocate(uffdModule).dispose());
     bench(
       "wasmpool pooling, no finalization",
-      () => unfinalized.instantiate(unfinalizedModule).dispose(),
+      () => unfinalized.allocate(unfinalizedModule).dispose(),
     );
     bench("raw FFI calls, pooling", () => {
       const { lib, pointer, scratch } = raw.engine;
-      const id = lib.instantiate(pointer, raw.module.pointer, scratch.pointer, scratch.bytes);
+      const id = lib.allocate(pointer, raw.module.pointer, scratch.pointer, scratch.bytes);
       lib.instanceDispose(pointer, id);
     });
-    bench("wasmpool on-demand", () => onDemand.instantiate(onDemandModule).dispose());
+    bench("wasmpool on-demand", () => onDemand.allocate(onDemandModule).dispose());
     bench("WebAssembly.Memory 1 page", () => new WebAssembly.Memory({ initial: 1 }));
   });
 });

@@ -18,8 +18,8 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import {
   Config,
   Engine,
-  type Instance,
   InstanceAllocationStrategy,
+  type InstanceHandle,
   Module,
   WASM_PAGE_BYTES,
 } from "../mod.ts";
@@ -206,14 +206,14 @@ export function runScenario(
     const live0Maps = mapsSnapshot();
     const live0Rss = rssKiB();
 
-    const instances: Instance[] = [];
+    const instances: InstanceHandle[] = [];
     const half = INSTANCES / 2;
     let start = performance.now();
-    for (let i = 0; i < half; i++) instances.push(engine.instantiate(module));
+    for (let i = 0; i < half; i++) instances.push(engine.allocate(module));
     let instantiateMs = performance.now() - start;
     const live5000Maps = mapsSnapshot();
     start = performance.now();
-    for (let i = half; i < INSTANCES; i++) instances.push(engine.instantiate(module));
+    for (let i = half; i < INSTANCES; i++) instances.push(engine.allocate(module));
     instantiateMs += performance.now() - start;
 
     start = performance.now();

@@ -49,7 +49,7 @@ summary(() => {
     for (const [name, engine] of Object.entries(engines)) {
       const module = new Module(engine, bytes);
       const imports = functionStubs(module);
-      bench(`wasmpool ${name}`, () => engine.instantiate(module, imports).dispose());
+      bench(`wasmpool ${name}`, () => engine.allocate(module, imports).dispose());
     }
   });
 });
@@ -65,7 +65,7 @@ summary(() => {
     for (const [name, engine] of Object.entries(engines)) {
       const module = new Module(engine, growBytes);
       bench(`grow: wasmpool ${name}`, () => {
-        const instance = engine.instantiate(module);
+        const instance = engine.allocate(module);
         const memory = instance.memories[0];
         memory.grow(1);
         new Uint8Array(memory.buffer)[65536] = 1;

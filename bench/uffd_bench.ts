@@ -50,7 +50,7 @@ summary(() => {
     for (const [mode, e] of Object.entries(engines)) {
       for (const size of Object.keys(images)) {
         const module = modules.get(`${mode} ${size}`)!;
-        const b = bench(`${mode}, ${size} image`, () => e.instantiate(module).dispose());
+        const b = bench(`${mode}, ${size} image`, () => e.allocate(module).dispose());
         if (mode === "uffd" && size === "64 KiB") b.baseline(true);
       }
     }
@@ -63,7 +63,7 @@ summary(() => {
     for (const [mode, e] of Object.entries(engines)) {
       const module = modules.get(`${mode} 64 KiB`)!;
       const b = bench(`${mode}: touch ${TOUCHED_PAGES} pages`, () => {
-        const instance = e.instantiate(module);
+        const instance = e.allocate(module);
         const bytes = new Uint8Array(instance.memories[0].buffer);
         // Every 4 KiB host page of pages 100.. (zeros in both modes).
         for (let at = 100 * PAGE; at < (100 + TOUCHED_PAGES) * PAGE; at += 4096) bytes[at] = 1;
@@ -71,7 +71,7 @@ summary(() => {
       });
       if (mode === "segmented") b.baseline(true);
       bench(`${mode}: one byte in each of ${TOUCHED_PAGES} pages`, () => {
-        const instance = e.instantiate(module);
+        const instance = e.allocate(module);
         const bytes = new Uint8Array(instance.memories[0].buffer);
         for (let page = 100; page < 100 + TOUCHED_PAGES; page++) bytes[page * PAGE] = 1;
         instance.dispose();

@@ -22,7 +22,7 @@ import {
 import { native } from "./ffi/load.ts";
 import type { NativePointer } from "./ffi/symbols.ts";
 import type { Imports } from "./imports.ts";
-import { type Instance, instantiate } from "./instance.ts";
+import { allocate, type InstanceHandle } from "./instance_handle.ts";
 import { detachBuffer, type EngineState } from "./internal.ts";
 import type { Module } from "./module.ts";
 import type { TranslationLimits } from "./module/translate.ts";
@@ -256,17 +256,19 @@ export class Engine {
   }
 
   /**
-   * Allocates and initializes an instance of `module`. Throws {@linkcode PoolExhaustedError}
-   * when the pool is full, {@linkcode OutOfBoundsError} when a segment does not fit, and
-   * {@linkcode LinkError} for a missing or mismatched import; nothing is left allocated then.
+   * The allocator alone (the seed's `InstanceAllocator::allocate`): allocates and initializes
+   * the memories, tables and globals of an instance of `module`, for embedders that run code
+   * themselves. Throws {@linkcode PoolExhaustedError} when the pool is full,
+   * {@linkcode OutOfBoundsError} when a segment does not fit, and {@linkcode LinkError} for a
+   * missing or mismatched import; nothing is left allocated then.
    */
-  instantiate(module: Module, imports?: Imports): Instance {
+  allocate(module: Module, imports?: Imports): InstanceHandle {
     const state = this.#state;
     if (state.closed) throw new DisposedError("the engine was used after close()");
     if (module.engine !== this) {
       throw new LinkError("the module was translated for another engine");
     }
-    return instantiate(state, module, imports);
+    return allocate(state, module, imports);
   }
 
   /** Counters and sizes of the allocator. */

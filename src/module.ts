@@ -73,7 +73,7 @@ function toBytes(bytes: unknown): Uint8Array {
 
 /**
  * A translated module: parsed, validated against the engine's limits, its initial data copied
- * once into native memory. Instantiate it with {@linkcode Engine.instantiate}.
+ * once into native memory. Allocate its state with {@linkcode Engine.allocate}.
  */
 export class Module {
   static {

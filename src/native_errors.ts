@@ -51,7 +51,7 @@ export function describeErrno(errno: number): string {
   return `${name} (errno ${errno})${hint}`;
 }
 
-/** The error for a failed `wasmpool_instantiate`; `detail` is the scratch's first 8 words. */
+/** The error for a failed `wasmpool_allocate`; `detail` is the scratch's first 8 words. */
 export function instantiationError(code: number, detail: Uint32Array): WasmpoolError {
   switch (code) {
     case Code.poolFull:

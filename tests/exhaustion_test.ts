@@ -45,19 +45,19 @@ describe("system-call failures", () => {
     using engine = pooled(small);
     const module = new Module(engine, memoryModule);
     inject(PROTECT, 1);
-    assert.throws(() => engine.instantiate(module), (error: unknown) => {
+    assert.throws(() => engine.allocate(module), (error: unknown) => {
       assert.ok(error instanceof ResourceError);
       assert.match(error.message, /ENOMEM \(errno 12\)/);
       return true;
     });
     assert.equal(engine.stats().liveInstances, 0);
-    using instance = engine.instantiate(module);
+    using instance = engine.allocate(module);
     assert.deepEqual([...new Uint8Array(instance.memories[0].buffer, 0, 4)], [1, 2, 3, 0]);
   });
 
   it("mprotect refused at grow: ResourceError, the memory keeps its size and stays usable", () => {
     using engine = pooled(small);
-    using instance = engine.instantiate(new Module(engine, memoryModule));
+    using instance = engine.allocate(new Module(engine, memoryModule));
     const memory = instance.memories[0];
     inject(PROTECT, 1);
     assert.throws(() => memory.grow(1), /memory grow by 1 pages failed: ENOMEM/);
@@ -69,7 +69,7 @@ describe("system-call failures", () => {
   it("madvise refused at reset: the slot is quarantined, never handed out dirty", () => {
     using engine = pooled({ ...small, memoryKeepResident: 0 });
     const module = new Module(engine, memoryModule);
-    const first = engine.instantiate(module);
+    const first = engine.allocate(module);
     const address = first.memories[0].address;
     new Uint8Array(first.memories[0].buffer).fill(0xee);
     inject(DECOMMIT, 1);
@@ -78,19 +78,19 @@ describe("system-call failures", () => {
     assert.equal(stats.quarantinedSlots, 1);
     assert.equal(stats.liveInstances, 0);
     // The other slot still works, and the dirty one is not handed out.
-    using second = engine.instantiate(module);
+    using second = engine.allocate(module);
     assert.notEqual(second.memories[0].address, address);
     assert.ok(new Uint8Array(second.memories[0].buffer).subarray(3).every((b) => b === 0));
-    assert.throws(() => engine.instantiate(module), /Limit of 2 concurrent instances/);
+    assert.throws(() => engine.allocate(module), /Limit of 2 concurrent instances/);
   });
 
   it("mmap refused on demand: ResourceError, and the next instantiation works", () => {
     using engine = new Engine();
     const module = new Module(engine, memoryModule);
     inject(MAP, 1);
-    assert.throws(() => engine.instantiate(module), ResourceError);
+    assert.throws(() => engine.allocate(module), ResourceError);
     assert.equal(engine.stats().liveInstances, 0);
-    using instance = engine.instantiate(module);
+    using instance = engine.allocate(module);
     assert.equal(instance.memories[0].pages, 2);
   });
 

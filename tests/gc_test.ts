@@ -38,13 +38,13 @@ describe("garbage collection", () => {
     const module = new Module(engine, bytes);
     (() => {
       for (let i = 0; i < 4; i++) {
-        new Uint8Array(engine.instantiate(module).memories[0].buffer)[0] = 1;
+        new Uint8Array(engine.allocate(module).memories[0].buffer)[0] = 1;
       }
     })();
     assert.equal(engine.stats().liveInstances, 4);
     assert.ok(await collectUntil(() => engine.stats().liveInstances === 0), "slots not returned");
     // The returned slots are clean.
-    using again = engine.instantiate(module);
+    using again = engine.allocate(module);
     assert.equal(new Uint8Array(again.memories[0].buffer)[0], 0);
   });
 
@@ -55,7 +55,7 @@ describe("garbage collection", () => {
     // stack for a conservative collector (Bun's) to find.
     const holder: { memory: Memory | null } = { memory: null };
     (() => {
-      holder.memory = engine.instantiate(module).memories[0];
+      holder.memory = engine.allocate(module).memories[0];
       new Uint8Array(holder.memory.buffer)[0] = 7;
     })();
     // Collect a few times: the instance object is gone, but its memory holds the slot.
@@ -79,7 +79,7 @@ describe("garbage collection", () => {
       ),
     );
     const module = new Module(engine, bytes);
-    (() => void engine.instantiate(module))();
+    (() => void engine.allocate(module))();
     for (let i = 0; i < 5; i++) {
       collect();
       await new Promise((resolve) => setTimeout(resolve, 10));

@@ -7,8 +7,8 @@ import {
   Config,
   DisposedError,
   Engine,
-  type Instance,
   InstanceAllocationStrategy,
+  type InstanceHandle,
   Module,
 } from "../mod.ts";
 import { prng } from "./fixtures/prng.ts";
@@ -87,7 +87,7 @@ describe(`tenant isolation over ${CYCLES} cycles`, () => {
       using engine = new Engine(new Config().withAllocationStrategy(strategy));
       const all = tenants(engine);
       const random = prng(12345);
-      const live: { instance: Instance; buffers: ArrayBuffer[] }[] = [];
+      const live: { instance: InstanceHandle; buffers: ArrayBuffer[] }[] = [];
       for (let cycle = 0; cycle < CYCLES; cycle++) {
         if (live.length === 4 || (live.length > 0 && random() < 0.5)) {
           const [victim] = live.splice(Math.floor(random() * live.length), 1);
@@ -101,7 +101,7 @@ describe(`tenant isolation over ${CYCLES} cycles`, () => {
           continue;
         }
         const tenant = all[Math.floor(random() * all.length)];
-        const instance = engine.instantiate(tenant.module);
+        const instance = engine.allocate(tenant.module);
         const memory = instance.memories[0];
         const first = memory.buffer;
         assert.ok(sameWords(first, tenant.image), `cycle ${cycle}: not the module's image`);

@@ -16,8 +16,8 @@ import {
   Engine,
   Global,
   type Imports,
-  type Instance,
   InstanceAllocationStrategy,
+  type InstanceHandle,
   InstantiationError,
   LimitError,
   LinkError,
@@ -122,7 +122,7 @@ describe("slot reuse", () => {
     const a = compile(engine, memoryModule(4));
     const b = compile(engine, memoryModule(1));
 
-    const first = engine.instantiate(a);
+    const first = engine.allocate(a);
     const memoryA = first.memories[0];
     const address = memoryA.address;
     assert.equal(memoryA.pages, 4);
@@ -131,7 +131,7 @@ describe("slot reuse", () => {
     new Uint8Array(memoryA.buffer).fill(0x5a);
     first.dispose();
 
-    using second = engine.instantiate(b);
+    using second = engine.allocate(b);
     const memoryB = second.memories[0];
     assert.equal(memoryB.address, address, "count: 1, so the same slot");
     assert.equal(memoryB.pages, 1);
@@ -146,11 +146,11 @@ describe("slot reuse", () => {
 
   it("on-demand: a later, smaller instance has its own size", () => {
     using engine = makeEngine("on-demand");
-    const first = engine.instantiate(compile(engine, memoryModule(4)));
+    const first = engine.allocate(compile(engine, memoryModule(4)));
     first.memories[0].grow(3);
     new Uint8Array(first.memories[0].buffer).fill(0x5a);
     first.dispose();
-    using second = engine.instantiate(compile(engine, memoryModule(1)));
+    using second = engine.allocate(compile(engine, memoryModule(1)));
     assert.equal(second.memories[0].pages, 1);
     assert.equal(second.memories[0].buffer.byteLength, PAGE);
     assert.equal(second.memories[0].grow(6), 1);
@@ -195,11 +195,11 @@ describe("failed instantiation leaves its slot clean", () => {
         using engine = makeEngine(kind, { count: 1 });
         const module = compile(engine, dataOutOfBounds);
         assert.throws(
-          () => engine.instantiate(module),
+          () => engine.allocate(module),
           isError(OutOfBoundsError, "memory out of bounds: data segment does not fit"),
         );
         assert.deepEqual(counters(engine), [0, 0, 0]);
-        using next = engine.instantiate(compile(engine, clean));
+        using next = engine.allocate(compile(engine, clean));
         assert.equal(next.memories[0].pages, 1);
         assert.ok(allZero(next.memories[0].buffer), "the failed instance's bytes are visible");
         assert.deepEqual(counters(engine), [1, 0, 1]);
@@ -209,14 +209,14 @@ describe("failed instantiation leaves its slot clean", () => {
         using engine = makeEngine(kind, { count: 1 });
         const module = compile(engine, elemOutOfBounds);
         assert.throws(
-          () => engine.instantiate(module),
+          () => engine.allocate(module),
           (e: unknown) => {
             isError(OutOfBoundsError, "table out of bounds")(e);
             return e instanceof InstantiationError;
           },
         );
         assert.deepEqual(counters(engine), [0, 0, 0]);
-        using next = engine.instantiate(compile(engine, clean));
+        using next = engine.allocate(compile(engine, clean));
         assert.deepEqual(entries(next.tables[0]), new Array(8).fill(null));
         assert.deepEqual(counters(engine), [1, 0, 1]);
       });
@@ -225,11 +225,11 @@ describe("failed instantiation leaves its slot clean", () => {
         using engine = makeEngine(kind, { count: 1 });
         const module = compile(engine, dataAfterElements);
         assert.throws(
-          () => engine.instantiate(module),
+          () => engine.allocate(module),
           isError(OutOfBoundsError, "memory out of bounds: data segment does not fit"),
         );
         assert.equal(engine.stats().liveInstances, 0);
-        using next = engine.instantiate(compile(engine, clean));
+        using next = engine.allocate(compile(engine, clean));
         assert.deepEqual(entries(next.tables[0]), new Array(8).fill(null));
         assert.ok(allZero(next.memories[0].buffer));
       });
@@ -237,7 +237,7 @@ describe("failed instantiation leaves its slot clean", () => {
       it("the message names the segment, its size and offset, and the memory size", () => {
         using engine = makeEngine(kind);
         assert.throws(
-          () => engine.instantiate(compile(engine, dataOutOfBounds)),
+          () => engine.allocate(compile(engine, dataOutOfBounds)),
           isError(OutOfBoundsError, /segment 2 of 3 bytes at offset 65534 .* of 65536 bytes/),
         );
       });
@@ -250,7 +250,7 @@ describe("buffers", () => {
     describe(kind, () => {
       it("the same ArrayBuffer is returned until something changes", () => {
         using engine = makeEngine(kind);
-        using instance = engine.instantiate(compile(engine, memoryModule(2, 4)));
+        using instance = engine.allocate(compile(engine, memoryModule(2, 4)));
         const memory = instance.memories[0];
         assert.equal(memory.buffer, memory.buffer);
         assert.equal(instance.exports.memory, memory);
@@ -259,7 +259,7 @@ describe("buffers", () => {
 
       it("grow detaches the old buffer; the new one has the grown size and the old bytes", () => {
         using engine = makeEngine(kind);
-        using instance = engine.instantiate(compile(engine, memoryModule(1, 4)));
+        using instance = engine.allocate(compile(engine, memoryModule(1, 4)));
         const memory = instance.memories[0];
         const before = memory.buffer;
         const view = new Uint8Array(before);
@@ -284,7 +284,7 @@ describe("buffers", () => {
 
       it("a grow past the maximum throws LimitError and keeps the buffer", () => {
         using engine = makeEngine(kind);
-        using instance = engine.instantiate(compile(engine, memoryModule(1, 2)));
+        using instance = engine.allocate(compile(engine, memoryModule(1, 2)));
         const memory = instance.memories[0];
         const before = memory.buffer;
         assert.throws(() => memory.grow(2), isError(LimitError));
@@ -295,7 +295,7 @@ describe("buffers", () => {
 
       it("dispose detaches the buffer and its views", () => {
         using engine = makeEngine(kind);
-        const instance = engine.instantiate(compile(engine, memoryModule(1)));
+        const instance = engine.allocate(compile(engine, memoryModule(1)));
         const buffer = instance.memories[0].buffer;
         const view = new Uint8Array(buffer);
         view[7] = 7;
@@ -318,7 +318,7 @@ describe("use after dispose", () => {
     describe(kind, () => {
       it("throws DisposedError; dispose() twice is harmless", () => {
         using engine = makeEngine(kind);
-        const instance = engine.instantiate(compile(engine, spec));
+        const instance = engine.allocate(compile(engine, spec));
         const memory = instance.memories[0];
         const table = instance.tables[0];
         assert.equal(instance.disposed, false);
@@ -342,7 +342,7 @@ describe("use after dispose", () => {
         let closedEarly = false;
         try {
           const module = compile(engine, spec);
-          const instances = [engine.instantiate(module), engine.instantiate(module)];
+          const instances = [engine.allocate(module), engine.allocate(module)];
           const buffers = instances.map((i) => i.memories[0].buffer);
           const views = buffers.map((b) => new Uint8Array(b));
           const memory = instances[0].memories[0];
@@ -357,7 +357,7 @@ describe("use after dispose", () => {
           assert.throws(() => memory.buffer, isError(DisposedError));
           assert.throws(() => memory.grow(1), isError(DisposedError));
           assert.throws(() => table.get(0), isError(DisposedError));
-          assert.throws(() => engine.instantiate(module), isError(DisposedError));
+          assert.throws(() => engine.allocate(module), isError(DisposedError));
           assert.throws(() => new Module(engine, buildModule(spec)), isError(DisposedError));
           assert.throws(() => engine.stats(), isError(DisposedError));
           for (const instance of instances) instance.dispose();
@@ -408,7 +408,7 @@ describe("imports across instances", () => {
 
   const MUTABLE_I32 = { type: "i32", mutable: true } as const;
 
-  function importsOf(a: Instance): Imports {
+  function importsOf(a: InstanceHandle): Imports {
     return { a: { mem: a.exports.mem, tab: a.exports.tab, off: a.exports.off } };
   }
 
@@ -416,8 +416,8 @@ describe("imports across instances", () => {
     describe(kind, () => {
       it("B's segments land in A's memory and table at the imported global's value", () => {
         using engine = makeEngine(kind, { moduleLimits: IMPORTING });
-        using a = engine.instantiate(compile(engine, exporter));
-        using b = engine.instantiate(compile(engine, importer), importsOf(a));
+        using a = engine.allocate(compile(engine, exporter));
+        using b = engine.allocate(compile(engine, importer), importsOf(a));
         assert.equal(b.memories[0], a.memories[0], "not the same Memory object");
         assert.equal(b.tables[0], a.tables[0], "not the same Table object");
         assert.equal(b.globals[0], a.globals[0], "not the same Global object");
@@ -428,10 +428,10 @@ describe("imports across instances", () => {
 
       it("the importer keeps the memory and table alive after the exporter is disposed", () => {
         using engine = makeEngine(kind, { moduleLimits: IMPORTING });
-        const a = engine.instantiate(compile(engine, exporter));
+        const a = engine.allocate(compile(engine, exporter));
         const memory = a.memories[0];
         const table = a.tables[0];
-        const b = engine.instantiate(compile(engine, importer), importsOf(a));
+        const b = engine.allocate(compile(engine, importer), importsOf(a));
         try {
           const buffer = memory.buffer;
           a.dispose();
@@ -457,10 +457,10 @@ describe("imports across instances", () => {
 
       it("mismatched or missing imports are LinkErrors and leave nothing allocated", () => {
         using engine = makeEngine(kind, { moduleLimits: IMPORTING });
-        using a = engine.instantiate(compile(engine, exporter));
+        using a = engine.allocate(compile(engine, exporter));
         const good = importsOf(a);
         const module = compile(engine, importer);
-        const link = (m: Module, i: Imports) => () => engine.instantiate(m, i);
+        const link = (m: Module, i: Imports) => () => engine.allocate(m, i);
 
         assert.throws(link(module, {}), isError(LinkError, /unknown import/));
         assert.throws(link(module, { a: { mem: a.exports.mem } }), isError(LinkError));
@@ -491,7 +491,7 @@ describe("imports across instances", () => {
         assert.throws(link(module, { a: { ...good.a, off: i64Global } }), isError(LinkError));
 
         // A plain number is an immutable global of the declared type.
-        using c = engine.instantiate(module, { a: { ...good.a, off: 1 } });
+        using c = engine.allocate(module, { a: { ...good.a, off: 1 } });
         assert.equal(c.globals[0].value, 1);
         assert.equal(new Uint8Array(a.memories[0].buffer)[1], 9);
         assert.deepEqual(counters(engine), [2, 0, 2]);
@@ -500,20 +500,20 @@ describe("imports across instances", () => {
       it("an import from another engine is a LinkError", () => {
         using engine = makeEngine(kind, { moduleLimits: IMPORTING });
         using other = makeEngine(kind, { moduleLimits: IMPORTING });
-        using foreign = other.instantiate(compile(other, exporter));
-        using a = engine.instantiate(compile(engine, exporter));
+        using foreign = other.allocate(compile(other, exporter));
+        using a = engine.allocate(compile(engine, exporter));
         const module = compile(engine, importer);
         const good = importsOf(a);
         assert.throws(
-          () => engine.instantiate(module, { a: { ...good.a, mem: foreign.exports.mem } }),
+          () => engine.allocate(module, { a: { ...good.a, mem: foreign.exports.mem } }),
           isError(LinkError, /another engine/),
         );
         assert.throws(
-          () => engine.instantiate(module, { a: { ...good.a, tab: foreign.exports.tab } }),
+          () => engine.allocate(module, { a: { ...good.a, tab: foreign.exports.tab } }),
           isError(LinkError, /another engine/),
         );
         assert.throws(
-          () => engine.instantiate(compile(other, exporter)),
+          () => engine.allocate(compile(other, exporter)),
           isError(WasmpoolError, /another engine/),
         );
         assert.equal(engine.stats().liveInstances, 1);
@@ -522,11 +522,11 @@ describe("imports across instances", () => {
 
       it("an import from a disposed instance is refused", () => {
         using engine = makeEngine(kind, { moduleLimits: IMPORTING });
-        const a = engine.instantiate(compile(engine, exporter));
+        const a = engine.allocate(compile(engine, exporter));
         const good = importsOf(a);
         a.dispose();
         assert.throws(
-          () => engine.instantiate(compile(engine, importer), good),
+          () => engine.allocate(compile(engine, importer), good),
           isError(DisposedError),
         );
         assert.equal(engine.stats().liveInstances, 0);
@@ -536,20 +536,20 @@ describe("imports across instances", () => {
 
   it("pooling: an exporter's slot is not reused while an importer holds its memory", () => {
     using engine = makeEngine("pooling", { count: 2, moduleLimits: IMPORTING });
-    const a = engine.instantiate(compile(engine, exporter));
-    const b = engine.instantiate(compile(engine, importer), importsOf(a));
+    const a = engine.allocate(compile(engine, exporter));
+    const b = engine.allocate(compile(engine, importer), importsOf(a));
     try {
       const memory = a.memories[0];
       a.dispose();
       assert.throws(
-        () => engine.instantiate(compile(engine, exporter)),
+        () => engine.allocate(compile(engine, exporter)),
         isError(PoolExhaustedError, "Limit of 2 concurrent instances has been reached"),
       );
       assert.equal(new Uint8Array(memory.buffer)[OFFSET], 9);
     } finally {
       b.dispose();
     }
-    using c = engine.instantiate(compile(engine, exporter));
+    using c = engine.allocate(compile(engine, exporter));
     assert.ok(allZero(c.memories[0].buffer));
     assert.deepEqual(entries(c.tables[0]), new Array(8).fill(null));
   });
@@ -692,7 +692,7 @@ describe("globals", () => {
       it("defined globals get their initial values", () => {
         using engine = makeEngine(kind, { moduleLimits: IMPORTING });
         const base = new Global({ type: "i32" }, 42);
-        using instance = engine.instantiate(compile(engine, spec), {
+        using instance = engine.allocate(compile(engine, spec), {
           env: { base, wide: 1n << 62n },
         });
         const globals = instance.globals;
@@ -716,7 +716,7 @@ describe("globals", () => {
 
       it("an immutable global cannot be set; a mutable one can, within its type", () => {
         using engine = makeEngine(kind, { moduleLimits: IMPORTING });
-        using instance = engine.instantiate(compile(engine, spec), {
+        using instance = engine.allocate(compile(engine, spec), {
           env: { base: 1, wide: 2n },
         });
         const e = instance.exports as Record<string, Global>;
@@ -738,10 +738,10 @@ describe("globals", () => {
       it("a global's value is not shared with a later instance of the module", () => {
         using engine = makeEngine(kind, { moduleLimits: IMPORTING });
         const module = compile(engine, spec);
-        const first = engine.instantiate(module, { env: { base: 1, wide: 2n } });
+        const first = engine.allocate(module, { env: { base: 1, wide: 2n } });
         (first.exports.counter as Global).value = 9;
         first.dispose();
-        using second = engine.instantiate(module, { env: { base: 1, wide: 2n } });
+        using second = engine.allocate(module, { env: { base: 1, wide: 2n } });
         assert.equal((second.exports.counter as Global).value, 2147483647);
       });
     });
@@ -764,23 +764,23 @@ describe("engine.stats()", () => {
       assert.deepEqual(counters(engine), [0, 0, 0]);
 
       const module = compile(engine, memoryModule(1));
-      const live = [engine.instantiate(module), engine.instantiate(module)];
+      const live = [engine.allocate(module), engine.allocate(module)];
       assert.deepEqual(counters(engine), [2, 0, 2]);
       live[0].dispose();
       live[0].dispose();
       assert.deepEqual(counters(engine), [2, 1, 1]);
 
       assert.throws(
-        () => engine.instantiate(compile(engine, outOfBounds)),
+        () => engine.allocate(compile(engine, outOfBounds)),
         isError(OutOfBoundsError),
       );
       assert.deepEqual(counters(engine), [2, 1, 1], "a failed instantiation was counted");
 
-      live.push(engine.instantiate(module), engine.instantiate(module));
+      live.push(engine.allocate(module), engine.allocate(module));
       assert.deepEqual(counters(engine), [4, 1, 3]);
       if (kind !== "on-demand") {
         assert.throws(
-          () => engine.instantiate(module),
+          () => engine.allocate(module),
           isError(PoolExhaustedError, "Limit of 3 concurrent instances has been reached"),
         );
         assert.deepEqual(counters(engine), [4, 1, 3], "a refused instantiation was counted");
@@ -795,7 +795,7 @@ describe("engine.stats()", () => {
 /** Keeps the type-only imports honest: Memory and Table are the classes instances hand out. */
 it("instances hand out Memory and Table objects", () => {
   using engine = makeEngine("pooling");
-  using instance = engine.instantiate(compile(engine, {
+  using instance = engine.allocate(compile(engine, {
     ...memoryModule(1),
     tables: [{ element: "funcref", min: 1, max: null }],
   }));

@@ -57,7 +57,7 @@ for (const { strategy, uffd, memoryKeepResident } of modes) {
           tables: [{ element: "funcref", min: 10, max: null }],
         }),
       );
-      using instance = engine.instantiate(module);
+      using instance = engine.allocate(module);
       assert.equal(instance.memories[0].pages, 1);
       assert.equal(instance.tables[0].size, 10);
     });
@@ -77,7 +77,7 @@ for (const { strategy, uffd, memoryKeepResident } of modes) {
       });
       const module = new Module(engine, memoryModule(0));
       for (let round = 0; round < 2; round++) {
-        using instance = engine.instantiate(module);
+        using instance = engine.allocate(module);
         const memory = instance.exports["m"];
         assert.ok(memory === instance.memories[0]);
         assert.equal(instance.memories[0].pages, 0);
@@ -113,7 +113,7 @@ for (const { strategy, uffd, memoryKeepResident } of modes) {
           ],
         }),
       );
-      using instance = engine.instantiate(module);
+      using instance = engine.allocate(module);
       const bytes = new Uint8Array(instance.memories[0].buffer);
       assert.deepEqual(bytes.subarray(65530, 65560), text("this data spans multiple pages"));
       assert.deepEqual(bytes.subarray(10, 21), text("hello world"));
@@ -131,7 +131,7 @@ for (const { strategy, uffd, memoryKeepResident } of modes) {
       });
       const module = new Module(engine, memoryModule(0));
       for (let i = 0; i < 10; i++) {
-        using instance = engine.instantiate(module);
+        using instance = engine.allocate(module);
         const memory = instance.memories[0];
         assert.equal(memory.buffer.byteLength, 0);
         memory.grow(1);
@@ -153,7 +153,7 @@ for (const { strategy, uffd, memoryKeepResident } of modes) {
       });
       const module = new Module(engine, memoryModule(1));
       for (let i = 0; i < 10; i++) {
-        using instance = engine.instantiate(module);
+        using instance = engine.allocate(module);
         const memory = instance.memories[0];
         assert.equal(memory.pages, 1);
         assert.equal(memory.byteLength, 65536);
@@ -192,7 +192,7 @@ for (const { strategy, uffd, memoryKeepResident } of modes) {
         }),
       );
       for (let round = 0; round < 2; round++) {
-        using instance = engine.instantiate(module);
+        using instance = engine.allocate(module);
         const table = instance.exports["t"];
         assert.ok(table instanceof Table);
         for (let i = 0; i < tableElements; i++) {
@@ -226,7 +226,7 @@ for (const { strategy, uffd, memoryKeepResident } of modes) {
           ],
         }),
       );
-      using instance = engine.instantiate(module);
+      using instance = engine.allocate(module);
       const table = instance.tables[0];
       // Entry i is function i (the seed test checks it by the function's i parameters).
       for (let i = 0; i < 5; i++) assert.equal(table.get(i), i);
@@ -250,7 +250,7 @@ for (const { strategy, uffd, memoryKeepResident } of modes) {
         }),
       );
       for (let round = 0; round < 10; round++) {
-        using instance = engine.instantiate(module);
+        using instance = engine.allocate(module);
         const table = instance.tables[0];
         assert.equal(table.size, 10);
         for (let i = 0; i < 10; i++) {
@@ -271,8 +271,8 @@ for (const { strategy, uffd, memoryKeepResident } of modes) {
       });
       const module = new Module(engine, buildModule({}));
       for (let round = 0; round < 2; round++) {
-        const instances = Array.from({ length: limit }, () => engine.instantiate(module));
-        assert.throws(() => engine.instantiate(module), (error: unknown) => {
+        const instances = Array.from({ length: limit }, () => engine.allocate(module));
+        assert.throws(() => engine.allocate(module), (error: unknown) => {
           assert.ok(error instanceof PoolExhaustedError);
           assert.equal(error.message, `Limit of ${limit} concurrent instances has been reached`);
           return true;
@@ -389,7 +389,7 @@ describe("pooling configuration", () => {
     const module = new Module(engine, memoryModule(1));
     const addresses = new Set<bigint>();
     for (let i = 0; i < 200; i++) {
-      using instance = engine.instantiate(module);
+      using instance = engine.allocate(module);
       addresses.add(instance.memories[0].address);
     }
     assert.ok(addresses.size > 8, `random reused only ${addresses.size} of 16 slots`);
@@ -401,12 +401,12 @@ describe("pooling configuration", () => {
       instanceLimits: { count: 4, memoryReservationSize: 65536 },
     });
     const module = new Module(engine, memoryModule(1));
-    const a = engine.instantiate(module);
-    const b = engine.instantiate(module);
+    const a = engine.allocate(module);
+    const b = engine.allocate(module);
     const addressA = a.memories[0].address;
     assert.equal(b.memories[0].address - addressA, 65536n);
     a.dispose();
-    using c = engine.instantiate(module);
+    using c = engine.allocate(module);
     assert.equal(c.memories[0].address, addressA);
     b.dispose();
   });

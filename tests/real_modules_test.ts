@@ -15,8 +15,8 @@ import {
   Config,
   Engine,
   type Imports,
-  type Instance,
   InstanceAllocationStrategy,
+  type InstanceHandle,
   type Memory,
   Module,
   type ModuleLimits,
@@ -155,7 +155,12 @@ function tableEntries(table: Table): (number | null)[] {
 }
 
 /** Checks a fresh wasmpool instance of `m` against the runtime's instance. */
-function checkInstance(m: RealModule, ref: Reference, instance: Instance, what: string): void {
+function checkInstance(
+  m: RealModule,
+  ref: Reference,
+  instance: InstanceHandle,
+  what: string,
+): void {
   assert.equal(instance.memories.length, 1);
   const memory = instance.memories[0];
   assert.equal(instance.exports[m.facts.memoryExport], memory);
@@ -203,7 +208,7 @@ describe("real modules from npm, instantiated by wasmpool", () => {
             ref.imports,
           );
           assert.deepEqual(module.exports.map((e) => `${e.name}:${e.kind}`), ref.exports);
-          using instance = engine.instantiate(module, ref.wasmpoolImports);
+          using instance = engine.allocate(module, ref.wasmpoolImports);
           checkInstance(m, ref, instance, kind);
           assert.equal(engine.stats().liveInstances, 1);
           instance.dispose();
@@ -219,7 +224,7 @@ describe("real modules from npm, instantiated by wasmpool", () => {
           let address: bigint | null = null;
           let firstTable: (number | null)[] | null = null;
           for (let round = 0; round < REUSES; round++) {
-            const instance = engine.instantiate(module, ref.wasmpoolImports);
+            const instance = engine.allocate(module, ref.wasmpoolImports);
             try {
               const what = `round ${round}`;
               checkInstance(m, ref, instance, what);

@@ -57,7 +57,7 @@ describe("translation", () => {
         data: segments(8, PAGE, PAGE),
       }),
     );
-    using instance = engine.instantiate(module);
+    using instance = engine.allocate(module);
     const bytes = new Uint8Array(instance.memories[0].buffer);
     for (let page = 0; page < 8; page++) assert.equal(bytes[page * PAGE + 5], page + 1);
     assert.equal(engine.stats().uffdPagesCopied, 8);
@@ -73,7 +73,7 @@ describe("translation", () => {
         data: segments(64, PAGE, 1),
       }),
     );
-    using instance = engine.instantiate(module);
+    using instance = engine.allocate(module);
     const bytes = new Uint8Array(instance.memories[0].buffer);
     for (let page = 0; page < 64; page++) assert.equal(bytes[page * PAGE], page + 1);
     const stats = engine.stats();

@@ -42,7 +42,7 @@ function randomSegments(seed: number, pages: number): DataSpec[] {
 
 function memoryOf(engine: Engine, bytes: Uint8Array): Uint8Array {
   const module = new Module(engine, bytes);
-  using instance = engine.instantiate(module);
+  using instance = engine.allocate(module);
   return new Uint8Array(instance.memories[0].buffer).slice();
 }
 
@@ -107,7 +107,7 @@ describe("userfaultfd mode", () => {
         data: [{ mode: "active", offset: { kind: "i32.const", value: 65536 }, data: image }],
       }),
     );
-    using instance = engine.instantiate(module);
+    using instance = engine.allocate(module);
     const before = engine.stats();
     const memory = new Uint8Array(instance.memories[0].buffer);
     assert.equal(memory[65536 * 5 + 17], 0x5a); // a JS read of an image page
@@ -137,13 +137,13 @@ describe("userfaultfd mode", () => {
         }],
       }),
     );
-    using instance = engine.instantiate(module, { env: { base: 70000 } });
+    using instance = engine.allocate(module, { env: { base: 70000 } });
     const text = new TextDecoder().decode(
       new Uint8Array(instance.memories[0].buffer, 70000, 9),
     );
     assert.equal(text, "segmented");
     assert.throws(
-      () => engine.instantiate(module, { env: { base: new Global({ type: "i32" }, 131070) } }),
+      () => engine.allocate(module, { env: { base: new Global({ type: "i32" }, 131070) } }),
       OutOfBoundsError,
     );
     assert.equal(engine.stats().liveInstances, 1);
@@ -156,7 +156,7 @@ describe("userfaultfd mode", () => {
       buildModule({ memories: [{ min: 1, max: 8, shared: false }] }),
     );
     for (let round = 0; round < 3; round++) {
-      using instance = engine.instantiate(module);
+      using instance = engine.allocate(module);
       const memory = instance.memories[0];
       assert.equal(memory.pages, 1);
       memory.grow(3);
@@ -174,7 +174,7 @@ describe("userfaultfd mode", () => {
         engine,
         buildModule({ memories: [{ min: 1, max: 1, shared: false }] }),
       );
-      new Uint8Array(engine.instantiate(module).memories[0].buffer)[0] = 1;
+      new Uint8Array(engine.allocate(module).memories[0].buffer)[0] = 1;
       engine.close();
     }
     assert.deepEqual({ threads: handlerThreads(), fds: uffdDescriptors() }, before);
@@ -206,7 +206,7 @@ describe("userfaultfd mode", () => {
       }),
     );
     for (let round = 0; round < 5; round++) {
-      using instance = engine.instantiate(module);
+      using instance = engine.allocate(module);
       const address = instance.memories[0].address + BigInt(2 * 65536 + 40);
       const start = new SharedArrayBuffer(8);
       const flag = new Int32Array(start);

@@ -74,7 +74,7 @@ for (const uffd of [false, true]) {
         engine,
         buildModule({ memories: [{ min: 1, max: 1, shared: false }] }),
       );
-      const all = Array.from({ length: WORKERS + 2 }, () => engine.instantiate(module));
+      const all = Array.from({ length: WORKERS + 2 }, () => engine.allocate(module));
       for (const instance of all) instance.dispose();
     });
   });
@@ -91,8 +91,8 @@ describe("engine handles", () => {
       attached,
       buildModule({ memories: [{ min: 1, max: 1, shared: false }] }),
     );
-    const a = attached.instantiate(module);
-    const b = owner.instantiate(new Module(owner, buildModule({})));
+    const a = attached.allocate(module);
+    const b = owner.allocate(new Module(owner, buildModule({})));
     assert.equal(owner.stats().liveInstances, 2);
     b.dispose();
     owner.close();

@@ -58,7 +58,7 @@ export function openBun(ffi: BunFfi, path: string): NativeLibrary {
     moduleDestroy: (engine, module) => s.wasmpool_module_destroy(engine, module) as number,
     scratchCreate: (bytes) => out(s.wasmpool_scratch_create(bytes)),
     scratchDestroy: (scratch, bytes) => void s.wasmpool_scratch_destroy(scratch, bytes),
-    instantiate: s.wasmpool_instantiate as NativeLibrary["instantiate"],
+    allocate: s.wasmpool_allocate as NativeLibrary["allocate"],
     instanceDispose: s.wasmpool_instance_dispose as NativeLibrary["instanceDispose"],
     memoryGrow: s.wasmpool_memory_grow as NativeLibrary["memoryGrow"],
     tableGrow: s.wasmpool_table_grow as NativeLibrary["tableGrow"],

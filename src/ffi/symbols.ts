@@ -17,7 +17,7 @@ export interface NativeSignature {
 }
 
 /**
- * Every export of the library. Hot-path functions (instantiate, dispose) take only pointers
+ * Every export of the library. Hot-path functions (allocate, dispose) take only pointers
  * and 32-bit integers and return i32, which both runtimes call on their fast path.
  */
 export const SYMBOLS = {
@@ -32,7 +32,7 @@ export const SYMBOLS = {
   module_destroy: { parameters: ["pointer", "pointer"], result: "i32" },
   scratch_create: { parameters: ["u32"], result: "pointer" },
   scratch_destroy: { parameters: ["pointer", "u32"], result: "void" },
-  instantiate: { parameters: ["pointer", "pointer", "pointer", "u32"], result: "i32" },
+  allocate: { parameters: ["pointer", "pointer", "pointer", "u32"], result: "i32" },
   instance_dispose: { parameters: ["pointer", "u32"], result: "i32" },
   memory_grow: {
     parameters: ["pointer", "u32", "u32", "u32", "pointer", "u32"],
@@ -45,7 +45,7 @@ export const SYMBOLS = {
 } as const satisfies Record<string, NativeSignature>;
 
 /** The ABI version this TypeScript side speaks; `abi_version()` must answer it. */
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;
 
 /** A native pointer: an object in Deno, a number in Bun. Opaque outside src/ffi/. */
 export type NativePointer = { readonly __nativePointer: unique symbol };
@@ -83,8 +83,8 @@ export interface NativeLibrary {
   scratchCreate(sizeBytes: number): NativePointer | null;
   /** `wasmpool_scratch_destroy`. */
   scratchDestroy(scratch: NativePointer, sizeBytes: number): void;
-  /** `wasmpool_instantiate`: the instance id, or a negative code. */
-  instantiate(
+  /** `wasmpool_allocate`: the instance id, or a negative code. */
+  allocate(
     engine: NativePointer,
     module: NativePointer,
     scratch: NativePointer,

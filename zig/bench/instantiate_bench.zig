@@ -1,7 +1,7 @@
 //! The Zig-native floor: instantiate + dispose of the small module that
 //! bench/instantiate_bench.ts measures (1 memory page, max 1, a 1 KiB data segment of 0x07 at
 //! offset 0, a 10-entry table with one element segment of one entry), straight through
-//! `Engine.instantiate` / `Engine.dispose`, with no FFI in between. Pooling in mprotect and
+//! `Engine.allocate` / `Engine.dispose`, with no FFI in between. Pooling in mprotect and
 //! uffd mode, and on-demand. Prints a table and one JSON line, and writes the JSON to the path
 //! given as the first argument (default `bench/results/zig-native.json`, relative to the cwd;
 //! `zig build bench` runs this with the cwd at the repository root).
@@ -19,8 +19,8 @@ const MemoryDesc = std.meta.Elem(@FieldType(Module, "memories"));
 const TableDesc = std.meta.Elem(@FieldType(Module, "tables"));
 const DataDesc = std.meta.Elem(@FieldType(Module, "data"));
 const ElemDesc = std.meta.Elem(@FieldType(Module, "elems"));
-/// `Scratch`, the type `Engine.instantiate` takes.
-const Scratch = @typeInfo(@TypeOf(Engine.instantiate)).@"fn".params[2].type.?;
+/// `Scratch`, the type `Engine.allocate` takes.
+const Scratch = @typeInfo(@TypeOf(Engine.allocate)).@"fn".params[2].type.?;
 
 /// module.zig's `magic` ("WPMB") and `version`; a mismatch makes module_create fail loudly.
 const blob_magic: u32 = 0x424d5057;
@@ -142,7 +142,7 @@ fn close_engine(engine: *Engine) void {
 }
 
 fn cycle(engine: *Engine, module: *Module, scratch: Scratch) void {
-    const id = engine.instantiate(module, scratch);
+    const id = engine.allocate(module, scratch);
     if (id < 0) std.debug.panic("instantiate failed with code {d}", .{id});
     const code = engine.dispose(@intCast(id));
     if (code != .ok) std.debug.panic("dispose failed with {s}", .{@tagName(code)});

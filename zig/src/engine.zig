@@ -285,11 +285,11 @@ pub const Engine = struct {
     }
 
     /// Returns the new instance's id, or a negative Code with detail in the scratch area.
-    pub fn instantiate(self: *Engine, module: *Module, scratch: Scratch) i32 {
+    pub fn allocate(self: *Engine, module: *Module, scratch: Scratch) i32 {
         if (scratch.bytes.len < Scratch.required_bytes(module.header)) return @intFromEnum(Code.scratch_too_small);
         const id = switch (self.strategy) {
-            .pooling => self.instantiate_pooled(module, scratch),
-            .on_demand => self.instantiate_on_demand(module, scratch),
+            .pooling => self.allocate_pooled(module, scratch),
+            .on_demand => self.allocate_on_demand(module, scratch),
         } catch |err| return @intFromEnum(code_of(err));
         _ = self.instantiations.fetchAdd(1, .monotonic);
         return @intCast(id);
@@ -308,7 +308,7 @@ pub const Engine = struct {
         };
     }
 
-    fn instantiate_pooled(self: *Engine, module: *Module, scratch: Scratch) InstantiateError!u32 {
+    fn allocate_pooled(self: *Engine, module: *Module, scratch: Scratch) InstantiateError!u32 {
         const pool = &self.pool.?;
         const header = module.header;
         assert(header.defined_memories <= pool.limits.memories);
@@ -349,7 +349,7 @@ pub const Engine = struct {
         return index;
     }
 
-    fn instantiate_on_demand(self: *Engine, module: *Module, scratch: Scratch) InstantiateError!u32 {
+    fn allocate_on_demand(self: *Engine, module: *Module, scratch: Scratch) InstantiateError!u32 {
         var errno: sys.Errno = 0;
         const instance = on_demand_mod.create_instance(
             self.allocator,

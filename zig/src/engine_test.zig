@@ -53,7 +53,7 @@ fn scratch_for(buffer: []align(8) u8) Scratch {
     return .{ .bytes = buffer };
 }
 
-test "pooled instantiate, reuse resets memory and tables, pool full" {
+test "pooled allocate, reuse resets memory and tables, pool full" {
     var c = config(.pooling, 2);
     const engine = Engine.create(std.heap.c_allocator, &c).?;
     defer engine.release();
@@ -62,7 +62,7 @@ test "pooled instantiate, reuse resets memory and tables, pool full" {
     var buffer: [128]u8 align(8) = undefined;
     const scratch = scratch_for(&buffer);
 
-    const a = engine.instantiate(module, scratch);
+    const a = engine.allocate(module, scratch);
     try testing.expectEqual(@as(i32, 0), a);
     const base: [*]u8 = @ptrFromInt(@as(usize, @intCast(std.mem.readInt(u64, buffer[32..40], .little))));
     const entries: [*]u32 = @ptrFromInt(@as(usize, @intCast(std.mem.readInt(u64, buffer[40..48], .little))));
@@ -72,13 +72,13 @@ test "pooled instantiate, reuse resets memory and tables, pool full" {
     try testing.expectEqual(@as(i32, 0), engine.memory_grow(@intCast(a), 0, 2, scratch) - 1);
     base[3 * 65536 - 1] = 0xdd;
 
-    try testing.expectEqual(@as(i32, 1), engine.instantiate(module, scratch));
-    try testing.expectEqual(@intFromEnum(engine_mod.Code.pool_full), engine.instantiate(module, scratch));
+    try testing.expectEqual(@as(i32, 1), engine.allocate(module, scratch));
+    try testing.expectEqual(@intFromEnum(engine_mod.Code.pool_full), engine.allocate(module, scratch));
     try testing.expectEqual(@as(u32, 2), buffer[0]);
 
     try testing.expectEqual(engine_mod.Code.ok, engine.dispose(@intCast(a)));
     try testing.expectEqual(engine_mod.Code.bad_instance, engine.dispose(@intCast(a)));
-    try testing.expectEqual(a, engine.instantiate(module, scratch));
+    try testing.expectEqual(a, engine.allocate(module, scratch));
     try testing.expectEqual(@as(u8, 0), base[1000]);
     try testing.expectEqual(@as(u32, 1), engine.find_memory(@intCast(a), 0).?.pages.load(.acquire));
     // The grown pages are PROT_NONE again for the new tenant.
@@ -94,12 +94,12 @@ test "a data segment out of bounds fails and leaves the slot clean" {
     const scratch = scratch_for(&buffer);
     const bad_bytes = blob(65534);
     const bad = try engine.module_create(&bad_bytes);
-    try testing.expectEqual(@intFromEnum(engine_mod.Code.data_out_of_bounds), engine.instantiate(bad, scratch));
+    try testing.expectEqual(@intFromEnum(engine_mod.Code.data_out_of_bounds), engine.allocate(bad, scratch));
     try testing.expectEqual(@as(u32, 65534), std.mem.bytesAsSlice(u32, buffer[0..32])[2]);
     try testing.expectEqual(@as(u64, 0), engine.stats().live_instances);
     const good_bytes = blob(100);
     const good = try engine.module_create(&good_bytes);
-    const id = engine.instantiate(good, scratch);
+    const id = engine.allocate(good, scratch);
     try testing.expectEqual(@as(i32, 0), id);
     const entries: [*]u32 = @ptrFromInt(@as(usize, @intCast(std.mem.readInt(u64, buffer[40..48], .little))));
     try testing.expectEqual(@as(u32, 8), entries[1]);
@@ -119,10 +119,10 @@ test "on-demand instances map and unmap their own memories" {
     var buffer: [128]u8 align(8) = undefined;
     const scratch = scratch_for(&buffer);
     var ids: [3]i32 = undefined;
-    for (&ids) |*id| id.* = engine.instantiate(module, scratch);
+    for (&ids) |*id| id.* = engine.allocate(module, scratch);
     try testing.expectEqual([3]i32{ 0, 1, 2 }, ids);
     try testing.expectEqual(engine_mod.Code.ok, engine.dispose(1));
-    try testing.expectEqual(@as(i32, 1), engine.instantiate(module, scratch));
+    try testing.expectEqual(@as(i32, 1), engine.allocate(module, scratch));
     const base: [*]u8 = @ptrFromInt(@as(usize, @intCast(std.mem.readInt(u64, buffer[32..40], .little))));
     try testing.expectEqualStrings("hello", base[100..105]);
     try testing.expectEqual(@as(u64, 3), engine.stats().live_instances);
@@ -150,7 +150,7 @@ test "four threads instantiating and disposing never share a slot" {
             var buffer: [128]u8 align(8) = undefined;
             const scratch = Scratch{ .bytes = &buffer };
             for (0..cycles) |i| {
-                const id = e.instantiate(m, scratch);
+                const id = e.allocate(m, scratch);
                 if (id < 0) {
                     // The pool (8) is larger than the threads (4): it is never full.
                     _ = failures.fetchAdd(1, .monotonic);

@@ -12,7 +12,7 @@ const allocator = std.heap.c_allocator;
 
 /// The ABI version; the TypeScript side refuses a library that answers another.
 export fn wasmpool_abi_version() u32 {
-    return 2;
+    return 3;
 }
 
 export fn wasmpool_engine_create(config: *engine_mod.Config) ?*Engine {
@@ -71,8 +71,8 @@ export fn wasmpool_scratch_destroy(scratch: [*]align(8) u8, size_bytes: u32) voi
 }
 
 /// Returns the instance id (>= 0) or a negative error code, detail in the scratch area.
-export fn wasmpool_instantiate(engine: *Engine, module: *Module, scratch: [*]align(8) u8, scratch_bytes: u32) i32 {
-    return engine.instantiate(module, .{ .bytes = scratch[0..scratch_bytes] });
+export fn wasmpool_allocate(engine: *Engine, module: *Module, scratch: [*]align(8) u8, scratch_bytes: u32) i32 {
+    return engine.allocate(module, .{ .bytes = scratch[0..scratch_bytes] });
 }
 
 export fn wasmpool_instance_dispose(engine: *Engine, id: u32) i32 {

@@ -56,7 +56,7 @@ test "uffd: paged image on first touch, zero pages elsewhere, clean on reuse" {
     const scratch = Scratch{ .bytes = &buffer };
 
     for (0..3) |_| {
-        const id = engine.instantiate(module, scratch);
+        const id = engine.allocate(module, scratch);
         try testing.expectEqual(@as(i32, 0), id);
         const base = base_of(&buffer);
         try testing.expectEqualStrings("hello", base[100..105]);
@@ -82,7 +82,7 @@ test "uffd: two threads faulting on the same page at once both see the image" {
     var buffer: [64]u8 align(8) = undefined;
     const scratch = Scratch{ .bytes = &buffer };
     for (0..50) |_| {
-        try testing.expectEqual(@as(i32, 0), engine.instantiate(module, scratch));
+        try testing.expectEqual(@as(i32, 0), engine.allocate(module, scratch));
         const base = base_of(&buffer);
         const Reader = struct {
             fn run(b: [*]u8, out: *[5]u8) void {

@@ -1,5 +1,7 @@
 /**
- * `Instance`: a module's memories, tables and globals, allocated and initialized.
+ * `InstanceHandle`: the allocator alone. A module's memories, tables and globals, allocated and
+ * initialized in a pool slot (or their own mappings, on demand), for embedders that run code
+ * themselves. Nothing runs here: {@linkcode Engine.instantiate} gives instances that run.
  *
  * @module
  */
@@ -56,8 +58,11 @@ function track(lease: object, slot: Slot): void {
   }
 }
 
-/** An instantiated module. Dispose it (or `using` it) to give its slot back. */
-export class Instance {
+/**
+ * A module's state allocated by the pooling allocator, with raw addresses: for embedders that
+ * run code themselves. Dispose it (or `using` it) to give its slot back.
+ */
+export class InstanceHandle {
   readonly #module: Module;
   readonly #slot: Slot;
   // Referenced by the instance and its memories and tables; collected with the last of them.
@@ -69,7 +74,7 @@ export class Instance {
   #exports: Readonly<Record<string, ExportValue>> | null = null;
   #disposed = false;
 
-  /** @internal Made by {@linkcode instantiate}. */
+  /** @internal Made by {@linkcode allocate}. */
   constructor(
     module: Module,
     slot: Slot,
@@ -170,7 +175,7 @@ export class Instance {
     this.#slot.releaseInstance();
   }
 
-  /** Same as {@linkcode Instance.dispose}, for `using`. */
+  /** Same as {@linkcode InstanceHandle.dispose}, for `using`. */
   [Symbol.dispose](): void {
     this.dispose();
   }
@@ -194,13 +199,13 @@ function evaluate(expr: ConstExpr, globals: readonly Global[]): GlobalValue {
   }
 }
 
-/** @internal Allocates and initializes an instance of `module` in `engine`. */
-export function instantiate(engine: EngineState, module: Module, imports?: Imports): Instance {
+/** @internal Allocates and initializes the state of an instance of `module` in `engine`. */
+export function allocate(engine: EngineState, module: Module, imports?: Imports): InstanceHandle {
   const state = moduleState(module);
   const t = state.translation;
   const resolved = t.imports.length === 0 ? null : resolveImports(engine, t, imports ?? NO_IMPORTS);
   const scratch = engine.scratch;
-  const id = engine.lib.instantiate(engine.pointer, state.pointer, scratch.pointer, scratch.bytes);
+  const id = engine.lib.allocate(engine.pointer, state.pointer, scratch.pointer, scratch.bytes);
   if (id < 0) throw instantiationError(id, scratch.words);
 
   // The hot path of the library: plain loops, no closures, nothing allocated that is not kept.
@@ -233,7 +238,7 @@ export function instantiate(engine: EngineState, module: Module, imports?: Impor
     slot.held = held;
   }
   if (engine.finalization) track(lease, slot);
-  return new Instance(
+  return new InstanceHandle(
     module,
     slot,
     lease,
