@@ -75,3 +75,5 @@ export type {
   ValueType,
 } from "./src/module/types.ts";
 export { Table } from "./src/table.ts";
+export { Instance, type InstanceExports, type InstanceImports } from "./src/run/instance.ts";
+export { GuardedGlobal, GuardedMemory, GuardedTable } from "./src/run/exports.ts";

@@ -23,6 +23,12 @@ import { native } from "./ffi/load.ts";
 import type { NativePointer } from "./ffi/symbols.ts";
 import type { Imports } from "./imports.ts";
 import { allocate, type InstanceHandle } from "./instance_handle.ts";
+import {
+  type Instance,
+  type InstanceExports,
+  type InstanceImports,
+  instantiate,
+} from "./run/instance.ts";
 import { detachBuffer, type EngineState } from "./internal.ts";
 import type { Module } from "./module.ts";
 import type { TranslationLimits } from "./module/translate.ts";
@@ -32,7 +38,8 @@ import { Code, describeErrno } from "./native_errors.ts";
 export interface EngineStats {
   /** `"on-demand"` or `"pooling"`. */
   readonly strategy: "on-demand" | "pooling";
-  /** Instances alive now. */
+  /** Instances alive now: handles (`allocate`) and running instances (`instantiate`). With
+   * pooling the count is the pool's, across every Worker attached to the engine. */
   readonly liveInstances: number;
   /** Instances that can be alive at once. */
   readonly instanceCapacity: number;
@@ -60,6 +67,20 @@ export interface EngineStats {
   readonly uffdPagesCopied: number;
   /** uffd mode: accesses at or above a memory's size that the handler turned into traps. */
   readonly uffdGuardFaults: number;
+  /** Running instances (`instantiate`) alive in this engine object (this isolate). */
+  readonly runningInstances: number;
+  /** Host memories (`WebAssembly.Memory`) the pool holds, in use or free, in this isolate. */
+  readonly hostMemories: number;
+  /** Host memories free for the next tenant. */
+  readonly hostMemoriesFree: number;
+  /** Host memories made (`new WebAssembly.Memory`). */
+  readonly hostMemoriesCreated: number;
+  /** Instantiations served with a pooled host memory. */
+  readonly hostMemoriesReused: number;
+  /** Host memories dropped because their tenant grew them (a memory cannot shrink). */
+  readonly hostMemoriesReplaced: number;
+  /** Free host memories dropped to make room for a memory of another shape. */
+  readonly hostMemoriesEvicted: number;
 }
 
 const STATS_FIELDS = [
@@ -220,6 +241,7 @@ export class Engine {
       modules: new Set(),
       closed: false,
       finalization: config.instanceFinalization,
+      run: null,
     };
     registerEngine(this, this.#state);
   }
@@ -271,6 +293,31 @@ export class Engine {
     return allocate(state, module, imports);
   }
 
+  /**
+   * Instantiates `module` to run on the runtime's own WebAssembly engine (V8 in Deno,
+   * JavaScriptCore in Bun): its start function has run, and its `exports` behave like
+   * `WebAssembly.Instance#exports`. With pooling, its memories come from the engine's pool and
+   * the instance counts against `instanceLimits.count` (across Workers attached to the engine).
+   * `imports` are what `new WebAssembly.Instance` takes; exports of other wasmpool instances
+   * may be passed for them.
+   *
+   * Throws {@linkcode PoolExhaustedError} when the pool is full, {@linkcode LinkError} for a
+   * missing or mismatched import, {@linkcode MalformedModuleError} when the runtime does not
+   * compile the module, and the runtime's own `WebAssembly.RuntimeError` when the start
+   * function (or a data or element segment) traps. Nothing is left allocated then.
+   */
+  instantiate<E extends InstanceExports = InstanceExports>(
+    module: Module,
+    imports?: InstanceImports,
+  ): Instance<E> {
+    const state = this.#state;
+    if (state.closed) throw new DisposedError("the engine was used after close()");
+    if (module.engine !== this) {
+      throw new LinkError("the module was translated for another engine");
+    }
+    return instantiate(state, module, imports) as Instance<E>;
+  }
+
   /** Counters and sizes of the allocator. */
   stats(): EngineStats {
     const state = engineState(this);
@@ -278,6 +325,22 @@ export class Engine {
     state.lib.engineStats(state.pointer, new Uint8Array(out.buffer));
     const stats: Record<string, number | string> = { strategy: state.kind };
     STATS_FIELDS.forEach((field, i) => (stats[field] = Number(out[i])));
+    const run = state.run;
+    const pool = run?.pool;
+    const counters = pool?.counters;
+    stats.runningInstances = run?.live.size ?? 0;
+    stats.hostMemories = pool?.size ?? 0;
+    stats.hostMemoriesFree = pool?.freeCount ?? 0;
+    stats.hostMemoriesCreated = counters?.created ?? 0;
+    stats.hostMemoriesReused = counters?.reused ?? 0;
+    stats.hostMemoriesReplaced = counters?.replaced ?? 0;
+    stats.hostMemoriesEvicted = counters?.evicted ?? 0;
+    if (state.pooling === null && run) {
+      // On demand, running instances take no native slot: count them here.
+      stats.liveInstances = (stats.liveInstances as number) + run.live.size;
+      stats.instantiations = (stats.instantiations as number) + run.counters.instantiations;
+      stats.deallocations = (stats.deallocations as number) + run.counters.releases;
+    }
     return stats as unknown as EngineStats;
   }
 
@@ -294,6 +357,8 @@ export class Engine {
   close(): void {
     const state = this.#state;
     if (state.closed) return;
+    // First, while the native engine is alive: running instances give their slots back.
+    state.run?.close();
     state.closed = true;
     const { lib, pointer } = state;
     for (const slot of state.slots) {

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { DeferredFinalizer } from "./deferred_finalizer.ts";
 import { DisposedError } from "./errors.ts";
 import { coerce, Global, type GlobalValue } from "./global.ts";
 import { FunctionExport, type ImportedFunction, type Imports, resolveImports } from "./imports.ts";
@@ -22,41 +23,9 @@ export type ExportValue = Memory | Table | Global | FunctionExport | ImportedFun
 const NO_IMPORTS: Imports = Object.freeze({});
 const NO_FUNCTIONS: readonly ImportedFunction[] = Object.freeze([]);
 
-// An instance collected without dispose() still gives its slot back. The registry holds the
-// slot, never the instance: the target is the instance's lease, an object referenced by the
-// instance, its memories and its tables, and collected with the last of them.
-const finalizer = new FinalizationRegistry<Slot>((slot) => slot.releaseInstance());
-
-// Registering costs more than the rest of an instantiation in Deno, and most instances are
-// disposed within the job that made them. So new instances wait here (their leases held, so
-// they cannot be collected unregistered) and are registered at the end of the job, or when
-// `PENDING_LIMIT` wait, unless they were disposed by then.
-const PENDING_LIMIT = 1024;
-const pendingLeases: object[] = [];
-const pendingSlots: Slot[] = [];
-let flushQueued = false;
-
-function registerPending(): void {
-  flushQueued = false;
-  for (let i = 0; i < pendingSlots.length; i++) {
-    const slot = pendingSlots[i];
-    if (slot.instanceReleased) continue;
-    slot.finalizing = true;
-    finalizer.register(pendingLeases[i], slot, slot);
-  }
-  pendingLeases.length = 0;
-  pendingSlots.length = 0;
-}
-
-function track(lease: object, slot: Slot): void {
-  pendingLeases.push(lease);
-  pendingSlots.push(slot);
-  if (pendingSlots.length >= PENDING_LIMIT) registerPending();
-  else if (!flushQueued) {
-    flushQueued = true;
-    queueMicrotask(registerPending);
-  }
-}
+// An instance collected without dispose() still gives its slot back: the lease, referenced by
+// the instance, its memories and its tables, is the finalizer's target.
+const finalizer = new DeferredFinalizer<Slot>((slot) => slot.releaseInstance());
 
 /**
  * A module's state allocated by the pooling allocator, with raw addresses: for embedders that
@@ -171,7 +140,7 @@ export class InstanceHandle {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    if (this.#slot.finalizing) finalizer.unregister(this.#slot);
+    finalizer.untrack(this.#slot);
     this.#slot.releaseInstance();
   }
 
@@ -237,7 +206,7 @@ export function allocate(engine: EngineState, module: Module, imports?: Imports)
     for (let h = 0; h < held.length; h++) held[h].refs += 1;
     slot.held = held;
   }
-  if (engine.finalization) track(lease, slot);
+  if (engine.finalization) finalizer.track(lease, slot);
   return new InstanceHandle(
     module,
     slot,

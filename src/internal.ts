@@ -9,6 +9,7 @@ import type { PoolingSettings } from "./config.ts";
 import { DisposedError } from "./errors.ts";
 import type { NativeLibrary, NativePointer } from "./ffi/symbols.ts";
 import type { TranslationLimits } from "./module/translate.ts";
+import type { RunEngine } from "./run/run_engine.ts";
 
 /** The scratch area of one engine: native memory with a view for reading and writing. */
 export interface Scratch {
@@ -42,6 +43,8 @@ export interface EngineState {
   closed: boolean;
   /** Whether collected instances give their slot back (Config#withInstanceFinalization). */
   readonly finalization: boolean;
+  /** The running layer (host memories, running instances), made on first instantiate. */
+  run: RunEngine | null;
 }
 
 const NO_SLOTS: readonly Slot[] = Object.freeze([]);
@@ -59,7 +62,7 @@ export class Slot {
   /** Other instances' slots this slot's instance imports from, released with it. */
   held: readonly Slot[] = NO_SLOTS;
   /** Whether the instance has let go (dispose or finalizer): it does so once. */
-  instanceReleased = false;
+  released = false;
   /** Whether the instance's lease is registered with the finalizer. */
   finalizing = false;
 
@@ -103,8 +106,8 @@ export class Slot {
    * counts (dispose and the finalizer may both come).
    */
   releaseInstance(): void {
-    if (this.instanceReleased) return;
-    this.instanceReleased = true;
+    if (this.released) return;
+    this.released = true;
     this.release();
     const held = this.held;
     for (let h = 0; h < held.length; h++) held[h].release();

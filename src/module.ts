@@ -14,6 +14,7 @@ import { translate, type Translation } from "./module/translate.ts";
 import type { ExternKind, ImportDesc } from "./module/types.ts";
 import { checkMinimums, validateModuleLimits } from "./module/validate.ts";
 import { Code } from "./native_errors.ts";
+import type { RunPlan } from "./run/plan.ts";
 
 /** One import a module declares. */
 export interface ModuleImportDescriptor {
@@ -40,6 +41,10 @@ export interface ModuleState {
   readonly engine: EngineState;
   readonly translation: Translation;
   readonly pointer: NativePointer;
+  /** wasmpool's copy of the module's bytes: the translation's views point into it. */
+  readonly bytes: Uint8Array<ArrayBuffer>;
+  /** How the module runs on this engine, planned (and compiled) on first instantiation. */
+  run: RunPlan | null;
 }
 
 // Reads a Module's private state; set in the class's static block, so that nothing of it shows
@@ -60,13 +65,13 @@ const finalizer = new FinalizationRegistry<{ engine: EngineState; pointer: Nativ
   },
 );
 
-function toBytes(bytes: unknown): Uint8Array {
-  if (bytes instanceof Uint8Array) return bytes;
+/** A private copy of `bytes`, so that the caller may reuse its buffer. */
+function copyBytes(bytes: unknown): Uint8Array<ArrayBuffer> {
   if (ArrayBuffer.isView(bytes)) {
-    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength).slice();
   }
   if (bytes instanceof ArrayBuffer || bytes instanceof SharedArrayBuffer) {
-    return new Uint8Array(bytes);
+    return new Uint8Array(bytes).slice();
   }
   throw new MalformedModuleError("module bytes must be an ArrayBuffer or a typed array", 0);
 }
@@ -95,7 +100,8 @@ export class Module {
    */
   constructor(engine: Engine, bytes: ArrayBufferLike | ArrayBufferView) {
     const state = engineState(engine);
-    const parsed = parseModule(toBytes(bytes));
+    const copy = copyBytes(bytes);
+    const parsed = parseModule(copy);
     if (state.pooling !== null) validateModuleLimits(parsed, state.pooling.moduleLimits);
     else checkMinimums(parsed, state.limits.tableElements, state.limits.memoryPages);
     const translation = translate(parsed, state.limits);
@@ -124,7 +130,7 @@ export class Module {
       type: i.desc,
     })));
     this.exports = Object.freeze(parsed.exports.map((e) => ({ name: e.name, kind: e.kind })));
-    this.#state = { engine: state, translation, pointer };
+    this.#state = { engine: state, translation, pointer, bytes: copy, run: null };
     state.modules.add(pointer);
     finalizer.register(this, { engine: state, pointer });
   }

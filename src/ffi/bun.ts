@@ -1,5 +1,5 @@
 /**
- * The Bun backend: `bun:ffi`'s `dlopen` and `toArrayBuffer`. `bun:ffi` is imported through a
+ * The Bun backend: `bun:ffi`'s `dlopen`, `toArrayBuffer` and `ptr`. `bun:ffi` is imported through a
  * variable specifier so that Deno, which also loads this file, never resolves it.
  *
  * @module
@@ -23,6 +23,7 @@ export interface BunFfi {
     symbols: Record<string, { args: BunType[]; returns: BunType }>,
   ): { symbols: Record<string, Fn> };
   toArrayBuffer(pointer: number, byteOffset: number, byteLength: number): ArrayBuffer;
+  ptr(buffer: ArrayBuffer): number;
 }
 
 /** Imports `bun:ffi`; only called when running under Bun. */
@@ -60,6 +61,9 @@ export function openBun(ffi: BunFfi, path: string): NativeLibrary {
     scratchDestroy: (scratch, bytes) => void s.wasmpool_scratch_destroy(scratch, bytes),
     allocate: s.wasmpool_allocate as NativeLibrary["allocate"],
     instanceDispose: s.wasmpool_instance_dispose as NativeLibrary["instanceDispose"],
+    instanceAdmit: s.wasmpool_instance_admit as NativeLibrary["instanceAdmit"],
+    instanceLeave: s.wasmpool_instance_leave as NativeLibrary["instanceLeave"],
+    bufferAddress: (buffer) => ffi.ptr(buffer),
     memoryGrow: s.wasmpool_memory_grow as NativeLibrary["memoryGrow"],
     tableGrow: s.wasmpool_table_grow as NativeLibrary["tableGrow"],
     arrayBuffer: (address, byteLength) => ffi.toArrayBuffer(address, 0, byteLength),

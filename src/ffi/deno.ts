@@ -23,6 +23,7 @@ interface DenoFfi {
   ): { symbols: Record<string, Fn> };
   UnsafePointer: {
     create(value: bigint): unknown;
+    of(buffer: ArrayBuffer): unknown;
     value(pointer: unknown): bigint | number;
   };
   UnsafePointerView: {
@@ -61,6 +62,9 @@ export function openDeno(path: string): NativeLibrary {
     scratchDestroy: (scratch, bytes) => void s.wasmpool_scratch_destroy(ptr(scratch), bytes),
     allocate: s.wasmpool_allocate as NativeLibrary["allocate"],
     instanceDispose: s.wasmpool_instance_dispose as NativeLibrary["instanceDispose"],
+    instanceAdmit: s.wasmpool_instance_admit as NativeLibrary["instanceAdmit"],
+    instanceLeave: s.wasmpool_instance_leave as NativeLibrary["instanceLeave"],
+    bufferAddress: (buffer) => Number(deno.UnsafePointer.value(deno.UnsafePointer.of(buffer))),
     memoryGrow: s.wasmpool_memory_grow as NativeLibrary["memoryGrow"],
     tableGrow: s.wasmpool_table_grow as NativeLibrary["tableGrow"],
     arrayBuffer: (address, byteLength) =>

@@ -34,6 +34,8 @@ export const SYMBOLS = {
   scratch_destroy: { parameters: ["pointer", "u32"], result: "void" },
   allocate: { parameters: ["pointer", "pointer", "pointer", "u32"], result: "i32" },
   instance_dispose: { parameters: ["pointer", "u32"], result: "i32" },
+  instance_admit: { parameters: ["pointer"], result: "i32" },
+  instance_leave: { parameters: ["pointer", "u32"], result: "i32" },
   memory_grow: {
     parameters: ["pointer", "u32", "u32", "u32", "pointer", "u32"],
     result: "i32",
@@ -92,6 +94,12 @@ export interface NativeLibrary {
   ): number;
   /** `wasmpool_instance_dispose`. */
   instanceDispose(engine: NativePointer, id: number): number;
+  /** `wasmpool_instance_admit`: a pool slot for a running instance, or a negative code. */
+  instanceAdmit(engine: NativePointer): number;
+  /** `wasmpool_instance_leave`: gives back a slot taken by `instanceAdmit`. */
+  instanceLeave(engine: NativePointer, index: number): number;
+  /** The address of the bytes of `buffer` (a wasm memory's buffer, say) in this process. */
+  bufferAddress(buffer: ArrayBuffer): number;
   /** `wasmpool_memory_grow`: the old size in pages, or a negative code. */
   memoryGrow(
     engine: NativePointer,

@@ -245,7 +245,7 @@ pub const Engine = struct {
         }
         if (self.pool) |*pool| {
             for (pool.instances) |*instance| {
-                if (instance.live) release_module(instance);
+                if (instance.live and instance.module != null) release_module(instance);
             }
             pool.deinit(self.allocator);
         } else {
@@ -396,11 +396,43 @@ pub const Engine = struct {
         return id;
     }
 
+    /// Takes a pool slot for an instance that runs on the runtime's own engine (its memories
+    /// are the runtime's): the slot counts against the instance limit and holds nothing.
+    /// Returns the slot index, or a negative Code.
+    pub fn admit(self: *Engine) i32 {
+        const pool = if (self.pool) |*p| p else return @intFromEnum(Code.bad_config);
+        self.mutex.lock();
+        defer self.mutex.unlock();
+        const index = pool.index_allocator.alloc() orelse return @intFromEnum(Code.pool_full);
+        const instance = &pool.instances[index];
+        assert(!instance.live and instance.module == null);
+        assert(instance.memory_count == 0 and instance.table_count == 0);
+        instance.live = true;
+        _ = self.instantiations.fetchAdd(1, .monotonic);
+        return @intCast(index);
+    }
+
+    /// Gives back a slot taken by `admit`. Nothing of it was used, so nothing is reset.
+    pub fn leave(self: *Engine, index: u32) Code {
+        const pool = if (self.pool) |*p| p else return .bad_config;
+        self.mutex.lock();
+        defer self.mutex.unlock();
+        if (index >= pool.instances.len) return .bad_instance;
+        const instance = &pool.instances[index];
+        if (!instance.live or instance.module != null) return .bad_instance;
+        instance.live = false;
+        pool.index_allocator.release(index);
+        _ = self.deallocations.fetchAdd(1, .monotonic);
+        return .ok;
+    }
+
     pub fn dispose(self: *Engine, id: u32) Code {
         switch (self.strategy) {
             .pooling => {
                 const pool = &self.pool.?;
                 if (id >= pool.instances.len or !pool.instances[id].live) return .bad_instance;
+                // An admitted slot (module null) is given back by `leave`, not here.
+                if (pool.instances[id].module == null) return .bad_instance;
                 self.release_pooled(id);
             },
             .on_demand => {
@@ -458,6 +490,7 @@ pub const Engine = struct {
             .pooling => {
                 const pool = &self.pool.?;
                 if (id >= pool.instances.len or !pool.instances[id].live) return null;
+                if (pool.instances[id].module == null) return null; // admitted: no state
                 return &pool.instances[id];
             },
             .on_demand => {

@@ -75,6 +75,17 @@ export fn wasmpool_allocate(engine: *Engine, module: *Module, scratch: [*]align(
     return engine.allocate(module, .{ .bytes = scratch[0..scratch_bytes] });
 }
 
+/// Takes a pool slot for an instance that runs on the runtime's engine: the slot index, or
+/// a negative error code (pool full).
+export fn wasmpool_instance_admit(engine: *Engine) i32 {
+    return engine.admit();
+}
+
+/// Gives back a slot taken by `wasmpool_instance_admit`.
+export fn wasmpool_instance_leave(engine: *Engine, index: u32) i32 {
+    return @intFromEnum(engine.leave(index));
+}
+
 export fn wasmpool_instance_dispose(engine: *Engine, id: u32) i32 {
     return @intFromEnum(engine.dispose(id));
 }
