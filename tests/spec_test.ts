@@ -230,6 +230,16 @@ describe("the harness itself", () => {
     assert.ok(invalid.length > 10, failuresOf(report));
   });
 
+  it("catches a candidate that links its own wrapped functions without unwrapping them", async () => {
+    // A JS function links to any function import, so a wrapper that is not unwrapped when a
+    // later module imports it loses the signature check the runtime makes on wasm functions.
+    const report = await runSpecFile(file("imports"), {
+      candidate: tampered("wrappers linked as they are", { call: (r) => r, keepWrappers: true }),
+    });
+    const unlinkable = report.failures.filter((f) => f.command === "assert_unlinkable");
+    assert.ok(unlinkable.length > 5, failuresOf(report));
+  });
+
   it("catches a candidate whose memories show a stale buffer (state compared at the end)", async () => {
     const report = await runSpecFile(file("memory_copy"), {
       candidate: tampered("stale buffer", { staleBuffer: true }),
@@ -267,7 +277,7 @@ describe("the harness itself", () => {
     assert.ok(undeclared.failures.length >= refused, failuresOf(undeclared));
   });
 
-  it("reports a wrong expectation, an unknown command and a stale skip", async () => {
+  it("reports a wrong expectation, an unknown command, a stale skip and an unrunnable skipped command", async () => {
     const original = file("memory_fill");
     const target = original.commands.findIndex((c) => c.type === "assert_return");
     const commands: Command[] = [...original.commands];
@@ -275,17 +285,20 @@ describe("the harness itself", () => {
     assert.ok(c.type === "assert_return");
     commands[target] = { ...c, expected: [{ type: "i32", value: "12345" }] };
     commands.push({ type: "unknown", line: 100000, kind: "assert_future" });
+    commands.push({ type: "module", line: 100001, filename: "absent.wasm", definition: false });
     const edited: SpecFile = { ...original, commands };
-    const skip = {
+    const skip = (line: number) => ({
       file: "memory_fill",
-      line: original.commands[0].line,
+      line,
       runtimes: [runtime],
-      reason: "a test of stale skips",
-    };
-    const report = await runSpecFile(edited, { skips: [skip] });
+      reason: "a test of skips",
+    });
+    const report = await runSpecFile(edited, {
+      skips: [skip(original.commands[0].line), skip(100001)],
+    });
     assert.deepEqual(
       report.failures.map((f) => f.line).sort((a, b) => a - b),
-      [original.commands[0].line, c.line, 100000],
+      [original.commands[0].line, c.line, 100000, 100001],
       failuresOf(report),
     );
   });
@@ -298,6 +311,8 @@ interface Tampering {
   readonly trap?: (error: unknown) => unknown;
   /** Memories hand out a copy of their buffer taken at instantiation. */
   readonly staleBuffer?: boolean;
+  /** Imports of the candidate's own wrappers are passed on as they are, not unwrapped. */
+  readonly keepWrappers?: boolean;
 }
 
 /** The reference, with exports tampered with as a broken candidate would. */
@@ -305,7 +320,9 @@ function tampered(name: string, how: Tampering): Backend<WebAssembly.Module> {
   const base = referenceBackend();
   const originals = new WeakMap<object, unknown>();
   const original = (v: unknown): unknown =>
-    (typeof v === "object" && v !== null) || typeof v === "function" ? originals.get(v) ?? v : v;
+    !how.keepWrappers && ((typeof v === "object" && v !== null) || typeof v === "function")
+      ? originals.get(v) ?? v
+      : v;
   return {
     name,
     compile: (bytes) => base.compile(bytes),

@@ -75,8 +75,11 @@ export interface RunOptions {
   readonly compareState?: boolean;
 }
 
-/** The step of a command an error came from. */
-export type Phase = "compile" | "instantiate" | "invoke" | "get" | "harness";
+/**
+ * The step of a command an error came from: `unavailable` when the module the command needs
+ * failed earlier on that backend; `harness` when the harness could not run the command.
+ */
+export type Phase = "compile" | "instantiate" | "invoke" | "get" | "unavailable" | "harness";
 
 /** What running one command on one backend gave. */
 export type Outcome =
@@ -238,9 +241,7 @@ class Session {
     const slot = this.slot(action.module);
     if (slot === undefined) return harnessError(`no module ${action.module ?? "(current)"}`);
     if (slot.kind === "refused") return slot;
-    if (slot.kind === "failed") {
-      return harnessError(`module ${action.module ?? "(current)"} failed to instantiate`);
-    }
+    if (slot.kind === "failed") return unavailable(action.module);
     const exported = slot.instance.exports[action.field];
     if (action.type === "get") {
       try {
@@ -290,6 +291,12 @@ function siteFree(message: string): string {
   return message.replace(/ \(evaluating '[^]*'\)$/, "").replace(/^WebAssembly\.\w+\(\): /, "");
 }
 
+/** The outcome of a command whose module failed to compile or instantiate before. */
+function unavailable(module: string | undefined): Outcome {
+  const message = `module ${module ?? "(current)"} failed to compile or instantiate`;
+  return { kind: "error", phase: "unavailable", errorClass: "NoInstance", message };
+}
+
 function harnessError(message: string): Outcome {
   return { kind: "error", phase: "harness", errorClass: "HarnessError", message };
 }
@@ -337,9 +344,8 @@ async function run(
     }
     case "register": {
       const slot = session.slot(command.name);
-      if (slot === undefined || slot.kind === "failed") {
-        return harnessError(`no module ${command.name ?? "(current)"} to register`);
-      }
+      if (slot === undefined) return harnessError(`no module ${command.name ?? "(current)"}`);
+      if (slot.kind === "failed") return unavailable(command.name);
       session.registry.set(command.as, slot);
       if (slot.kind === "instance") session.registered.add(slot.index);
       return slot.kind === "refused" ? slot : { kind: "ok", values: [] };
@@ -520,7 +526,8 @@ export async function runSpecFile(file: SpecFile, options: RunOptions = {}): Pro
       const outcome = await run(reference, file, command, index);
       const disagreement = checkSuite(command, outcome);
       const skip = skips.get(command.line);
-      if (skip !== undefined) {
+      const unrunnable = outcome.kind === "error" && outcome.phase === "harness";
+      if (skip !== undefined && !unrunnable) {
         skipped.push({ line: command.line, command: command.type, reason: skip.reason });
         if (disagreement === undefined) {
           failures.push({
@@ -531,6 +538,7 @@ export async function runSpecFile(file: SpecFile, options: RunOptions = {}): Pro
           });
         }
       } else if (disagreement !== undefined) {
+        // A command the harness cannot run is a failure even where the table skips it.
         failures.push({
           line: command.line,
           command: command.type,
