@@ -152,7 +152,7 @@ type Slot =
 class Session {
   readonly backend: Backend;
   readonly refusals: readonly Refusal[];
-  spectest: Record<string, unknown> = {};
+  spectest: Readonly<Record<string, unknown>> = {};
   current: Slot | undefined;
   readonly named = new Map<string, Slot>();
   readonly registry = new Map<string, Slot>();
@@ -174,7 +174,7 @@ class Session {
     }
     const compiled = await this.backend.compile(SPECTEST_BINARY);
     this.#spectestInstance = await this.backend.instantiate(compiled, {});
-    this.spectest = { ...this.#spectestInstance.exports };
+    this.spectest = this.#spectestInstance.exports;
   }
 
   dispose(): void {
@@ -223,7 +223,8 @@ class Session {
       if (slot?.kind === "refused") return { outcome: slot };
       // An unknown module is an empty namespace, so that its imports fail to link (a
       // `LinkError`), as the reference interpreter's unknown imports do.
-      imports[moduleName] = slot?.kind === "instance" ? { ...slot.instance.exports } : {};
+      // A registered module's exports are passed on as the backend gave them.
+      imports[moduleName] = slot?.kind === "instance" ? slot.instance.exports : {};
     }
     try {
       const instance = await this.backend.instantiate(compiled, imports);
