@@ -53,7 +53,7 @@ export interface GetAction {
 export type Action = InvokeAction | GetAction;
 
 /** Fields every command has. */
-interface CommandBase {
+export interface CommandBase {
   /** The line of the command in its `.wast` file: with the file, the command's name. */
   readonly line: number;
 }
