@@ -141,17 +141,25 @@ async function locate(): Promise<{ path: string; source: Source }> {
   return await cache(new URL(packaged.path, JSR_PACKAGE_URL));
 }
 
-/** Where the library is, or why it cannot be had: settled once, while this module loads. */
-const located: { path: string; source: Source } | { error: WasmpoolError } = await locate().then(
-  (found) => found,
-  (error: unknown) => ({
-    error: error instanceof WasmpoolError
-      ? error
-      : new LibraryError("missing", `could not locate the wasmpool native library: ${error}`, {
-        cause: error,
-      }),
-  }),
-);
+/** Where the library is, or why it cannot be had. */
+type Located = { path: string; source: Source } | { error: WasmpoolError };
+
+async function settle(): Promise<Located> {
+  try {
+    return await locate();
+  } catch (error) {
+    return {
+      error: error instanceof WasmpoolError ? error : new LibraryError(
+        "missing",
+        `could not locate the wasmpool native library: ${describe(error)}`,
+        { cause: error },
+      ),
+    };
+  }
+}
+
+/** Settled once, while this module loads. */
+const located: Located = await settle();
 
 let library: NativeLibrary | null = null;
 
@@ -159,13 +167,15 @@ let library: NativeLibrary | null = null;
 export function native(): NativeLibrary {
   if (library !== null) return library;
   if ("error" in located) throw located.error;
-  const path = located.path;
+  const { path, source } = located;
   if (!fileExists(path)) {
     throw new LibraryError(
       "missing",
-      `the wasmpool native library was not found at ${path}: build it with ` +
-        "`script/bootstrap` (or `cd zig && zig build -Doptimize=ReleaseSafe`), " +
-        "or set WASMPOOL_LIB to the path of libwasmpool.so",
+      source === "WASMPOOL_LIB"
+        ? `WASMPOOL_LIB names ${path}, where there is no file: set it to the path of ` +
+          "libwasmpool.so, or unset it to use the library wasmpool ships"
+        : `the wasmpool native library was not found at ${path} (${source}), where it was a ` +
+          "moment ago",
     );
   }
   let opened: NativeLibrary;
@@ -176,7 +186,7 @@ export function native(): NativeLibrary {
       isPermissionDenial(cause) ? "permission" : "open",
       `could not load the wasmpool native library at ${path}: ${describe(cause)}` +
         permissionHint(cause, "--allow-ffi") +
-        (located.source === "cache"
+        (source === "cache"
           ? " (a cache on a filesystem mounted noexec cannot hold libraries: set WASMPOOL_CACHE)"
           : ""),
       { cause },
