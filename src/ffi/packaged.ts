@@ -31,12 +31,12 @@ export const PACKAGED_GLIBC_VERSION = "2.17";
 export const PACKAGED_LIBRARIES: Readonly<Record<string, PackagedLibrary>> = {
   "x86_64-linux": {
     path: "lib/x86_64-linux/libwasmpool.so",
-    sha256: "3d9a286de0dcd3155dc293e5002df9172f1e385435ee6cdc7d0fd1a88bd137e5",
-    sizeBytes: 82040,
+    sha256: "06622382910691f1ff1bf639c5826bb7a6642c353b6ff5f865d0289e28942e96",
+    sizeBytes: 83032,
   },
   "aarch64-linux": {
     path: "lib/aarch64-linux/libwasmpool.so",
-    sha256: "3b00c2201c02372dcfad7dc656be327340b1c3b0558be6d0e8a0f8fd582cadfd",
-    sizeBytes: 77232,
+    sha256: "e19e2cbda1753d785c3354d27d7f5f32477246fc4731cb24748894ac9e0b196a",
+    sizeBytes: 78368,
   },
 };
