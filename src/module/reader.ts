@@ -182,6 +182,30 @@ export class ByteReader {
     return BigInt.asIntN(64, result | (BigInt(byte & 1) << 63n));
   }
 
+  /**
+   * Skips a signed 64-bit LEB128 integer (at most 10 bytes), checking it as {@linkcode s64}
+   * would, without computing its value.
+   */
+  skipS64(): void {
+    const start = this.#pos;
+    const buf = this.#buf;
+    const end = this.#end;
+    let pos = start;
+    for (let i = 0; i < 9; i++) {
+      if (pos >= end) throw eof(start);
+      if (buf[pos++] < 0x80) {
+        this.#pos = pos;
+        return;
+      }
+    }
+    if (pos >= end) throw eof(start);
+    const byte = buf[pos++];
+    if (byte & 0x80) throw new MalformedModuleError("integer representation too long", start);
+    const high = byte & 0x7f;
+    if (high !== 0 && high !== 0x7f) throw new MalformedModuleError("integer too large", start);
+    this.#pos = pos;
+  }
+
   /** Reads a little-endian IEEE 754 single-precision float. */
   f32(): number {
     const at = this.#pos;
