@@ -23,7 +23,7 @@ import {
   moduleFunctionBodies,
   readFunctionBodies,
 } from "../src/module/code.ts";
-import { MalformedModuleError, UnsupportedFeatureError } from "../src/errors.ts";
+import { ArgumentError, MalformedModuleError, UnsupportedFeatureError } from "../src/errors.ts";
 import { parseModule } from "../src/module/parse.ts";
 import { Op, OPCODE_NAMES, opcodeName } from "../src/module/opcodes.ts";
 import { prng } from "./fixtures/prng.ts";
@@ -460,10 +460,22 @@ describe("instruction reader", () => {
       if (ins.opcode === Op.try_table) {
         kinds.push(`catch ${ins.catches[0].label}: ${ins.frameKind(ins.catches[0].label)}`);
         assert.equal(ins.frameKind(2), "function");
-        assert.throws(() => ins.frameKind(3), RangeError);
+        assert.throws(() => ins.frameKind(3), ArgumentError);
       }
     }
     assert.deepEqual(kinds, ["br 0: if", "br 1: loop", "catch 1: block", "br 3: function"]);
+
+    // A delegate's label counts from the frame around its try; JavaScriptCore accepts the
+    // fixture, and it requires every delegate to target a try or the caller.
+    const legacy = assembleWat("exceptions_legacy.wat");
+    const delegates: string[] = [];
+    for (const b of readFunctionBodies(legacy, codeSection(legacy))) {
+      const r = new InstructionReader(legacy, b);
+      for (let ins = r.next(); ins !== null; ins = r.next()) {
+        if (ins.opcode === Op.delegate) delegates.push(ins.frameKind(ins.label));
+      }
+    }
+    assert.deepEqual(delegates, ["try", "try", "function"]);
   });
 
   it("gives constants, v128 bytes and exact 64-bit memarg offsets", () => {

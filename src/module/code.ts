@@ -14,6 +14,10 @@
  *
  * @example
  * ```ts
+ * import { parseModule } from "./parse.ts";
+ * import { InstructionReader, moduleFunctionBodies, Op } from "./code.ts";
+ *
+ * const bytes = await Deno.readFile("module.wasm");
  * const parsed = parseModule(bytes);
  * for (const body of moduleFunctionBodies(bytes, parsed)) {
  *   const reader = new InstructionReader(bytes, body);
@@ -27,11 +31,12 @@
  * @module
  */
 
-import { MalformedModuleError, UnsupportedFeatureError } from "../errors.ts";
+import { ArgumentError, MalformedModuleError, UnsupportedFeatureError } from "../errors.ts";
 import { ByteReader } from "./reader.ts";
 import { readCount } from "./sections.ts";
 import type { CodeSectionExtent, ParsedModule } from "./types.ts";
 export type { CodeSectionExtent } from "./types.ts";
+export { CatchKind, HeapType, Op, opcodeName, ValType } from "./opcodes.ts";
 import {
   ABSTRACT_HEAP_TYPE_MAX,
   ABSTRACT_HEAP_TYPE_MIN,
@@ -388,7 +393,7 @@ export interface Instruction {
    * `"function"` for the function's own label.
    *
    * @param label A relative depth, as in `br`.
-   * @throws {RangeError} When `label` is negative or beyond the function's label.
+   * @throws {ArgumentError} When `label` is not an integer from 0 to the function's label.
    */
   frameKind(label: number): FrameKind;
 }
@@ -435,6 +440,13 @@ export class InstructionReader implements Instruction {
   selectType: EncodedValueType | null = null;
 
   readonly #bytes: Uint8Array;
+  readonly #end: number;
+  /** The offset of the next byte to decode. */
+  #pos: number;
+  /**
+   * Reads what the fast paths below do not (multi-byte LEB128s, types, vectors): positioned at
+   * `#pos` by {@linkcode InstructionReader.#reader} before each use, and read back after.
+   */
   readonly #r: ByteReader;
   /** Frame kinds of the open constructs, innermost last; `#frameCount` of them are valid. */
   #frames = new Uint8Array(16);
@@ -455,6 +467,8 @@ export class InstructionReader implements Instruction {
   constructor(bytes: Uint8Array, body: Pick<FunctionBody, "localsEnd" | "end">) {
     this.#bytes = bytes;
     this.#r = new ByteReader(bytes, body.localsEnd, body.end);
+    this.#pos = body.localsEnd;
+    this.#end = body.end;
   }
 
   /**
@@ -464,17 +478,17 @@ export class InstructionReader implements Instruction {
    */
   next(): Instruction | null {
     if (this.#done) return null;
-    const r = this.#r;
-    const start = r.offset;
-    if (start >= r.end) {
+    const start = this.#pos;
+    if (start >= this.#end) {
       throw new MalformedModuleError('function body must end with "end" opcode', start);
     }
-    const byte = r.u8();
+    const byte = this.#bytes[start];
+    this.#pos = start + 1;
     let opcode = byte;
     let imm: number = SINGLE_BYTE_IMMEDIATES[byte];
     if (imm === Imm.unknown) {
       if (byte >= 0xfb && byte <= 0xfe) {
-        const sub = r.u32();
+        const sub = this.#u32();
         imm = prefixedImmediate(byte, sub);
         if (imm === Imm.unknown) throw unknownOpcode(byte, sub, start);
         opcode = prefixed(byte, sub);
@@ -484,138 +498,152 @@ export class InstructionReader implements Instruction {
     }
     this.opcode = opcode;
     this.start = start;
-    this.immediates = r.offset;
+    this.immediates = this.#pos;
     this.#labelBase = this.#frameCount;
     let depth = this.#frameCount;
     switch (imm) {
       case Imm.none:
         break;
       case Imm.local:
-        this.localIndex = r.u32();
+        this.localIndex = this.#u32();
         break;
       case Imm.memarg:
-        this.#readMemarg(r);
+        this.#readMemarg();
         break;
       case Imm.i32:
-        this.i32Value = r.s32();
+        this.i32Value = this.#s32();
         break;
       case Imm.label:
-        this.label = r.u32();
+        this.label = this.#u32();
         break;
       case Imm.global:
-        this.globalIndex = r.u32();
+        this.globalIndex = this.#u32();
         break;
       case Imm.func:
-        this.funcIndex = r.u32();
+        this.funcIndex = this.#u32();
         break;
       case Imm.block:
-        this.#readBlockType(r);
+        this.#readBlockType();
         this.#push(OPENED_FRAME[byte]);
         break;
       case Imm.end:
         if (depth === 0) {
           this.final = true;
           this.#done = true;
-          if (!r.atEnd()) {
-            throw new MalformedModuleError("operators remaining after end of function", r.offset);
+          if (this.#pos !== this.#end) {
+            throw new MalformedModuleError("operators remaining after end of function", this.#pos);
           }
         } else {
           depth = --this.#frameCount;
         }
         break;
-      case Imm.i64:
+      case Imm.i64: {
+        const r = this.#reader();
         r.skipS64();
+        this.#pos = r.offset;
         break;
+      }
       case Imm.f32:
-        r.skip(4);
+        this.#skip(4);
         break;
       case Imm.f64:
-        r.skip(8);
+        this.#skip(8);
         break;
       case Imm.else:
         depth = this.#continueFrame(FRAME_IF, -1, FRAME_ELSE, "else does not match an if", start);
         break;
       case Imm.brTable:
-        this.#readBrTable(r);
+        this.#readBrTable();
         break;
       case Imm.callIndirect:
-        this.typeIndex = r.u32();
-        this.tableIndex = r.u32();
+        this.typeIndex = this.#u32();
+        this.tableIndex = this.#u32();
         break;
       case Imm.type:
-        this.typeIndex = r.u32();
+        this.typeIndex = this.#u32();
         break;
       case Imm.typeField:
-        this.typeIndex = r.u32();
-        this.fieldIndex = r.u32();
+        this.typeIndex = this.#u32();
+        this.fieldIndex = this.#u32();
         break;
       case Imm.typeType:
-        this.typeIndex = r.u32();
-        this.typeIndex2 = r.u32();
+        this.typeIndex = this.#u32();
+        this.typeIndex2 = this.#u32();
         break;
       case Imm.typeCount:
-        this.typeIndex = r.u32();
-        this.count = r.u32();
+        this.typeIndex = this.#u32();
+        this.count = this.#u32();
         break;
       case Imm.typeSegment:
-        this.typeIndex = r.u32();
-        this.segmentIndex = r.u32();
+        this.typeIndex = this.#u32();
+        this.segmentIndex = this.#u32();
         break;
       case Imm.tag:
-        this.tagIndex = r.u32();
+        this.tagIndex = this.#u32();
         break;
       case Imm.table:
-        this.tableIndex = r.u32();
+        this.tableIndex = this.#u32();
         break;
       case Imm.tableTable:
-        this.tableIndex = r.u32();
-        this.tableIndex2 = r.u32();
+        this.tableIndex = this.#u32();
+        this.tableIndex2 = this.#u32();
         break;
       case Imm.segmentTable:
-        this.segmentIndex = r.u32();
-        this.tableIndex = r.u32();
+        this.segmentIndex = this.#u32();
+        this.tableIndex = this.#u32();
         break;
       case Imm.segment:
-        this.segmentIndex = r.u32();
+        this.segmentIndex = this.#u32();
         break;
       case Imm.segmentMemory:
-        this.segmentIndex = r.u32();
-        this.memoryIndex = r.u32();
+        this.segmentIndex = this.#u32();
+        this.memoryIndex = this.#u32();
         break;
       case Imm.memory:
-        this.memoryIndex = r.u32();
+        this.memoryIndex = this.#u32();
         break;
       case Imm.memoryMemory:
-        this.memoryIndex = r.u32();
-        this.memoryIndex2 = r.u32();
+        this.memoryIndex = this.#u32();
+        this.memoryIndex2 = this.#u32();
         break;
       case Imm.memargLane:
-        this.#readMemarg(r);
-        this.lane = r.u8();
+        this.#readMemarg();
+        this.lane = this.#u8();
         break;
       case Imm.lane:
-        this.lane = r.u8();
+        this.lane = this.#u8();
         break;
       case Imm.v128:
       case Imm.shuffle:
-        r.skip(16);
+        this.#skip(16);
         break;
-      case Imm.selectT:
-        this.#readSelectTypes(r);
+      case Imm.selectT: {
+        const r = this.#reader();
+        const at = r.offset;
+        const count = readCount(r, "select type");
+        if (count !== 1) {
+          throw new MalformedModuleError(`select must have exactly one type, not ${count}`, at);
+        }
+        this.selectType = readValueType(r);
+        this.#pos = r.offset;
         break;
-      case Imm.heap:
+      }
+      case Imm.heap: {
+        const r = this.#reader();
         this.heapType = readHeapType(r);
+        this.#pos = r.offset;
         break;
+      }
       case Imm.brOnCast:
-        this.#readBrOnCast(r);
+        this.#readBrOnCast();
         break;
       case Imm.zeroByte: {
-        const at = r.offset;
-        if (r.u8() !== 0) throw new MalformedModuleError("invalid atomic.fence operand", at);
+        const at = this.#pos;
+        if (this.#u8() !== 0) throw new MalformedModuleError("invalid atomic.fence operand", at);
         break;
       }
       case Imm.catch:
-        this.tagIndex = r.u32();
+        this.tagIndex = this.#u32();
         depth = this.#continueFrame(
           FRAME_TRY,
           FRAME_CATCH,
@@ -634,7 +662,7 @@ export class InstructionReader implements Instruction {
         );
         break;
       case Imm.delegate:
-        this.label = r.u32();
+        this.label = this.#u32();
         if (depth === 0 || this.#frames[depth - 1] !== FRAME_TRY) {
           throw new MalformedModuleError("delegate does not match a try", start);
         }
@@ -643,15 +671,15 @@ export class InstructionReader implements Instruction {
         this.#labelBase = depth;
         break;
       case Imm.tryTable:
-        this.#readBlockType(r);
-        this.#readCatches(r);
+        this.#readBlockType();
+        this.#readCatches();
         this.#push(FRAME_TRY_TABLE);
         break;
       default:
         throw new Error(`unreachable: immediate kind ${imm}`);
     }
     this.depth = depth;
-    this.end = r.offset;
+    this.end = this.#pos;
     return this;
   }
 
@@ -678,7 +706,7 @@ export class InstructionReader implements Instruction {
   frameKind(label: number): FrameKind {
     const base = this.#labelBase;
     if (!(Number.isInteger(label) && label >= 0 && label <= base)) {
-      throw new RangeError(`label ${label} is outside the ${base + 1} labels in scope`);
+      throw new ArgumentError(`label ${label} is outside the ${base + 1} labels in scope`);
     }
     return label === base ? "function" : FRAME_NAMES[this.#frames[base - 1 - label]];
   }
@@ -706,41 +734,107 @@ export class InstructionReader implements Instruction {
     return top;
   }
 
-  #readBlockType(r: ByteReader): void {
-    const at = r.offset;
-    const type = readS33(r);
-    this.blockType = type;
-    if (type >= 0 || type === EMPTY_BLOCK_S33) return;
-    const code = type + 0x80;
-    if (code === ValType.ref || code === ValType.refNull) {
-      this.heapType = readHeapType(r);
-    } else if (!(type >= EMPTY_BLOCK_S33 && isShorthandValueType(code))) {
-      throw new MalformedModuleError(`invalid block type ${type}`, at);
-    }
+  /** The byte reader, positioned at `#pos`; whoever uses it sets `#pos` to its offset after. */
+  #reader(): ByteReader {
+    this.#r.seek(this.#pos);
+    return this.#r;
   }
 
-  #readMemarg(r: ByteReader): void {
-    const at = r.offset;
-    const flags = r.u32();
+  /** Reads a u32 LEB128: one-byte values here, the others by the byte reader. */
+  #u32(): number {
+    const pos = this.#pos;
+    if (pos < this.#end) {
+      const byte = this.#bytes[pos];
+      if (byte < 0x80) {
+        this.#pos = pos + 1;
+        return byte;
+      }
+    }
+    const r = this.#reader();
+    const value = r.u32();
+    this.#pos = r.offset;
+    return value;
+  }
+
+  /** Reads an s32 LEB128: one-byte values here, the others by the byte reader. */
+  #s32(): number {
+    const pos = this.#pos;
+    if (pos < this.#end) {
+      const byte = this.#bytes[pos];
+      if (byte < 0x80) {
+        this.#pos = pos + 1;
+        return (byte << 25) >> 25;
+      }
+    }
+    const r = this.#reader();
+    const value = r.s32();
+    this.#pos = r.offset;
+    return value;
+  }
+
+  #u8(): number {
+    const pos = this.#pos;
+    if (pos >= this.#end) return this.#reader().u8();
+    this.#pos = pos + 1;
+    return this.#bytes[pos];
+  }
+
+  #skip(length: number): void {
+    if (length > this.#end - this.#pos) this.#reader().skip(length);
+    this.#pos += length;
+  }
+
+  #readBlockType(): void {
+    const pos = this.#pos;
+    if (pos < this.#end) {
+      // The common encodings: 0x40 (no result) and one-byte value types.
+      const byte = this.#bytes[pos];
+      if (byte === 0x40 || (byte >= 0x69 && byte < 0x80 && isShorthandValueType(byte))) {
+        this.#pos = pos + 1;
+        this.blockType = byte - 0x80;
+        return;
+      }
+    }
+    const r = this.#reader();
+    const type = readS33(r);
+    this.blockType = type;
+    if (type < 0 && type !== EMPTY_BLOCK_S33) {
+      const code = type + 0x80;
+      if (code === ValType.ref || code === ValType.refNull) {
+        this.heapType = readHeapType(r);
+      } else if (!(type >= EMPTY_BLOCK_S33 && isShorthandValueType(code))) {
+        throw new MalformedModuleError(`invalid block type ${type}`, pos);
+      }
+    }
+    this.#pos = r.offset;
+  }
+
+  #readMemarg(): void {
+    const at = this.#pos;
+    const flags = this.#u32();
     if (flags >= 0x80) throw new MalformedModuleError(`malformed memarg flags ${flags}`, at);
     this.align = flags & 0x3f;
-    this.memoryIndex = flags & 0x40 ? r.u32() : 0;
+    this.memoryIndex = flags & 0x40 ? this.#u32() : 0;
+    const pos = this.#pos;
+    if (pos < this.#end && this.#bytes[pos] < 0x80) {
+      this.offset = this.#offsetLow = this.#bytes[pos];
+      this.#offsetHigh = 0;
+      this.#pos = pos + 1;
+      return;
+    }
+    const r = this.#reader();
     this.#readOffset(r);
+    this.#pos = r.offset;
   }
 
   /** Reads a u64 LEB128 into `offset` (a double) and its exact 32-bit halves. */
   #readOffset(r: ByteReader): void {
     const at = r.offset;
     let byte = r.u8();
-    if (byte < 0x80) {
-      this.offset = this.#offsetLow = byte;
-      this.#offsetHigh = 0;
-      return;
-    }
     let low = byte & 0x7f;
     let high = 0;
     let shift = 7;
-    for (; shift < 63; shift += 7) {
+    for (; byte >= 0x80 && shift < 63; shift += 7) {
       byte = r.u8();
       const bits = byte & 0x7f;
       if (shift < 28) {
@@ -751,10 +845,9 @@ export class InstructionReader implements Instruction {
       } else {
         high |= bits << (shift - 32);
       }
-      if (byte < 0x80) break;
     }
-    if (shift === 63) {
-      // The tenth byte holds bit 63 only.
+    if (byte >= 0x80) {
+      // Nine bytes hold 63 bits; the tenth holds bit 63 only.
       byte = r.u8();
       if (byte & 0x80) throw new MalformedModuleError("integer representation too long", at);
       if (byte & 0x7e) throw new MalformedModuleError("integer too large", at);
@@ -765,24 +858,18 @@ export class InstructionReader implements Instruction {
     this.offset = this.#offsetHigh * 2 ** 32 + this.#offsetLow;
   }
 
-  #readBrTable(r: ByteReader): void {
+  #readBrTable(): void {
+    const r = this.#reader();
     const count = readCount(r, "br_table label");
     const labels = this.labels;
     labels.length = 0;
     for (let i = 0; i < count; i++) labels.push(r.u32());
     this.label = r.u32();
+    this.#pos = r.offset;
   }
 
-  #readSelectTypes(r: ByteReader): void {
-    const at = r.offset;
-    const count = readCount(r, "select type");
-    if (count !== 1) {
-      throw new MalformedModuleError(`select must have exactly one type, not ${count}`, at);
-    }
-    this.selectType = readValueType(r);
-  }
-
-  #readBrOnCast(r: ByteReader): void {
+  #readBrOnCast(): void {
+    const r = this.#reader();
     const at = r.offset;
     const flags = r.u8();
     if (flags > 3) throw new MalformedModuleError(`invalid br_on_cast flags ${flags}`, at);
@@ -790,9 +877,11 @@ export class InstructionReader implements Instruction {
     this.label = r.u32();
     this.heapType = readHeapType(r);
     this.heapType2 = readHeapType(r);
+    this.#pos = r.offset;
   }
 
-  #readCatches(r: ByteReader): void {
+  #readCatches(): void {
+    const r = this.#reader();
     const count = readCount(r, "catch clause");
     const catches: CatchClause[] = [];
     for (let i = 0; i < count; i++) {
@@ -803,6 +892,7 @@ export class InstructionReader implements Instruction {
       catches.push({ kind, tag, label: r.u32() });
     }
     this.catches = catches;
+    this.#pos = r.offset;
   }
 }
 

@@ -69,6 +69,19 @@ export class ByteReader {
     return new ByteReader(this.#buf, start, start + length);
   }
 
+  /**
+   * Moves the reader to `offset`, which must lie within its range. Lets a caller that reads the
+   * common cases from the buffer itself hand the rest to the reader.
+   *
+   * @param offset The absolute offset of the next byte to read.
+   */
+  seek(offset: number): void {
+    if (!(offset >= 0 && offset <= this.#end)) {
+      throw new MalformedModuleError("reader offset out of bounds", offset);
+    }
+    this.#pos = offset;
+  }
+
   /** Reads one byte. */
   u8(): number {
     const at = this.#pos;
