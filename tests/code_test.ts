@@ -526,6 +526,39 @@ describe("instruction reader", () => {
     assert.deepEqual([...vr.next()!.v128Bytes()], Array.from({ length: 16 }, (_, i) => i * 17));
   });
 
+  it("reads type indices of 64 and more in heap types and block types (multi-byte s33)", () => {
+    // 70 types, all (func); type 64 is the first whose s33 needs two bytes.
+    const types = [...u32(70), ...new Array(70).fill([0x60, 0x00, 0x00]).flat()];
+    const code = [
+      0x00, // no locals
+      0xd0,
+      0xc0,
+      0x00,
+      0x1a, // ref.null 64; drop
+      0x02,
+      0xc5,
+      0x00,
+      0x0b, // block (type 69) end
+      0x0b,
+    ];
+    const sections: [number, number[]][] = [
+      [SectionId.type, types],
+      [SectionId.function, [0x01, 0x00]],
+      [SectionId.code, [0x01, ...u32(code.length), ...code]],
+    ];
+    const bytes = assembleModule(
+      sections.map(([id, payload]) => ({ id, payload: Uint8Array.from(payload) })),
+    );
+    assert.ok(runtimeAccepts(bytes));
+    const [body] = readFunctionBodies(bytes, codeSection(bytes));
+    const reader = new InstructionReader(bytes, body);
+    const nul = reader.next()!;
+    assert.deepEqual([nul.opcode, nul.heapType, nul.end - nul.start], [0xd0, 64, 3]);
+    reader.next();
+    const block = reader.next()!;
+    assert.deepEqual([block.opcode, block.blockType, block.end - block.start], [0x02, 69, 3]);
+  });
+
   it("reads a padded empty block type as V8 does", () => {
     const { bytes, body } = oneFunction([0x02, 0xc0, 0x7f, 0x0b, 0x0b]);
     assert.equal(runtimeAccepts(bytes), RUNTIME === "deno");
