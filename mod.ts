@@ -43,6 +43,8 @@ export {
   ArgumentError,
   DisposedError,
   InstantiationError,
+  LibraryError,
+  type LibraryFailure,
   type LimitDetails,
   LimitError,
   LinkError,

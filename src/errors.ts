@@ -81,3 +81,35 @@ export class ArgumentError extends WasmpoolError {}
 
 /** userfaultfd mode was asked for, and the kernel or the process's privileges refuse it. */
 export class UffdUnavailableError extends ResourceError {}
+
+/** Why the native library could not be had: the kinds of {@linkcode LibraryError}. */
+export type LibraryFailure =
+  /** No library is packaged for this OS and architecture. */
+  | "platform"
+  /** The library file is not where it was looked for. */
+  | "missing"
+  /** The runtime refused an operation for want of a permission (Deno's `--allow-*` flags). */
+  | "permission"
+  /** Fetching the library failed (network, HTTP status, timeout). */
+  | "fetch"
+  /** The library's SHA-256 digest is not the one this version of wasmpool ships. */
+  | "digest"
+  /** The cache directory could not be found, made or written. */
+  | "cache"
+  /** The runtime could not open the library, or it speaks another ABI version. */
+  | "open";
+
+/**
+ * The native library could not be found, fetched, verified or opened. The message names the
+ * platform, the path or URL, the digests, or the permission flag, as the case may be.
+ */
+export class LibraryError extends WasmpoolError {
+  /** What went wrong. */
+  readonly failure: LibraryFailure;
+
+  /** Creates the error for `failure`, with its message. */
+  constructor(failure: LibraryFailure, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.failure = failure;
+  }
+}

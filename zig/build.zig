@@ -3,11 +3,15 @@ const std = @import("std");
 pub fn build(b: *std.Build) void {
     const target = b.standardTargetOptions(.{});
     const optimize = b.standardOptimizeOption(.{});
+    // script/build-release strips the packaged libraries (no debug info, no symbol table):
+    // panics still print their message, without a symbolized trace.
+    const strip = b.option(bool, "strip", "Omit debug information and the symbol table") orelse false;
 
     const root_module = b.createModule(.{
         .root_source_file = b.path("src/root.zig"),
         .target = target,
         .optimize = optimize,
+        .strip = strip,
         // libc: the fault-handling thread is a pthread inside a libc process (Deno, Bun).
         .link_libc = true,
     });
