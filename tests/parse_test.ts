@@ -339,7 +339,17 @@ describe("parseModule: valid modules", () => {
       elements: [],
       data: [],
       dataCount: null,
+      code: null,
     });
+  });
+
+  it("records where the code section's contents lie", () => {
+    const sections = encodeSections(FULL);
+    const index = sections.findIndex((section) => section.id === SectionId.code);
+    const start = payloadAt(sections, index);
+    const code = parseModule(assembleModule(sections)).code;
+    assert.deepEqual(code, { start, end: start + sections[index].payload.length });
+    assert.equal(parseModule(buildModule({ memories: [MEM1] })).code, null);
   });
 
   it("parses a module using every section", () => {
@@ -628,7 +638,13 @@ describe("parseModule: valid modules", () => {
     interleaved.push(custom("last"), { id: 0, payload: Uint8Array.from(name("")) });
     const bytes = assembleModule(interleaved);
     assert.ok(engineAccepts(bytes));
-    assert.deepEqual(parseModule(bytes), parseModule(buildModule(FULL)));
+    // Everything but the code section's offsets, which the custom sections move.
+    const { code: movedCode, ...moved } = parseModule(bytes);
+    const { code: plainCode, ...plain } = parseModule(buildModule(FULL));
+    assert.deepEqual(moved, plain);
+    assert.ok(movedCode !== null && plainCode !== null);
+    assert.equal(movedCode.end - movedCode.start, plainCode.end - plainCode.start);
+    assert.ok(movedCode.start > plainCode.start);
   });
 
   it("accepts what the engine accepts: padded LEB128 and empty sections", () => {

@@ -174,5 +174,6 @@ function toParsedModule(s: ParseState): ParsedModule {
     elements: s.elements,
     data: s.data,
     dataCount: s.dataCount,
+    code: s.code,
   };
 }

@@ -69,6 +69,19 @@ export class ByteReader {
     return new ByteReader(this.#buf, start, start + length);
   }
 
+  /**
+   * Moves the reader to `offset`, which must lie within its range. Lets a caller that reads the
+   * common cases from the buffer itself hand the rest to the reader.
+   *
+   * @param offset The absolute offset of the next byte to read.
+   */
+  seek(offset: number): void {
+    if (!(offset >= 0 && offset <= this.#end)) {
+      throw new MalformedModuleError("reader offset out of bounds", offset);
+    }
+    this.#pos = offset;
+  }
+
   /** Reads one byte. */
   u8(): number {
     const at = this.#pos;
@@ -180,6 +193,30 @@ export class ByteReader {
     if (high !== 0 && high !== 0x7f) throw new MalformedModuleError("integer too large", start);
     this.#pos = pos;
     return BigInt.asIntN(64, result | (BigInt(byte & 1) << 63n));
+  }
+
+  /**
+   * Skips a signed 64-bit LEB128 integer (at most 10 bytes), checking it as {@linkcode s64}
+   * would, without computing its value.
+   */
+  skipS64(): void {
+    const start = this.#pos;
+    const buf = this.#buf;
+    const end = this.#end;
+    let pos = start;
+    for (let i = 0; i < 9; i++) {
+      if (pos >= end) throw eof(start);
+      if (buf[pos++] < 0x80) {
+        this.#pos = pos;
+        return;
+      }
+    }
+    if (pos >= end) throw eof(start);
+    const byte = buf[pos++];
+    if (byte & 0x80) throw new MalformedModuleError("integer representation too long", start);
+    const high = byte & 0x7f;
+    if (high !== 0 && high !== 0x7f) throw new MalformedModuleError("integer too large", start);
+    this.#pos = pos;
   }
 
   /** Reads a little-endian IEEE 754 single-precision float. */

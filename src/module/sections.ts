@@ -8,6 +8,7 @@
 
 import { MalformedModuleError, UnsupportedFeatureError } from "../errors.ts";
 import type {
+  CodeSectionExtent,
   ConstExpr,
   DataSegment,
   ElementSegment,
@@ -62,6 +63,8 @@ export interface ParseState {
   dataCount: number | null;
   /** The code section's function count, or `null` when the section is absent. */
   codeCount: number | null;
+  /** Where the code section's contents lie, or `null` when the section is absent. */
+  code: CodeSectionExtent | null;
   /** Type index of every function in the function index space (imports first). */
   readonly funcTypes: number[];
   /** Element type of every table in the table index space (imports first). */
@@ -87,6 +90,7 @@ export function emptyState(): ParseState {
     data: [],
     dataCount: null,
     codeCount: null,
+    code: null,
     funcTypes: [],
     tableTypes: [],
     globalTypes: [],
@@ -363,6 +367,7 @@ export function readDataCountSection(r: ByteReader, s: ParseState): void {
  * bodies themselves (they are neither decoded nor validated).
  */
 export function readCodeSection(r: ByteReader, s: ParseState): void {
+  s.code = { start: r.offset, end: r.end };
   const count = readCount(r, "function body");
   for (let i = 0; i < count; i++) {
     const at = r.offset;

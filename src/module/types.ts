@@ -118,6 +118,14 @@ export interface ElementSegment {
   readonly elements: readonly (number | null)[];
 }
 
+/** Where a code section's contents lie in the module binary: `[start, end)`, after its id and size. */
+export interface CodeSectionExtent {
+  /** The offset of the section's first content byte (its function body count). */
+  readonly start: number;
+  /** The offset one past the section's last byte. */
+  readonly end: number;
+}
+
 /** Everything translation needs from a module binary. Index spaces count imports first. */
 export interface ParsedModule {
   /** The type section. */
@@ -142,4 +150,9 @@ export interface ParsedModule {
   readonly data: readonly DataSegment[];
   /** The data count section's value, or `null` when absent. */
   readonly dataCount: number | null;
+  /**
+   * Where the code section's contents lie, or `null` when the module has none; the function
+   * bodies in it are listed and decoded by `code.ts`.
+   */
+  readonly code: CodeSectionExtent | null;
 }
