@@ -1,45 +1,64 @@
 /**
- * The exports of a running instance: the runtime's own exports, each behind a guard. Functions
- * are guarded wrappers (see guard.ts); memories, tables and globals are the objects below,
+ * The exports of a running instance. Functions are the runtime's own: each checks on entry
+ * that its instance is not disposed (the rewrite put that check there), so calling one costs
+ * what calling a plain instance's costs. Memories, tables and globals are the objects below,
  * which behave like `WebAssembly.Memory`, `WebAssembly.Table` and `WebAssembly.Global` and throw
  * DisposedError once their instance is disposed. A memory's `buffer` is an alias of its bytes
  * that wasmpool detaches at disposal and whenever the memory grows.
+ *
+ * Each object keeps the runtime's instance alive (the finalizer's target), as the runtime's own
+ * exported functions do: an instance is collected only when nothing it handed out is reachable.
  *
  * @module
  */
 
 import { DisposedError } from "../errors.ts";
-import type { ValueType } from "../module/types.ts";
-import { guardExport, type Lease, unwrapFunction, wrapFuncref } from "./guard.ts";
-import { type AliasBox, type MemoryRecord, recordOf, syncRecords } from "./memory_record.ts";
+import { type AliasBox, type MemoryRecord, recordOf } from "./memory_record.ts";
 import type { RunPlan } from "./plan.ts";
-import { watchRecord } from "./tenancy.ts";
+import type { RunState } from "./tenancy.ts";
 
-function check(lease: Lease, what: string): void {
-  if (lease.state.dead) {
+function check(state: RunState, what: string): void {
+  if (state.dead) {
     throw new DisposedError(`${what} was used after its instance was disposed`);
   }
 }
 
-// The raw object behind each guarded memory, table and global, for imports; set in the
-// classes' static blocks.
-let rawMemory: (memory: GuardedMemory) => { memory: WebAssembly.Memory; lease: Lease };
-let rawTable: (table: GuardedTable) => { table: WebAssembly.Table; lease: Lease };
-let rawGlobal: (global: GuardedGlobal) => { global: WebAssembly.Global; lease: Lease };
+/** What a guarded object stands for, for imports into another instance. */
+export interface Unguarded {
+  /** The runtime's object. */
+  readonly raw: WebAssembly.Memory | WebAssembly.Table | WebAssembly.Global;
+  /** The state of the instance that handed it out. */
+  readonly state: RunState;
+}
+
+// The runtime's object behind each guarded one; set in the classes' static blocks.
+let unguardMemory: (memory: GuardedMemory) => Unguarded;
+let unguardTable: (table: GuardedTable) => Unguarded;
+let unguardGlobal: (global: GuardedGlobal) => Unguarded;
 
 /** A memory exported by a running instance: `WebAssembly.Memory`'s `buffer` and `grow`. */
 export class GuardedMemory {
   readonly #record: MemoryRecord;
-  readonly #lease: Lease;
-  readonly #box: AliasBox;
+  readonly #state: RunState;
+  readonly #box: AliasBox | null;
+  // The runtime's instance: kept alive while this object is reachable.
+  readonly #owner: WebAssembly.Instance;
 
-  /** @internal Made by an instance's exports. */
-  constructor(record: MemoryRecord, lease: Lease) {
+  /**
+   * @internal Made by an instance's exports. The buffer of a memory an instance defines is an
+   * alias, detached at disposal; a memory the user passed in is the user's: its own buffer.
+   */
+  constructor(
+    record: MemoryRecord,
+    state: RunState,
+    owner: WebAssembly.Instance,
+    aliased: boolean,
+  ) {
     this.#record = record;
-    this.#lease = lease;
-    this.#box = { alias: null, record };
-    lease.state.boxes.push(this.#box);
-    watchRecord(lease.state, record);
+    this.#state = state;
+    this.#owner = owner;
+    this.#box = aliased ? { alias: null, record } : null;
+    if (this.#box !== null) state.boxes.push(this.#box);
   }
 
   /**
@@ -47,8 +66,10 @@ export class GuardedMemory {
    * instance is disposed, which detach it (length 0), like a `WebAssembly.Memory`'s buffer.
    */
   get buffer(): ArrayBuffer {
-    check(this.#lease, "a memory");
-    return this.#record.aliasFor(this.#box, this.#lease.state.engine.lib);
+    check(this.#state, "a memory");
+    const box = this.#box;
+    if (box === null) return this.#record.memory.buffer as ArrayBuffer;
+    return this.#record.aliasFor(box, this.#state.engine.lib);
   }
 
   /**
@@ -56,14 +77,14 @@ export class GuardedMemory {
    * runtime's RangeError past the maximum. Every buffer handed out over it is detached.
    */
   grow(delta: number): number {
-    check(this.#lease, "a memory");
+    check(this.#state, "a memory");
     const old = this.#record.memory.grow(delta);
     this.#record.refresh();
     return old;
   }
 
   static {
-    rawMemory = (m) => ({ memory: m.#record.memory, lease: m.#lease });
+    unguardMemory = (m) => ({ raw: m.#record.memory, state: m.#state });
   }
 }
 
@@ -78,76 +99,68 @@ interface RuntimeTable {
 /** A table exported by a running instance: `WebAssembly.Table`'s `get`, `set`, `grow`, `length`. */
 export class GuardedTable {
   readonly #table: RuntimeTable;
-  readonly #lease: Lease;
-  readonly #funcref: boolean;
+  readonly #state: RunState;
+  readonly #owner: WebAssembly.Instance;
 
   /** @internal Made by an instance's exports. */
-  constructor(table: WebAssembly.Table, lease: Lease, element: ValueType | null) {
+  constructor(table: WebAssembly.Table, state: RunState, owner: WebAssembly.Instance) {
     this.#table = table as unknown as RuntimeTable;
-    this.#lease = lease;
-    this.#funcref = element === "funcref";
+    this.#state = state;
+    this.#owner = owner;
   }
 
   /** The number of elements. */
   get length(): number {
-    check(this.#lease, "a table");
+    check(this.#state, "a table");
     return this.#table.length;
   }
 
-  /** Element `index` (a guarded function for a funcref table). */
+  /** Element `index`. */
   get(index: number): unknown {
-    check(this.#lease, "a table");
-    const value = this.#table.get(index);
-    return this.#funcref ? wrapFuncref(value, this.#lease) : value;
+    check(this.#state, "a table");
+    return this.#table.get(index);
   }
 
   /** Sets element `index` to `value` (the element type's default when omitted). */
   set(index: number, ...value: unknown[]): void {
-    check(this.#lease, "a table");
-    if (value.length === 0) return this.#table.set(index);
-    this.#table.set(index, this.#in(value[0]));
+    check(this.#state, "a table");
+    this.#table.set(index, ...value);
   }
 
   /** Grows by `delta` elements set to `init`; returns the previous length. */
   grow(delta: number, ...init: unknown[]): number {
-    check(this.#lease, "a table");
-    if (init.length === 0) return this.#table.grow(delta);
-    return this.#table.grow(delta, this.#in(init[0]));
-  }
-
-  #in(value: unknown): unknown {
-    return this.#funcref ? unwrapFunction(value, this.#lease.state) : value;
+    check(this.#state, "a table");
+    return this.#table.grow(delta, ...init);
   }
 
   static {
-    rawTable = (t) => ({ table: t.#table as unknown as WebAssembly.Table, lease: t.#lease });
+    unguardTable = (t) => ({ raw: t.#table as unknown as WebAssembly.Table, state: t.#state });
   }
 }
 
 /** A global exported by a running instance: `WebAssembly.Global`'s `value` and `valueOf`. */
 export class GuardedGlobal {
   readonly #global: WebAssembly.Global;
-  readonly #lease: Lease;
-  readonly #funcref: boolean;
+  readonly #state: RunState;
+  readonly #owner: WebAssembly.Instance;
 
   /** @internal Made by an instance's exports. */
-  constructor(global: WebAssembly.Global, lease: Lease, type: ValueType | null) {
+  constructor(global: WebAssembly.Global, state: RunState, owner: WebAssembly.Instance) {
     this.#global = global;
-    this.#lease = lease;
-    this.#funcref = type === "funcref";
+    this.#state = state;
+    this.#owner = owner;
   }
 
-  /** The value (a guarded function for a funcref global). */
+  /** The value. */
   get value(): unknown {
-    check(this.#lease, "a global");
-    const value = this.#global.value;
-    return this.#funcref ? wrapFuncref(value, this.#lease) : value;
+    check(this.#state, "a global");
+    return this.#global.value;
   }
 
   /** Sets the value; the runtime throws TypeError for an immutable global. */
   set value(value: unknown) {
-    check(this.#lease, "a global");
-    this.#global.value = this.#funcref ? unwrapFunction(value, this.#lease.state) : value;
+    check(this.#state, "a global");
+    this.#global.value = value;
   }
 
   /** The value, like `WebAssembly.Global#valueOf`. */
@@ -156,42 +169,32 @@ export class GuardedGlobal {
   }
 
   static {
-    rawGlobal = (g) => ({ global: g.#global, lease: g.#lease });
+    unguardGlobal = (g) => ({ raw: g.#global, state: g.#state });
   }
 }
 
-/** What an export object of the runtime is behind a guarded one, or null if it is not one. */
-export function unguard(
-  value: unknown,
-): { raw: WebAssembly.Memory | WebAssembly.Table | WebAssembly.Global; lease: Lease } | null {
-  if (value instanceof GuardedMemory) {
-    const { memory, lease } = rawMemory(value);
-    return { raw: memory, lease };
-  }
-  if (value instanceof GuardedTable) {
-    const { table, lease } = rawTable(value);
-    return { raw: table, lease };
-  }
-  if (value instanceof GuardedGlobal) {
-    const { global, lease } = rawGlobal(value);
-    return { raw: global, lease };
-  }
+/** What `value` stands for when it is a guarded memory, table or global; else null. */
+export function unguard(value: unknown): Unguarded | null {
+  if (value instanceof GuardedMemory) return unguardMemory(value);
+  if (value instanceof GuardedTable) return unguardTable(value);
+  if (value instanceof GuardedGlobal) return unguardGlobal(value);
   return null;
 }
 
-/** The guarded exports object of a running instance: frozen, null prototype, like the runtime's. */
+/** The exports object of a running instance: frozen, null prototype, like the runtime's. */
 export function guardExports(
-  raw: WebAssembly.Exports,
+  raw: WebAssembly.Instance,
   plan: RunPlan,
-  lease: Lease,
+  state: RunState,
 ): Readonly<Record<string, unknown>> {
+  const exports = raw.exports;
   const out: Record<string, unknown> = Object.create(null);
   // One guarded object per runtime object, as an item exported twice is one object.
-  let objects: Map<object, unknown> | null = null;
+  let objects: Map<unknown, unknown> | null = null;
   for (const e of plan.exports) {
-    const value = raw[e.name];
+    const value = exports[e.name];
     if (e.kind === "function") {
-      out[e.name] = guardExport(value as CallableFunction, lease, e.type);
+      out[e.name] = value;
       continue;
     }
     const known = objects?.get(value);
@@ -199,15 +202,18 @@ export function guardExports(
       out[e.name] = known;
       continue;
     }
-    const guarded = e.kind === "memory"
-      ? new GuardedMemory(recordOf(value as WebAssembly.Memory), lease)
-      : e.kind === "table"
-      ? new GuardedTable(value as WebAssembly.Table, lease, e.valueType)
-      : new GuardedGlobal(value as WebAssembly.Global, lease, e.valueType);
+    let guarded: unknown;
+    if (e.kind === "memory") {
+      const memory = value as WebAssembly.Memory;
+      const aliased = !(state.userMemories?.has(memory) ?? false);
+      guarded = new GuardedMemory(recordOf(memory), state, raw, aliased);
+    } else if (e.kind === "table") {
+      guarded = new GuardedTable(value as WebAssembly.Table, state, raw);
+    } else {
+      guarded = new GuardedGlobal(value as WebAssembly.Global, state, raw);
+    }
     (objects ??= new Map()).set(value, guarded);
     out[e.name] = guarded;
   }
-  const records = lease.state.group.records;
-  if (records.length !== 0) syncRecords(records);
   return Object.freeze(out);
 }

@@ -10,26 +10,26 @@ import { DisposedError, LinkError, PoolExhaustedError } from "../errors.ts";
 import type { EngineState } from "../internal.ts";
 import { type Module, moduleState } from "../module.ts";
 import { guardExports, unguard } from "./exports.ts";
-import { guardImport, Lease, unwrapFunction } from "./guard.ts";
 import type { HostMemory } from "./host_memory_pool.ts";
-import { recordOf } from "./memory_record.ts";
+import { installHooks } from "./hooks.ts";
 import { planRun, type RunPlan } from "./plan.ts";
-import { MEMORY_IMPORT_MODULE, memoryImportName } from "./rewrite.ts";
+import { DEAD_EXPORT, MEMORY_IMPORT_MODULE, memoryImportName, START_EXPORT } from "./rewrite.ts";
 import { RunEngine } from "./run_engine.ts";
-import { link, retire, RunState, watchRecord } from "./tenancy.ts";
+import { link, retire, RunState } from "./tenancy.ts";
 
 /**
  * What `Engine#instantiate` takes as imports: what `new WebAssembly.Instance` takes, where a
- * memory, table, global or function exported by another wasmpool instance may stand for the
- * runtime's own objects.
+ * memory, table or global exported by another wasmpool instance may stand for the runtime's
+ * own objects (its functions are the runtime's own already).
  */
 export type InstanceImports = Readonly<Record<string, Readonly<Record<string, unknown>>>>;
 
 /** The exports of a running instance, by name. */
 export type InstanceExports = Readonly<Record<string, unknown>>;
 
-// An instance collected without dispose() still gives back its memories and its slot: the
-// lease, referenced by the instance and every guarded object it handed out, is the target.
+// An instance collected without dispose() still gives back its memories and its slot. The
+// target is the runtime's instance, which its own exported functions and every guarded object
+// keep alive; the held state references none of them.
 const finalizer = new DeferredFinalizer<RunState>((state) => retire(state));
 
 /**
@@ -46,15 +46,15 @@ const finalizer = new DeferredFinalizer<RunState>((state) => retire(state));
  */
 export class Instance<E extends InstanceExports = InstanceExports> {
   readonly #module: Module;
-  readonly #lease: Lease;
+  readonly #state: RunState;
   readonly #raw: WebAssembly.Instance;
   readonly #plan: RunPlan;
   #exports: E | null = null;
 
   /** @internal Made by `Engine#instantiate`. */
-  constructor(module: Module, lease: Lease, raw: WebAssembly.Instance, plan: RunPlan) {
+  constructor(module: Module, state: RunState, raw: WebAssembly.Instance, plan: RunPlan) {
     this.#module = module;
-    this.#lease = lease;
+    this.#state = state;
     this.#raw = raw;
     this.#plan = plan;
   }
@@ -64,28 +64,27 @@ export class Instance<E extends InstanceExports = InstanceExports> {
     return this.#module;
   }
 
-  /** The exports, by name: guarded functions, memories, tables and globals. */
+  /** The exports, by name: functions, and guarded memories, tables and globals. */
   get exports(): E {
-    if (this.#lease.state.dead) {
-      throw new DisposedError("an instance was used after it was disposed");
-    }
-    return this.#exports ??= guardExports(this.#raw.exports, this.#plan, this.#lease) as E;
+    if (this.#state.dead) throw new DisposedError("an instance was used after it was disposed");
+    return this.#exports ??= guardExports(this.#raw, this.#plan, this.#state) as E;
   }
 
   /** Whether `dispose()` was called (or the engine closed). */
   get disposed(): boolean {
-    return this.#lease.state.dead;
+    return this.#state.dead;
   }
 
   /**
-   * Gives the instance's memories and pool slot back: its exports throw DisposedError and the
-   * buffers it handed out are detached; the next tenant of its memories sees none of its
-   * bytes. Instances it shares with (imports, tables) keep its memories until they are
-   * disposed too. Calling it again does nothing.
+   * Gives the instance's memories and pool slot back: its functions throw DisposedError, the
+   * buffers it handed out are detached, and the next tenant of its memories sees none of its
+   * bytes. Instances it shares a memory with keep the memory until they are disposed too.
+   * Calling it again does nothing.
    */
   dispose(): void {
-    const state = this.#lease.state;
+    const state = this.#state;
     if (state.dead) return;
+    kill(this.#raw);
     finalizer.untrack(state);
     retire(state);
   }
@@ -94,6 +93,11 @@ export class Instance<E extends InstanceExports = InstanceExports> {
   [Symbol.dispose](): void {
     this.dispose();
   }
+}
+
+/** Sets the instance's `dead` flag: from now on, entering its code throws DisposedError. */
+function kill(raw: WebAssembly.Instance): void {
+  (raw.exports[DEAD_EXPORT] as unknown as { value: number }).value = 1;
 }
 
 /** @internal The running layer of `engine`, made on first use. */
@@ -125,28 +129,25 @@ export function instantiate(
   }
   const memories: HostMemory[] = [];
   const state = new RunState(engine, run, plan, ticket, memories);
-  const lease = new Lease(state);
   run.live.add(state);
   run.counters.instantiations += 1;
   let raw: WebAssembly.Instance;
   try {
     const pool = run.pool;
     if (pool !== null) {
-      for (const shape of plan.memories) memories.push(pool.take(shape, plan));
+      for (let m = 0; m < plan.memories.length; m++) {
+        memories.push(pool.take(plan.memories[m], plan));
+      }
     }
-    const importObject = runtimeImports(plan, imports, lease, memories);
-    state.depth += 1;
-    try {
-      raw = new WebAssembly.Instance(plan.compiled, importObject);
-    } finally {
-      state.depth -= 1;
-    }
+    raw = new WebAssembly.Instance(plan.compiled, runtimeImports(plan, imports, state));
+    installHooks(raw);
+    if (plan.start) (raw.exports[START_EXPORT] as () => void)();
   } catch (error) {
     retire(state);
     throw instantiationError(error);
   }
-  if (engine.finalization) finalizer.track(lease, state);
-  return new Instance(module, lease, raw, plan);
+  if (engine.finalization) finalizer.track(raw, state);
+  return new Instance(module, state, raw, plan);
 }
 
 function instantiationError(error: unknown): unknown {
@@ -160,60 +161,47 @@ function instantiationError(error: unknown): unknown {
 function runtimeImports(
   plan: RunPlan,
   imports: InstanceImports | undefined,
-  lease: Lease,
-  memories: readonly HostMemory[],
+  state: RunState,
 ): WebAssembly.Imports | undefined {
+  const memories = state.memories;
+  const declared = plan.imports;
+  if (declared.length === 0 && memories.length === 0) return undefined;
   const out: Record<string, Record<string, unknown>> = Object.create(null);
   if (memories.length !== 0) {
     const pooled: Record<string, unknown> = Object.create(null);
     for (let m = 0; m < memories.length; m++) pooled[memoryImportName(m)] = memories[m].memory;
     out[MEMORY_IMPORT_MODULE] = pooled;
   }
-  const declared = plan.imports;
-  if (declared.length === 0) return memories.length === 0 ? undefined : out as WebAssembly.Imports;
+  if (declared.length === 0) return out as WebAssembly.Imports;
   if (typeof imports !== "object" || imports === null) {
     throw new LinkError(
       `the module has ${declared.length} imports, and no import object was given`,
     );
   }
-  let f = 0;
-  for (const i of declared) {
-    const namespace = imports[i.module];
-    if (typeof namespace !== "object" && typeof namespace !== "function" || namespace === null) {
-      throw new LinkError(`import module ${JSON.stringify(i.module)} is not an object`);
+  for (let i = 0; i < declared.length; i++) {
+    const d = declared[i];
+    const namespace = imports[d.module];
+    if ((typeof namespace !== "object" && typeof namespace !== "function") || namespace === null) {
+      throw new LinkError(`import module ${JSON.stringify(d.module)} is not an object`);
     }
-    const value = (namespace as Record<string, unknown>)[i.name];
-    const converted = i.kind === "function"
-      ? importFunction(value, lease, plan.functionImports[f++].type)
-      : importObject(value, lease);
-    (out[i.module] ??= Object.create(null))[i.name] = converted;
+    const value = (namespace as Record<string, unknown>)[d.name];
+    (out[d.module] ??= Object.create(null))[d.name] = d.kind === "function"
+      ? value
+      : importObject(value, state);
   }
   return out as WebAssembly.Imports;
 }
 
-function importFunction(
-  value: unknown,
-  lease: Lease,
-  type: RunPlan["functionImports"][number]["type"],
-): unknown {
-  if (typeof value !== "function") return value;
-  const unwrapped = unwrapFunction(value, lease.state);
-  if (unwrapped !== value) return unwrapped;
-  return guardImport(value as (...args: never[]) => unknown, lease, type);
-}
-
-function importObject(value: unknown, lease: Lease): unknown {
+function importObject(value: unknown, state: RunState): unknown {
   const guarded = unguard(value);
-  if (guarded !== null) {
-    if (guarded.lease.state.dead) {
-      throw new DisposedError("an import belongs to an instance that was disposed");
-    }
-    link(lease.state, guarded.lease.state);
-    if (guarded.raw instanceof WebAssembly.Memory) {
-      watchRecord(lease.state, recordOf(guarded.raw));
-    }
-    return guarded.raw;
+  if (guarded === null) {
+    if (value instanceof WebAssembly.Memory) (state.userMemories ??= new Set()).add(value);
+    return value;
   }
-  if (value instanceof WebAssembly.Memory) watchRecord(lease.state, recordOf(value));
-  return value;
+  if (guarded.state.dead) {
+    throw new DisposedError("an import belongs to an instance that was disposed");
+  }
+  // Sharing a memory makes one group: released together.
+  if (guarded.raw instanceof WebAssembly.Memory) link(state, guarded.state);
+  return guarded.raw;
 }

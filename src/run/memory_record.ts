@@ -28,6 +28,7 @@ export function dropBox(box: AliasBox): void {
   const boxes = box.record.boxes;
   const at = boxes.indexOf(box);
   if (at >= 0) boxes.splice(at, 1);
+  if (boxes.length === 0) aliased.delete(box.record);
 }
 
 const EMPTY = new ArrayBuffer(0);
@@ -73,6 +74,7 @@ export class MemoryRecord {
       boxes[i].alias = null;
     }
     boxes.length = 0;
+    aliased.delete(this);
   }
 
   /** The live alias in `box` (a box of this record), made now if it has none. */
@@ -82,16 +84,17 @@ export class MemoryRecord {
     const bytes = this.rawBytes;
     box.alias = bytes === 0 ? EMPTY.slice(0) : lib.arrayBuffer(lib.bufferAddress(this.raw), bytes);
     this.boxes.push(box);
+    aliased.add(this);
     return box.alias;
   }
 }
 
-/** Brings every record in `records` up to date (after wasm code ran: it may have grown). */
-export function syncRecords(records: readonly MemoryRecord[]): void {
-  for (let i = 0; i < records.length; i++) {
-    const record = records[i];
-    if (record.boxes.length !== 0 && record.stale()) record.refresh();
-  }
+// Records with a live alias: the ones the `grew` hook checks.
+const aliased = new Set<MemoryRecord>();
+
+/** Brings every alias up to date: code grew a memory (which one, the hook does not say). */
+export function syncAliased(): void {
+  for (const record of aliased) if (record.stale()) record.refresh();
 }
 
 // User-provided memories, so that every instance importing one shares its record.

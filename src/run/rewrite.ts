@@ -1,12 +1,23 @@
 /**
- * The binary rewrite that lets a module run on a pooled memory: its defined memories become
- * imports (appended after its own imports, so every memory index is unchanged), and the active
- * data segments whose bytes a memory image already provides are emptied. Everything else is
- * copied byte for byte, custom sections included.
+ * The binary rewrite every running module goes through. It adds, and changes, only this:
  *
- * Emptying a segment keeps its place (data indices, the data count) and its offset; a segment
- * is only emptied when its offset is a constant inside the memory's initial size, so the empty
- * segment passes the same bounds check the full one would have.
+ * - With pooling, defined memories become imports from {@linkcode MEMORY_IMPORT_MODULE},
+ *   appended after the module's own imports so that every memory index is unchanged; active
+ *   data segments whose bytes a memory image already provides are emptied (their place, and
+ *   their offset, which is a constant inside the initial size, are kept).
+ * - A guard: a mutable i32 global (`dead`, appended after the module's globals), a funcref
+ *   table of {@linkcode HOOK_COUNT} entries (appended after the module's tables) that wasmpool
+ *   fills with its hooks, and a type `[] -> []` (appended after the module's types). Every
+ *   function that can be reached from outside (exported, in an element segment, referenced by
+ *   a global) starts with `if (dead) call_indirect hooks[0]`, the hook that throws
+ *   DisposedError; see instrument.ts for the code changes.
+ * - The start function is no longer started by the runtime: it is exported, and wasmpool calls
+ *   it once the hooks are in place (the runtime would have run it last too).
+ * - The guard's global and table, and the start function, are exported under names starting
+ *   with NUL, which no user export collides with (they are filtered out of `exports`).
+ *
+ * Everything else is copied byte for byte, custom sections included. Indices of types,
+ * functions, tables, memories and globals are all unchanged: only appended to.
  *
  * @module
  */
@@ -14,6 +25,7 @@
 import { ByteReader } from "../module/reader.ts";
 import type { ParsedModule } from "../module/types.ts";
 import { BinaryWriter } from "./binary_writer.ts";
+import { type GuardIndices, instrumentCode } from "./instrument.ts";
 
 /** The import module name of the memories the rewrite turns into imports. */
 export const MEMORY_IMPORT_MODULE = "\u0000wasmpool";
@@ -22,6 +34,15 @@ export const MEMORY_IMPORT_MODULE = "\u0000wasmpool";
 export function memoryImportName(index: number): string {
   return `memory${index}`;
 }
+
+/** Export name of the guard's `dead` global. */
+export const DEAD_EXPORT = "\u0000wasmpool.dead";
+/** Export name of the guard's hook table. */
+export const HOOKS_EXPORT = "\u0000wasmpool.hooks";
+/** Export name of the module's start function, when it has one. */
+export const START_EXPORT = "\u0000wasmpool.start";
+/** Entries of the hook table: 0 throws DisposedError, 1 tells wasmpool a memory grew. */
+export const HOOK_COUNT = 2;
 
 /** How a defined memory is imported after the rewrite: sizes in pages. */
 export interface ImportedMemoryType {
@@ -33,81 +54,168 @@ export interface ImportedMemoryType {
 
 /** What the rewrite changes. */
 export interface RewriteOptions {
-  /** The types the defined memories are imported with, in order. */
-  readonly memories: readonly ImportedMemoryType[];
+  /** Pooling: the types the defined memories are imported with, in order; null on demand. */
+  readonly memories: readonly ImportedMemoryType[] | null;
   /** Whether data segment `index` (among all data segments) is emptied. */
   readonly emptyData: (index: number) => boolean;
 }
 
-const SECTION_TYPE = 1;
-const SECTION_IMPORT = 2;
-const SECTION_MEMORY = 5;
-const SECTION_DATA = 11;
+const Section = {
+  custom: 0,
+  type: 1,
+  import: 2,
+  function: 3,
+  table: 4,
+  memory: 5,
+  global: 6,
+  export: 7,
+  start: 8,
+  element: 9,
+  code: 10,
+  data: 11,
+  dataCount: 12,
+} as const;
+
+/** Non-custom sections in the order the binary format requires. */
+const ORDER: readonly number[] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 10, 11];
+
 const HEADER_BYTES = 8;
 const OP_END = 0x0b;
 const OP_I32_CONST = 0x41;
 const OP_GLOBAL_GET = 0x23;
+const FUNCREF = 0x70;
+const I32 = 0x7f;
+
+/** Functions that code outside the module can reach: exported, in element segments, in globals. */
+export function escapingFunctions(parsed: ParsedModule): Set<number> {
+  const escaping = new Set<number>();
+  for (const e of parsed.exports) if (e.kind === "function") escaping.add(e.index);
+  for (const segment of parsed.elements) {
+    for (const f of segment.elements) if (f !== null) escaping.add(f);
+  }
+  for (const g of parsed.globals) if (g.init.kind === "ref.func") escaping.add(g.init.index);
+  if (parsed.start !== null) escaping.add(parsed.start);
+  return escaping;
+}
 
 /**
- * Rewrites `bytes` (a module `parsed` was parsed from; the parser has checked it) so that its
- * defined memories are imported from {@linkcode MEMORY_IMPORT_MODULE}.
+ * Rewrites `bytes` (a module `parsed` was parsed from; the parser has checked it) as described
+ * in this file's documentation.
  */
 export function rewriteModule(
   bytes: Uint8Array,
   parsed: ParsedModule,
   options: RewriteOptions,
 ): Uint8Array<ArrayBuffer> {
-  if (options.memories.length !== parsed.memories.length) {
+  const memories = options.memories ?? [];
+  if (options.memories !== null && memories.length !== parsed.memories.length) {
     throw new RangeError(
-      `rewrite: ${options.memories.length} memory types for ${parsed.memories.length} memories`,
+      `rewrite: ${memories.length} memory types for ${parsed.memories.length} memories`,
     );
   }
-  const out = new BinaryWriter(bytes.length + 64);
+  const counts = { table: 0, global: 0, function: 0 };
+  for (const i of parsed.imports) {
+    if (i.desc.kind === "table") counts.table++;
+    if (i.desc.kind === "global") counts.global++;
+    if (i.desc.kind === "function") counts.function++;
+  }
+  const guard: GuardIndices = {
+    type: parsed.types.length,
+    table: counts.table + parsed.tables.length,
+    global: counts.global + parsed.globals.length,
+    importedFunctions: counts.function,
+  };
+  const escaping = escapingFunctions(parsed);
+
+  // What each section becomes: a writer of its new contents, or null to drop it.
+  const rewrite = new Map<number, (body: ByteReader | null) => BinaryWriter | null>([
+    [Section.type, (body) => append(body, 1, (w) => w.u8(0x60).u8(0).u8(0))],
+    [
+      Section.import,
+      (body) =>
+        memories.length === 0 ? (body && copy(body)) : append(body, memories.length, (w) => {
+          memories.forEach((type, index) => {
+            w.name(MEMORY_IMPORT_MODULE).name(memoryImportName(index));
+            w.u8(0x02).u8(0x01).u32(type.min).u32(type.max);
+          });
+        }),
+    ],
+    [
+      Section.table,
+      (body) => append(body, 1, (w) => w.u8(FUNCREF).u8(0x01).u32(HOOK_COUNT).u32(HOOK_COUNT)),
+    ],
+    [Section.memory, (body) => options.memories === null ? body && copy(body) : null],
+    [
+      Section.global,
+      (body) => append(body, 1, (w) => w.u8(I32).u8(0x01).u8(OP_I32_CONST).u8(0).u8(OP_END)),
+    ],
+    [Section.export, (body) =>
+      append(body, parsed.start === null ? 2 : 3, (w) => {
+        w.name(DEAD_EXPORT).u8(0x03).u32(guard.global);
+        w.name(HOOKS_EXPORT).u8(0x01).u32(guard.table);
+        if (parsed.start !== null) w.name(START_EXPORT).u8(0x00).u32(parsed.start);
+      })],
+    [Section.start, () => null],
+    [Section.code, (body) => body && instrumentCode(bytes, body, guard, (f) => escaping.has(f))],
+    [Section.data, (body) => body && rewriteData(bytes, body, options.emptyData)],
+  ]);
+
+  const out = new BinaryWriter(bytes.length + 256);
   out.bytes(bytes.subarray(0, HEADER_BYTES));
+  let next = 0; // Index in ORDER of the next section a missing one would come before.
+  const emitMissingBefore = (id: number): void => {
+    const until = id === -1 ? ORDER.length : ORDER.indexOf(id);
+    for (; next < until; next++) {
+      const missing = ORDER[next];
+      const make = rewrite.get(missing);
+      const written = make && !present.has(missing) ? make(null) : null;
+      if (written !== null) out.section(missing, written);
+    }
+  };
+  const present = new Set<number>();
   const r = new ByteReader(bytes, HEADER_BYTES);
-  const added = options.memories.length;
-  let importsWritten = added === 0;
+  const sections: { id: number; start: number; body: ByteReader }[] = [];
   while (!r.atEnd()) {
     const start = r.offset;
     const id = r.u8();
-    const size = r.u32();
-    const body = r.sub(size);
-    const end = body.end;
-    // A module without an import section gets one before its first section after `type`.
-    if (!importsWritten && id !== 0 && id !== SECTION_TYPE && id !== SECTION_IMPORT) {
-      out.section(SECTION_IMPORT, memoryImports(new BinaryWriter().u32(added), options));
-      importsWritten = true;
-    }
-    switch (id) {
-      case SECTION_IMPORT: {
-        const count = body.u32();
-        const entries = new BinaryWriter(size + 32).u32(count + added);
-        entries.bytes(bytes.subarray(body.offset, end));
-        out.section(SECTION_IMPORT, memoryImports(entries, options));
-        importsWritten = true;
-        break;
-      }
-      case SECTION_MEMORY:
-        break; // Every defined memory is now imported.
-      case SECTION_DATA:
-        out.section(SECTION_DATA, rewriteData(bytes, body, options.emptyData));
-        break;
-      default:
-        out.bytes(bytes.subarray(start, end));
-    }
+    const body = r.sub(r.u32());
+    sections.push({ id, start, body });
+    present.add(id);
   }
-  if (!importsWritten) {
-    out.section(SECTION_IMPORT, memoryImports(new BinaryWriter().u32(added), options));
+  for (const { id, start, body } of sections) {
+    if (id === Section.custom) {
+      out.bytes(bytes.subarray(start, body.end));
+      continue;
+    }
+    emitMissingBefore(id);
+    next = ORDER.indexOf(id) + 1;
+    const make = rewrite.get(id);
+    if (make === undefined) {
+      out.bytes(bytes.subarray(start, body.end));
+      continue;
+    }
+    const written = make(body);
+    if (written !== null) out.section(id, written);
   }
+  emitMissingBefore(-1);
   return out.finish().slice();
 }
 
-function memoryImports(entries: BinaryWriter, options: RewriteOptions): BinaryWriter {
-  options.memories.forEach((type, index) => {
-    entries.name(MEMORY_IMPORT_MODULE).name(memoryImportName(index));
-    entries.u8(0x02).u8(0x01).u32(type.min).u32(type.max);
-  });
-  return entries;
+/** A vector section's entries copied, with `added` more written by `more` after them. */
+function append(
+  body: ByteReader | null,
+  added: number,
+  more: (w: BinaryWriter) => void,
+): BinaryWriter {
+  const count = body === null ? 0 : body.u32();
+  const w = new BinaryWriter((body?.remaining ?? 0) + 64).u32(count + added);
+  if (body !== null) w.bytes(body.bytes(body.remaining));
+  more(w);
+  return w;
+}
+
+function copy(body: ByteReader): BinaryWriter {
+  return new BinaryWriter(body.remaining).bytes(body.bytes(body.remaining));
 }
 
 /** Copies the data section, emptying the payload of each segment `emptyData` names. */
