@@ -13,7 +13,7 @@ import { guardExports, unguard } from "./exports.ts";
 import type { HostMemory } from "./host_memory_pool.ts";
 import { installHooks } from "./hooks.ts";
 import { planRun, type RunPlan } from "./plan.ts";
-import { DEAD_EXPORT, MEMORY_IMPORT_MODULE, memoryImportName, START_EXPORT } from "./rewrite.ts";
+import { KILL_EXPORT, MEMORY_IMPORT_MODULE, memoryImportName, START_EXPORT } from "./rewrite.ts";
 import { RunEngine } from "./run_engine.ts";
 import { link, retire, RunState } from "./tenancy.ts";
 
@@ -97,7 +97,7 @@ export class Instance<E extends InstanceExports = InstanceExports> {
 
 /** Sets the instance's `dead` flag: from now on, entering its code throws DisposedError. */
 function kill(raw: WebAssembly.Instance): void {
-  (raw.exports[DEAD_EXPORT] as unknown as { value: number }).value = 1;
+  (raw.exports[KILL_EXPORT] as () => void)();
 }
 
 /** @internal The running layer of `engine`, made on first use. */

@@ -39,16 +39,31 @@ function checkDead(guard: GuardIndices, hook: number): BinaryWriter {
     .u8(0x0b); // end
 }
 
-/** Copies the code section `body`, instrumenting the bodies of functions `escapes` names. */
+/** The body of the guard's `kill` function: `dead = 1`. */
+function killBody(guard: GuardIndices): Uint8Array {
+  const code = new BinaryWriter(16)
+    .u8(0) // no locals
+    .u8(0x41).u8(1) // i32.const 1
+    .u8(0x24).u32(guard.global) // global.set dead
+    .u8(0x0b);
+  return new BinaryWriter(16).u32(code.length).bytes(code.finish()).finish().slice();
+}
+
+/**
+ * Copies the code section `body` (null when the module has none), instrumenting the bodies of
+ * the functions `escapes` names, and appends the body of the guard's `kill` function.
+ */
 export function instrumentCode(
   bytes: Uint8Array,
-  body: ByteReader,
+  body: ByteReader | null,
   guard: GuardIndices,
   escapes: (functionIndex: number) => boolean,
 ): BinaryWriter {
   const entry = checkDead(guard, Hook.disposed).finish().slice();
+  const kill = killBody(guard);
+  if (body === null) return new BinaryWriter(32).u32(1).bytes(kill);
   const count = body.u32();
-  const out = new BinaryWriter(body.remaining + count * entry.length + 16).u32(count);
+  const out = new BinaryWriter(body.remaining + count * entry.length + 32).u32(count + 1);
   for (let i = 0; i < count; i++) {
     const size = body.u32();
     const code = body.sub(size);
@@ -64,7 +79,7 @@ export function instrumentCode(
     out.bytes(entry);
     out.bytes(bytes.subarray(instructions, code.end));
   }
-  return out;
+  return out.bytes(kill);
 }
 
 /** Skips a body's local declarations: a vector of (count, value type). */

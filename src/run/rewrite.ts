@@ -5,15 +5,17 @@
  *   appended after the module's own imports so that every memory index is unchanged; active
  *   data segments whose bytes a memory image already provides are emptied (their place, and
  *   their offset, which is a constant inside the initial size, are kept).
- * - A guard: a mutable i32 global (`dead`, appended after the module's globals), a funcref
- *   table of {@linkcode HOOK_COUNT} entries (appended after the module's tables) that wasmpool
- *   fills with its hooks, and a type `[] -> []` (appended after the module's types). Every
+ * - A guard: a mutable i32 global (`dead`, appended after the module's globals; not exported,
+ *   which would make every read of it indirect), a function that sets it (appended after the
+ *   module's functions), a funcref table of {@linkcode HOOK_COUNT} entries (appended after the
+ *   module's tables) that wasmpool fills with its hooks, and a type `[] -> []` (appended after
+ *   the module's types). Every
  *   function that can be reached from outside (exported, in an element segment, referenced by
  *   a global) starts with `if (dead) call_indirect hooks[0]`, the hook that throws
  *   DisposedError; see instrument.ts for the code changes.
  * - The start function is no longer started by the runtime: it is exported, and wasmpool calls
  *   it once the hooks are in place (the runtime would have run it last too).
- * - The guard's global and table, and the start function, are exported under names starting
+ * - The guard's function and table, and the start function, are exported under names starting
  *   with NUL, which no user export collides with (they are filtered out of `exports`).
  *
  * Everything else is copied byte for byte, custom sections included. Indices of types,
@@ -35,8 +37,8 @@ export function memoryImportName(index: number): string {
   return `memory${index}`;
 }
 
-/** Export name of the guard's `dead` global. */
-export const DEAD_EXPORT = "\u0000wasmpool.dead";
+/** Export name of the function that sets the guard's `dead` global. */
+export const KILL_EXPORT = "\u0000wasmpool.kill";
 /** Export name of the guard's hook table. */
 export const HOOKS_EXPORT = "\u0000wasmpool.hooks";
 /** Export name of the module's start function, when it has one. */
@@ -125,11 +127,13 @@ export function rewriteModule(
     global: counts.global + parsed.globals.length,
     importedFunctions: counts.function,
   };
+  const kill = counts.function + parsed.functions.length;
   const escaping = escapingFunctions(parsed);
 
   // What each section becomes: a writer of its new contents, or null to drop it.
   const rewrite = new Map<number, (body: ByteReader | null) => BinaryWriter | null>([
     [Section.type, (body) => append(body, 1, (w) => w.u8(0x60).u8(0).u8(0))],
+    [Section.function, (body) => append(body, 1, (w) => w.u32(guard.type))],
     [
       Section.import,
       (body) =>
@@ -151,12 +155,12 @@ export function rewriteModule(
     ],
     [Section.export, (body) =>
       append(body, parsed.start === null ? 2 : 3, (w) => {
-        w.name(DEAD_EXPORT).u8(0x03).u32(guard.global);
+        w.name(KILL_EXPORT).u8(0x00).u32(kill);
         w.name(HOOKS_EXPORT).u8(0x01).u32(guard.table);
         if (parsed.start !== null) w.name(START_EXPORT).u8(0x00).u32(parsed.start);
       })],
     [Section.start, () => null],
-    [Section.code, (body) => body && instrumentCode(bytes, body, guard, (f) => escaping.has(f))],
+    [Section.code, (body) => instrumentCode(bytes, body, guard, (f) => escaping.has(f))],
     [Section.data, (body) => body && rewriteData(bytes, body, options.emptyData)],
   ]);
 
