@@ -14,7 +14,7 @@ import { translate, type Translation } from "./module/translate.ts";
 import type { ExternKind, ImportDesc } from "./module/types.ts";
 import { checkMinimums, validateModuleLimits } from "./module/validate.ts";
 import { Code } from "./native_errors.ts";
-import type { RunPlan } from "./run/plan.ts";
+import { planRun, type RunPlan } from "./run/plan.ts";
 
 /** One import a module declares. */
 export interface ModuleImportDescriptor {
@@ -43,8 +43,8 @@ export interface ModuleState {
   readonly pointer: NativePointer;
   /** wasmpool's copy of the module's bytes: the translation's views point into it. */
   readonly bytes: Uint8Array<ArrayBuffer>;
-  /** How the module runs on this engine, planned (and compiled) on first instantiation. */
-  run: RunPlan | null;
+  /** How the module runs on this engine: its rewrite, compiled by the runtime. */
+  readonly run: RunPlan;
 }
 
 // Reads a Module's private state; set in the class's static block, so that nothing of it shows
@@ -94,9 +94,12 @@ export class Module {
   readonly exports: readonly ModuleExportDescriptor[];
 
   /**
-   * Translates `bytes` for `engine`. Throws {@linkcode MalformedModuleError} (with the byte
-   * offset) for a malformed binary and {@linkcode LimitError} when the module breaks one of
-   * the engine's limits.
+   * Translates `bytes` for `engine`: parses it, validates it against the engine's limits,
+   * boxes its data natively, and compiles it (rewritten to run on pooled memories) with the
+   * runtime's own WebAssembly engine. Throws {@linkcode MalformedModuleError} (with the byte
+   * offset when wasmpool's parser finds the fault) for a binary that is malformed or that the
+   * runtime refuses to compile, {@linkcode UnsupportedFeatureError} for a feature wasmpool
+   * cannot pool, and {@linkcode LimitError} when the module breaks one of the engine's limits.
    */
   constructor(engine: Engine, bytes: ArrayBufferLike | ArrayBufferView) {
     const state = engineState(engine);
@@ -105,6 +108,8 @@ export class Module {
     if (state.pooling !== null) validateModuleLimits(parsed, state.pooling.moduleLimits);
     else checkMinimums(parsed, state.limits.tableElements, state.limits.memoryPages);
     const translation = translate(parsed, state.limits);
+    // Compiled once, here, so that a module the runtime refuses is refused at once.
+    const run = planRun(copy, translation, state.pooling === null ? "plain" : "pooled");
     ensureScratch(state, translation.scratchBytes);
 
     const code = new Int32Array(1);
@@ -130,7 +135,7 @@ export class Module {
       type: i.desc,
     })));
     this.exports = Object.freeze(parsed.exports.map((e) => ({ name: e.name, kind: e.kind })));
-    this.#state = { engine: state, translation, pointer, bytes: copy, run: null };
+    this.#state = { engine: state, translation, pointer, bytes: copy, run };
     state.modules.add(pointer);
     finalizer.register(this, { engine: state, pointer });
   }

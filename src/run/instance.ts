@@ -12,7 +12,7 @@ import { type Module, moduleState } from "../module.ts";
 import { guardExports, unguard } from "./exports.ts";
 import type { HostMemory } from "./host_memory_pool.ts";
 import { installHooks } from "./hooks.ts";
-import { planRun, type RunPlan } from "./plan.ts";
+import type { RunPlan } from "./plan.ts";
 import { KILL_EXPORT, MEMORY_IMPORT_MODULE, memoryImportName, START_EXPORT } from "./rewrite.ts";
 import { RunEngine } from "./run_engine.ts";
 import { link, retire, RunState } from "./tenancy.ts";
@@ -111,12 +111,7 @@ export function instantiate(
   module: Module,
   imports: InstanceImports | undefined,
 ): Instance {
-  const moduleData = moduleState(module);
-  const plan = moduleData.run ??= planRun(
-    moduleData.bytes,
-    moduleData.translation,
-    engine.pooling === null ? "plain" : "pooled",
-  );
+  const plan = moduleState(module).run;
   const run = runEngine(engine);
   let ticket = -1;
   if (engine.pooling !== null) {
