@@ -1,17 +1,26 @@
 /**
  * The code half of the rewrite (see rewrite.ts): the function bodies, with checks inserted.
- * Inserting whole instructions between instructions keeps every branch valid (wasm branches
- * are by relative depth, and an inserted `if ... end` is self-contained), so bodies are copied
- * and only grow.
+ * Whole instructions are inserted between instructions, which keeps every branch valid (wasm
+ * branches are by relative depth, and an inserted `if ... end` is self-contained), so bodies
+ * are copied and only grow. Inserted:
  *
- * Inserted today: at the entry of every function that can be reached from outside,
- * `global.get dead; if; i32.const 0; call_indirect (type hook) hooks; end` (the hook throws
- * DisposedError).
+ * - at the entry of every function code outside the module can reach (exported, in an element
+ *   segment, referenced by a global): `if (dead) hook disposed`, which throws DisposedError;
+ * - after every call that can reach the host (a call of an imported function, `call_indirect`,
+ *   `call_ref`): the same check, so that code whose instance the host disposed during the call
+ *   stops there instead of running on a memory that may be given to another tenant. In a module
+ *   that can catch exceptions (`try`, `try_table`) the check traps (`unreachable`) instead:
+ *   a trap cannot be caught;
+ * - after every `memory.grow`: `hook grew`, which detaches the aliases the host holds of a
+ *   memory that grew, before any host code can read through them.
+ *
+ * The same pass records what the code does that a reset could not undo (for recycling).
  *
  * @module
  */
 
-import type { ByteReader } from "../module/reader.ts";
+import { type FunctionBody, InstructionReader, moduleFunctionBodies, Op } from "../module/code.ts";
+import type { ParsedModule } from "../module/types.ts";
 import { BinaryWriter } from "./binary_writer.ts";
 
 /** Where the rewrite put the guard's pieces: all appended, so existing indices stay put. */
@@ -29,66 +38,133 @@ export interface GuardIndices {
 /** Hook numbers: entries of the hook table. */
 export const Hook = { disposed: 0, grew: 1 } as const;
 
-/** `if (dead) call_indirect hooks[hook]`. */
-function checkDead(guard: GuardIndices, hook: number): BinaryWriter {
-  return new BinaryWriter(16)
-    .u8(0x23).u32(guard.global) // global.get dead
-    .u8(0x04).u8(0x40) // if (no result)
-    .u8(0x41).u32(hook) // i32.const hook
-    .u8(0x11).u32(guard.type).u32(guard.table) // call_indirect
-    .u8(0x0b); // end
+/** What a module's code does, as far as recycling its instances is concerned. */
+export interface CodeFacts {
+  /** Calls of `memory.grow`. */
+  readonly memoryGrows: number;
+  /** Calls of `table.grow`. */
+  readonly tableGrows: number;
+  /** `data.drop` instructions. */
+  readonly dataDrops: number;
+  /** `elem.drop` instructions. */
+  readonly elemDrops: number;
+  /** Whether the code can catch exceptions (`try`, `try_table`). */
+  readonly catches: boolean;
 }
 
-/** The body of the guard's `kill` function: `dead = 1`. */
+const enum Insert {
+  Entry = 0,
+  AfterCall = 1,
+  AfterGrow = 2,
+}
+
+/** `if (dead) call_indirect hooks[hook]`, or `if (dead) unreachable`. */
+function checkDead(guard: GuardIndices, trap: boolean): Uint8Array {
+  const w = new BinaryWriter(16).u8(0x23).u32(guard.global).u8(0x04).u8(0x40);
+  if (trap) w.u8(0x00);
+  else w.u8(0x41).u32(Hook.disposed).u8(0x11).u32(guard.type).u32(guard.table);
+  return w.u8(0x0b).finish().slice();
+}
+
+/** `call_indirect hooks[grew]`. */
+function callGrew(guard: GuardIndices): Uint8Array {
+  return new BinaryWriter(16).u8(0x41).u32(Hook.grew).u8(0x11).u32(guard.type).u32(guard.table)
+    .finish().slice();
+}
+
+/** The body of the guard's `kill` function: `dead = 1`, with its size. */
 function killBody(guard: GuardIndices): Uint8Array {
-  const code = new BinaryWriter(16)
-    .u8(0) // no locals
-    .u8(0x41).u8(1) // i32.const 1
-    .u8(0x24).u32(guard.global) // global.set dead
-    .u8(0x0b);
+  const code = new BinaryWriter(16).u8(0).u8(0x41).u8(1).u8(0x24).u32(guard.global).u8(0x0b);
   return new BinaryWriter(16).u32(code.length).bytes(code.finish()).finish().slice();
 }
 
+/** A body's insertions: pairs of (offset, kind), in offset order. */
+type Insertions = number[];
+
 /**
- * Copies the code section `body` (null when the module has none), instrumenting the bodies of
- * the functions `escapes` names, and appends the body of the guard's `kill` function.
+ * Decodes every body of `parsed`'s code section, finds where checks go, and returns the new
+ * code section (with the guard's `kill` function appended) and what the code does.
  */
 export function instrumentCode(
   bytes: Uint8Array,
-  body: ByteReader | null,
+  parsed: ParsedModule,
   guard: GuardIndices,
   escapes: (functionIndex: number) => boolean,
-): BinaryWriter {
-  const entry = checkDead(guard, Hook.disposed).finish().slice();
+): { section: BinaryWriter; facts: CodeFacts } {
+  const bodies = moduleFunctionBodies(bytes, parsed);
+  const facts = { memoryGrows: 0, tableGrows: 0, dataDrops: 0, elemDrops: 0, catches: false };
+  const insertions: Insertions[] = bodies.map((body) =>
+    findInsertions(bytes, body, guard, escapes(guard.importedFunctions + body.index), facts)
+  );
+  // By Insert kind; what a check after a call does depends on the whole module (catches).
+  const snippets = [checkDead(guard, false), checkDead(guard, facts.catches), callGrew(guard)];
   const kill = killBody(guard);
-  if (body === null) return new BinaryWriter(32).u32(1).bytes(kill);
-  const count = body.u32();
-  const out = new BinaryWriter(body.remaining + count * entry.length + 32).u32(count + 1);
-  for (let i = 0; i < count; i++) {
-    const size = body.u32();
-    const code = body.sub(size);
-    if (!escapes(guard.importedFunctions + i)) {
-      out.u32(size).bytes(bytes.subarray(code.offset, code.end));
+  const section = new BinaryWriter(bytes.length / 8 + 64).u32(bodies.length + 1);
+  for (let i = 0; i < bodies.length; i++) {
+    const body = bodies[i];
+    const points = insertions[i];
+    if (points.length === 0) {
+      section.bytes(bytes.subarray(body.sizeAt, body.end));
       continue;
     }
-    const localsStart = code.offset;
-    skipLocals(code);
-    const instructions = code.offset;
-    out.u32(size + entry.length);
-    out.bytes(bytes.subarray(localsStart, instructions));
-    out.bytes(entry);
-    out.bytes(bytes.subarray(instructions, code.end));
+    let size = body.end - body.start;
+    for (let p = 1; p < points.length; p += 2) size += snippets[points[p]].length;
+    section.u32(size);
+    let at = body.start;
+    for (let p = 0; p < points.length; p += 2) {
+      section.bytes(bytes.subarray(at, points[p]));
+      section.bytes(snippets[points[p + 1]]);
+      at = points[p];
+    }
+    section.bytes(bytes.subarray(at, body.end));
   }
-  return out.bytes(kill);
+  section.bytes(kill);
+  return { section, facts };
 }
 
-/** Skips a body's local declarations: a vector of (count, value type). */
-function skipLocals(r: ByteReader): void {
-  const runs = r.u32();
-  for (let i = 0; i < runs; i++) {
-    r.u32();
-    const type = r.u8();
-    // (ref null ht) / (ref ht): a heap type follows, as a signed LEB128 (s33).
-    if (type === 0x63 || type === 0x64) r.s64();
+function findInsertions(
+  bytes: Uint8Array,
+  body: FunctionBody,
+  guard: GuardIndices,
+  escapes: boolean,
+  facts: {
+    memoryGrows: number;
+    tableGrows: number;
+    dataDrops: number;
+    elemDrops: number;
+    catches: boolean;
+  },
+): Insertions {
+  const points: Insertions = [];
+  if (escapes) points.push(body.localsEnd, Insert.Entry);
+  const reader = new InstructionReader(bytes, body);
+  for (let ins = reader.next(); ins !== null; ins = reader.next()) {
+    switch (ins.opcode) {
+      case Op.call:
+        if (ins.funcIndex < guard.importedFunctions) points.push(ins.end, Insert.AfterCall);
+        break;
+      case Op.call_indirect:
+      case Op.call_ref:
+        points.push(ins.end, Insert.AfterCall);
+        break;
+      case Op.memory_grow:
+        facts.memoryGrows++;
+        points.push(ins.end, Insert.AfterGrow);
+        break;
+      case Op.table_grow:
+        facts.tableGrows++;
+        break;
+      case Op.data_drop:
+        facts.dataDrops++;
+        break;
+      case Op.elem_drop:
+        facts.elemDrops++;
+        break;
+      case Op.try:
+      case Op.try_table:
+        facts.catches = true;
+        break;
+    }
   }
+  return points;
 }

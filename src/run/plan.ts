@@ -9,6 +9,7 @@
 import { MalformedModuleError, WasmpoolError } from "../errors.ts";
 import type { Translation } from "../module/translate.ts";
 import type { ExternKind } from "../module/types.ts";
+import type { CodeFacts } from "./instrument.ts";
 import { rewriteModule } from "./rewrite.ts";
 
 /** The shape of a pooled memory: a memory is reused only for exactly this shape. */
@@ -35,6 +36,8 @@ export interface ItemPlan {
 export interface RunPlan {
   /** The compiled rewrite. */
   readonly compiled: WebAssembly.Module;
+  /** What the module's code does. */
+  readonly facts: CodeFacts;
   /** Whether the module has a start function (exported by the rewrite, called by wasmpool). */
   readonly start: boolean;
   /** The pooled memories, by defined memory index; empty on demand. */
@@ -88,12 +91,13 @@ export function planRun(
     max: m.max,
     key: `${m.min}:${m.max}`,
   }));
-  const binary = rewriteModule(bytes, parsed, {
+  const rewritten = rewriteModule(bytes, parsed, {
     memories: variant === "plain" ? null : memories,
     emptyData: () => false,
   });
   return {
-    compiled: compile(binary, bytes),
+    compiled: compile(rewritten.bytes, bytes),
+    facts: rewritten.facts,
     start: parsed.start !== null,
     memories: variant === "plain" ? [] : memories,
     imports: parsed.imports.map((i) => ({ module: i.module, name: i.name, kind: i.desc.kind })),

@@ -27,7 +27,7 @@
 import { ByteReader } from "../module/reader.ts";
 import type { ParsedModule } from "../module/types.ts";
 import { BinaryWriter } from "./binary_writer.ts";
-import { type GuardIndices, instrumentCode } from "./instrument.ts";
+import { type CodeFacts, type GuardIndices, instrumentCode } from "./instrument.ts";
 
 /** The import module name of the memories the rewrite turns into imports. */
 export const MEMORY_IMPORT_MODULE = "\u0000wasmpool";
@@ -100,15 +100,24 @@ export function escapingFunctions(parsed: ParsedModule): Set<number> {
   return escaping;
 }
 
+/** A rewritten module, and what its code does. */
+export interface Rewritten {
+  /** The rewritten binary. */
+  readonly bytes: Uint8Array<ArrayBuffer>;
+  /** What the module's code does (found while instrumenting it). */
+  readonly facts: CodeFacts;
+}
+
 /**
  * Rewrites `bytes` (a module `parsed` was parsed from; the parser has checked it) as described
- * in this file's documentation.
+ * in this file's documentation. Throws MalformedModuleError or UnsupportedFeatureError for
+ * function bodies that do not decode.
  */
 export function rewriteModule(
   bytes: Uint8Array,
   parsed: ParsedModule,
   options: RewriteOptions,
-): Uint8Array<ArrayBuffer> {
+): Rewritten {
   const memories = options.memories ?? [];
   if (options.memories !== null && memories.length !== parsed.memories.length) {
     throw new RangeError(
@@ -129,6 +138,7 @@ export function rewriteModule(
   };
   const kill = counts.function + parsed.functions.length;
   const escaping = escapingFunctions(parsed);
+  const code = instrumentCode(bytes, parsed, guard, (f) => escaping.has(f));
 
   // What each section becomes: a writer of its new contents, or null to drop it.
   const rewrite = new Map<number, (body: ByteReader | null) => BinaryWriter | null>([
@@ -160,7 +170,7 @@ export function rewriteModule(
         if (parsed.start !== null) w.name(START_EXPORT).u8(0x00).u32(parsed.start);
       })],
     [Section.start, () => null],
-    [Section.code, (body) => instrumentCode(bytes, body, guard, (f) => escaping.has(f))],
+    [Section.code, () => code.section],
     [Section.data, (body) => body && rewriteData(bytes, body, options.emptyData)],
   ]);
 
@@ -202,7 +212,7 @@ export function rewriteModule(
     if (written !== null) out.section(id, written);
   }
   emitMissingBefore(-1);
-  return out.finish().slice();
+  return { bytes: out.finish().slice(), facts: code.facts };
 }
 
 /** A vector section's entries copied, with `added` more written by `more` after them. */
