@@ -167,6 +167,7 @@ function toParsedModule(s: ParseState): ParsedModule {
     imports: s.imports,
     functions: s.functions,
     tables: s.tables,
+    tableInits: s.tableInits,
     memories: s.memories,
     globals: s.globals,
     exports: s.exports,

@@ -47,6 +47,8 @@ export interface ParseState {
   readonly functions: number[];
   /** Defined tables. */
   readonly tables: TableType[];
+  /** The initializer of each defined table (`null`: the default, `ref.null`). */
+  readonly tableInits: (ConstExpr | null)[];
   /** Defined memories. */
   readonly memories: MemoryType[];
   /** Defined globals. */
@@ -82,6 +84,7 @@ export function emptyState(): ParseState {
     imports: [],
     functions: [],
     tables: [],
+    tableInits: [],
     memories: [],
     globals: [],
     exports: [],
@@ -199,8 +202,18 @@ export function readFunctionSection(r: ByteReader, s: ParseState): void {
 export function readTableSection(r: ByteReader, s: ParseState): void {
   const count = readCount(r, "table");
   for (let i = 0; i < count; i++) {
+    // 0x40 0x00: a table with an initializer (WebAssembly 3.0), else a plain table type.
+    const withInit = r.peek() === 0x40;
+    if (withInit) {
+      r.u8();
+      const at = r.offset;
+      const reserved = r.u8();
+      if (reserved !== 0) throw new MalformedModuleError(`malformed table ${hex(reserved)}`, at);
+    }
     const type = readTableType(r);
+    const init = withInit ? readConstExpr(r, type.element, context(s, s.globalTypes.length)) : null;
     s.tables.push(type);
+    s.tableInits.push(init);
     s.tableTypes.push(type.element);
   }
 }

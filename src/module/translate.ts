@@ -8,6 +8,7 @@
 import { LinkError, UnsupportedFeatureError } from "../errors.ts";
 import type {
   ConstExpr,
+  ElementSegment,
   ExternKind,
   GlobalType,
   Import,
@@ -160,6 +161,32 @@ function offsetResolver(
   return (expr) => resolve(expr, 0);
 }
 
+/**
+ * A table with an initializer (WebAssembly 3.0) starts with every element set to it: for the
+ * native tables, an element segment over the whole initial size, applied before the module's
+ * own segments. `ref.null` is what a native table holds anyway.
+ */
+function tableInitSegments(
+  parsed: ParsedModule,
+  importCounts: Readonly<Record<ExternKind, number>>,
+): ElementSegment[] {
+  const segments: ElementSegment[] = [];
+  parsed.tableInits.forEach((init, i) => {
+    if (init === null || init.kind === "ref.null") return;
+    if (init.kind !== "ref.func") {
+      throw new UnsupportedFeatureError(`table initializer ${init.kind}`, 0);
+    }
+    segments.push({
+      mode: "active",
+      table: importCounts.table + i,
+      offset: { kind: "i32.const", value: 0 },
+      type: "funcref",
+      elements: new Array(parsed.tables[i].min).fill(init.index),
+    });
+  });
+  return segments;
+}
+
 interface Blob {
   readonly blob: Uint8Array;
   readonly offsetGlobals: boolean;
@@ -173,7 +200,10 @@ function buildBlob(
   resolveOffset: (expr: ConstExpr) => OffsetPlan,
 ): Blob {
   const data = parsed.data.filter((d) => d.mode === "active");
-  const elems = parsed.elements.filter((e) => e.mode === "active");
+  const elems = [
+    ...tableInitSegments(parsed, importCounts),
+    ...parsed.elements.filter((e) => e.mode === "active"),
+  ];
   const descBytes = HEADER_BYTES + 8 * (memories.length + tables.length) +
     SEGMENT_DESC_BYTES * (data.length + elems.length);
   let entriesBytes = 0;

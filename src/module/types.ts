@@ -136,6 +136,8 @@ export interface ParsedModule {
   readonly functions: readonly number[];
   /** Tables the module defines. */
   readonly tables: readonly TableType[];
+  /** The initializer of each defined table; `null` for the default (`ref.null`). */
+  readonly tableInits: readonly (ConstExpr | null)[];
   /** Memories the module defines. */
   readonly memories: readonly MemoryType[];
   /** Globals the module defines. */

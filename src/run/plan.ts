@@ -51,23 +51,27 @@ export interface RunPlan {
 /** The two ways a module runs: its memories pooled, or made by the runtime (on demand). */
 export type RunVariant = "pooled" | "plain";
 
-function compile(
-  bytes: Uint8Array<ArrayBuffer>,
-  original: Uint8Array<ArrayBuffer>,
-): WebAssembly.Module {
+/**
+ * Throws MalformedModuleError, with the runtime's own message, unless the runtime accepts
+ * `original`. The rewrite only appends to index spaces, so a reference one past the end (an
+ * invalid module) could become valid: the module as given is what must validate.
+ */
+function validate(original: Uint8Array<ArrayBuffer>): void {
+  if (WebAssembly.validate(original)) return;
+  try {
+    new WebAssembly.Module(original);
+  } catch (error) {
+    if (error instanceof WebAssembly.CompileError) throw new MalformedModuleError(error.message, 0);
+    throw error;
+  }
+  throw new MalformedModuleError("the runtime does not validate the module", 0);
+}
+
+function compile(bytes: Uint8Array<ArrayBuffer>): WebAssembly.Module {
   try {
     return new WebAssembly.Module(bytes);
   } catch (error) {
     if (!(error instanceof WebAssembly.CompileError)) throw error;
-    // Report what the runtime says of the module as given, not of the rewrite.
-    try {
-      new WebAssembly.Module(original);
-    } catch (originalError) {
-      if (originalError instanceof WebAssembly.CompileError) {
-        throw new MalformedModuleError(originalError.message, 0);
-      }
-      throw originalError;
-    }
     throw new WasmpoolError(
       `the runtime refused wasmpool's rewrite of a module it accepts: ${error.message}`,
       { cause: error },
@@ -85,6 +89,8 @@ export function planRun(
   translation: Translation,
   variant: RunVariant,
 ): RunPlan {
+  validate(bytes);
+  validate(bytes);
   const parsed = translation.parsed;
   const memories = translation.memories.map((m) => ({
     min: m.min,
@@ -96,7 +102,7 @@ export function planRun(
     emptyData: () => false,
   });
   return {
-    compiled: compile(rewritten.bytes, bytes),
+    compiled: compile(rewritten.bytes),
     facts: rewritten.facts,
     start: parsed.start !== null,
     memories: variant === "plain" ? [] : memories,

@@ -1,0 +1,117 @@
+/**
+ * The WebAssembly spec test suite through wasmpool's running instances, pooled and on demand,
+ * compared command by command with the runtime's own `WebAssembly` (the harness in
+ * `tests/spec/`): same values, same traps with the same messages, same link and compile
+ * failures, same exported state at the end of each file.
+ *
+ * Modules wasmpool refuses on purpose (features it cannot pool: GC types, typed function
+ * references, memory64, shared memories) are counted as refusals, by name.
+ *
+ * @module
+ */
+
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  Config,
+  Engine,
+  InstanceAllocationStrategy,
+  LimitError,
+  LinkError,
+  MalformedModuleError,
+  Module,
+  UnsupportedFeatureError,
+} from "../mod.ts";
+import { type Backend, errorClassOf } from "./spec/backend.ts";
+import { type FileReport, runSpecFile } from "./spec/runner.ts";
+import { currentRuntime } from "./spec/skips.ts";
+import { loadSpecFile, SPEC_FILES } from "./spec/suite.ts";
+
+const runtime = currentRuntime();
+
+/** Limits wide enough for every module of the suite: it is the semantics under test here. */
+function pooling(): InstanceAllocationStrategy {
+  return InstanceAllocationStrategy.pooling({
+    instanceLimits: { count: 200, memoryReservationSize: 2 ** 32 },
+    moduleLimits: {
+      importedFunctions: 10_000,
+      importedTables: 10,
+      importedMemories: 10,
+      importedGlobals: 100,
+      types: 10_000,
+      functions: 10_000,
+      tables: 100,
+      memories: 10,
+      globals: 1_000,
+      tableElements: 10_000_000,
+      memoryPages: 65_536,
+    },
+  });
+}
+
+function backend(name: string, strategy: () => InstanceAllocationStrategy): Backend<Module> {
+  const engine = new Engine(new Config().withAllocationStrategy(strategy()));
+  return {
+    name,
+    compile: (bytes) => new Module(engine, bytes),
+    instantiate: (module, imports) => engine.instantiate(module, imports),
+    errorClass: (error) =>
+      error instanceof MalformedModuleError
+        ? "CompileError"
+        : error instanceof LinkError
+        ? "LinkError"
+        : errorClassOf(error),
+    close: () => engine.close(),
+  };
+}
+
+const candidates: [string, () => Backend<Module>][] = [
+  ["wasmpool pooling", () => backend("wasmpool pooling", pooling)],
+  ["wasmpool on-demand", () => backend("wasmpool on-demand", InstanceAllocationStrategy.onDemand)],
+];
+
+function failuresOf(report: FileReport): string {
+  return report.failures.map((f) =>
+    `${report.file}:${f.line} ${f.command} [${f.check}] ${f.reason}`
+  ).join("\n");
+}
+
+for (const [title, make] of candidates) {
+  describe(`spec suite through ${title}, against the runtime's own WebAssembly`, () => {
+    const reports: FileReport[] = [];
+    for (const name of SPEC_FILES) {
+      it(`${name}.wast: every command agrees`, async () => {
+        const candidate = make();
+        try {
+          const report = await runSpecFile(loadSpecFile(name), {
+            candidate,
+            refusals: [{
+              name: "UnsupportedFeatureError",
+              matches: (error) => error instanceof UnsupportedFeatureError,
+            }, {
+              // A table of 2^32 - 1 elements: past any pool's limit (and V8's own).
+              name: "LimitError",
+              matches: (error) => error instanceof LimitError,
+            }],
+          });
+          reports.push(report);
+          assert.equal(report.failures.length, 0, failuresOf(report));
+        } finally {
+          await candidate.close?.();
+        }
+      });
+    }
+
+    it("summary", () => {
+      const compared = reports.reduce((n, r) => n + r.compared, 0);
+      const refused = reports.reduce(
+        (n, r) => n + Object.values(r.refused).reduce((a, b) => a + b, 0),
+        0,
+      );
+      console.log(
+        `spec suite in ${runtime} through ${title}: ${compared} commands compared, all equal; ` +
+          `${refused} refused on purpose`,
+      );
+    });
+  });
+}
