@@ -332,6 +332,7 @@ describe("parseModule: valid modules", () => {
       imports: [],
       functions: [],
       tables: [],
+      tableInits: [],
       memories: [],
       globals: [],
       exports: [],
