@@ -183,18 +183,20 @@ fn run_cycles(engine: *wasm_engine_t, pre: *const wasmtime_instance_pre_t, itera
 }
 
 fn measure(case: EngineCase, engine: *wasm_engine_t, pre: *const wasmtime_instance_pre_t, group: []const u8) Row {
-    // Warm up (faults in the slot, the image mapping, the allocator's lists) and calibrate:
-    // double the count until a batch takes a tenth of a round.
-    var iterations: u32 = 1;
-    while (true) {
-        const elapsed_ns = run_cycles(engine, pre, iterations);
-        if (elapsed_ns >= round_target_ns / 10 or iterations >= iterations_max) {
-            const per_cycle_ns = @max(1, elapsed_ns / iterations);
-            iterations = @intCast(std.math.clamp(round_target_ns / per_cycle_ns, 1, iterations_max));
-            break;
-        }
-        iterations *= 2;
+    // Warm up (the first cycle faults in the slot, the image mapping, the allocator's lists)
+    // and calibrate on batches of doubling size, at least four, for a fifth of a round. The
+    // fastest batch sets the count, so a batch that lost the CPU to another process does not
+    // shrink the rounds.
+    _ = run_cycles(engine, pre, 1);
+    var batch: u32 = 1;
+    var spent_ns: u64 = 0;
+    var fastest_ns: u64 = std.math.maxInt(u64);
+    while ((spent_ns < round_target_ns / 5 or batch < 16) and batch < iterations_max) : (batch *= 2) {
+        const elapsed_ns = run_cycles(engine, pre, batch);
+        spent_ns += elapsed_ns;
+        fastest_ns = @min(fastest_ns, elapsed_ns / batch);
     }
+    const iterations: u32 = @intCast(std.math.clamp(round_target_ns / @max(1, fastest_ns), 1, iterations_max));
     var per_cycle: [rounds]f64 = undefined;
     for (&per_cycle) |*ns| {
         const elapsed_ns = run_cycles(engine, pre, iterations);
