@@ -23,7 +23,10 @@ export interface MitataRun {
   }[];
 }
 
-/** Writes `result` to `bench/results/<name>.json` and prints its medians. */
+/**
+ * Writes `result` to `bench/results/<name>.json` and prints its medians, keyed by bench name
+ * (`<group> / <name>` for a name that more than one group uses).
+ */
 export function writeResults(name: string, result: MitataRun): void {
   const rows = result.benchmarks.flatMap((b) =>
     b.runs.map((r) => ({
@@ -39,8 +42,12 @@ export function writeResults(name: string, result: MitataRun): void {
     new URL(`${name}.json`, directory),
     JSON.stringify({ runtime: RUNTIME, benchmarks: rows }, null, 2),
   );
+  const uses = new Map<string, number>();
+  for (const r of rows) uses.set(r.name, (uses.get(r.name) ?? 0) + 1);
+  const key = (r: (typeof rows)[number]): string =>
+    uses.get(r.name)! > 1 && r.group !== null ? `${r.group} / ${r.name}` : r.name;
   console.log(JSON.stringify({
     runtime: RUNTIME,
-    medians_ns: Object.fromEntries(rows.map((r) => [r.name, r.stats?.p50 ?? null])),
+    medians_ns: Object.fromEntries(rows.map((r) => [key(r), r.stats?.p50 ?? null])),
   }));
 }

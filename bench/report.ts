@@ -11,7 +11,11 @@
  * ```
  *
  * Files it understands: `{runtime, benchmarks: [{name, stats: {p50, ...}}]}` (the mitata
- * benches) and `{runtime, benchmarks: [{name, median_ns}]}` (the Zig-native bench). A row may
+ * benches) and `{runtime, benchmarks: [{name, median_ns}]}` (the Zig-native benches). Files of
+ * one suite from different runtimes share tables: `wasmtime-deno.json`, `wasmtime-bun.json`
+ * and `wasmtime-zig-native.json` (bench/wasmtime_bench.ts, zig/bench/wasmtime_bench.zig) give
+ * each module's Wasmtime and wasmpool rows a column per runtime, as ratios to Wasmtime's
+ * pooling + copy-on-write cycle in that runtime. A row may
  * carry `group` (its mitata group's name) and `baseline` (boolean); without them the groups
  * and baselines of the known benches are used, else one group per file, first row as
  * baseline. Files of any other shape are skipped with a note on stderr.
@@ -340,16 +344,31 @@ async function commandVersion(
   }
 }
 
+/** The version of the Wasmtime script/bootstrap installed (its dist-info), or null. */
+async function wasmtimeVersion(root: string): Promise<string | null> {
+  try {
+    for await (const entry of Deno.readDir(`${root}/.tools/wasmtime`)) {
+      const match = /^wasmtime-(.+)\.dist-info$/.exec(entry.name);
+      if (entry.isDirectory && match !== null) return match[1];
+    }
+  } catch {
+    // Not installed.
+  }
+  return null;
+}
+
 /**
  * Reads the machine's CPU, memory and kernel from /proc, and the versions of the tools the
  * benches run with (the repository's pinned `.tools/bin/*` when present, else the PATH).
  *
  * @param root The repository root.
  * @param runtimes The runtimes that have results.
+ * @param suites The bench suites that have results (`wasmtime` adds Wasmtime's version).
  */
 export async function machineInfo(
   root: string,
   runtimes: ReadonlySet<string>,
+  suites: ReadonlySet<string> = new Set(),
 ): Promise<MachineInfo> {
   const cpuinfo = await readText("/proc/cpuinfo");
   const meminfo = await readText("/proc/meminfo");
@@ -374,6 +393,10 @@ export async function machineInfo(
   }
   if (runtimes.has("zig-native")) {
     tools.push(`Zig ${await commandVersion(await tool("zig"), ["version"], /^(\S+)/) ?? "?"}`);
+  }
+  if (suites.has("wasmtime")) {
+    const version = await wasmtimeVersion(root);
+    tools.push(`Wasmtime ${version ?? "?"} (C API library of PyPI wasmtime)`);
   }
   const mitata = /"version":\s*"([^"]+)"/.exec(
     await readText(`${root}/.tools/node_modules/mitata/package.json`),
@@ -519,7 +542,11 @@ export async function main(args: readonly string[]): Promise<number> {
   const { files, notes } = await loadResults(`${root}/bench/results`);
   for (const note of notes) console.error(`report: ${note}`);
   const groups = groupResults(files);
-  const machine = await machineInfo(root, new Set(files.map((f) => f.runtime)));
+  const machine = await machineInfo(
+    root,
+    new Set(files.map((f) => f.runtime)),
+    new Set(files.map((f) => f.suite)),
+  );
   const live = renderLive(await loadLive(`${root}/bench/results`));
   const body = renderSection(groups, machine, files);
   const section = await formatMarkdown(live === "" ? body : `${body}\n\n${live}`, root);
