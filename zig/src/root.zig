@@ -108,4 +108,5 @@ test {
     _ = @import("pool.zig");
     _ = @import("engine_test.zig");
     _ = @import("uffd_test.zig");
+    _ = @import("placement.zig");
 }
