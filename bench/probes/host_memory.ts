@@ -35,9 +35,13 @@ export function addressOf(buffer: ArrayBuffer): number {
 
 /** One line of `/proc/self/maps`. */
 export interface Vma {
+  /** The first address. */
   readonly start: number;
+  /** The address past the last. */
   readonly end: number;
+  /** `rw-p` and the like. */
   readonly perms: string;
+  /** The path, `[heap]` and the like, or empty for anonymous memory. */
   readonly path: string;
 }
 

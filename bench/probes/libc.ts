@@ -10,22 +10,35 @@ import { RUNTIME } from "./host_memory.ts";
 
 /** The libc calls, with addresses and sizes as numbers. Each returns the C result. */
 export interface Libc {
+  /** memfd_create(2): the descriptor, or -1. */
   memfdCreate(name: string, flags: number): number;
+  /** ftruncate(2). */
   ftruncate(fd: number, sizeBytes: number): number;
+  /** pwrite(2) of all of `bytes` at `offset`: the bytes written. */
   pwrite(fd: number, bytes: Uint8Array, offset: number): number;
+  /** pread(2) into all of `bytes` from `offset`: the bytes read. */
   pread(fd: number, bytes: Uint8Array, offset: number): number;
-  /** mmap; returns the address, or -errno. */
+  /** mmap(2) at offset 0 of `fd`: the address, or -errno. */
   mmap(address: number, sizeBytes: number, prot: number, flags: number, fd: number): number;
+  /** madvise(2). */
   madvise(address: number, sizeBytes: number, advice: number): number;
+  /** close(2). */
   close(fd: number): number;
+  /** The calling thread's errno. */
   errno(): number;
 }
 
+/** `PROT_READ` (x86_64, aarch64). */
 export const PROT_READ = 1;
+/** `PROT_WRITE`. */
 export const PROT_WRITE = 2;
+/** `MAP_PRIVATE`. */
 export const MAP_PRIVATE = 0x02;
+/** `MAP_FIXED`. */
 export const MAP_FIXED = 0x10;
+/** `MADV_DONTNEED`. */
 export const MADV_DONTNEED = 4;
+/** `MFD_CLOEXEC`. */
 export const MFD_CLOEXEC = 1;
 
 const symbols = {
