@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { native } from "../src/ffi/load.ts";
 import type { NativePointer } from "../src/ffi/symbols.ts";
 import { memoryAccessInstance } from "./fixtures/memory_access_module.ts";
+import { prng } from "./fixtures/prng.ts";
 
 const HOST_PAGE = 4096;
 const WASM_PAGE = 65536;
@@ -56,6 +57,14 @@ function scan(t: Tracker, address: NativePointer, pages: number): [number, numbe
   const out: [number, number][] = [];
   for (let i = 0; i < count; i++) out.push([runs[2 * i], runs[2 * i + 1]]);
   return out;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  const x = new Int32Array(a.buffer, a.byteOffset, a.length / 4);
+  const y = new Int32Array(b.buffer, b.byteOffset, b.length / 4);
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
 }
 
 /** Memories made before the one under test, kept alive: JavaScriptCore makes its first few
@@ -149,6 +158,50 @@ describe("write tracker on host memories", { skip: unavailable }, () => {
       assert.deepEqual(scan(t, address, pages), []);
       wasm.store(0, 5);
       assert.deepEqual(scan(t, address, pages), [[0, 1]]);
+    });
+  }
+
+  for (const others of [0, 16]) {
+    it(`1,000 seeded tenants of ${others === 0 ? "a memory" : `a memory made after ${others} others`}: restore gives back the image, page for page`, () => {
+      using t = tracker();
+      const memory = memoryAfter(others, 2, 2);
+      const wasm = memoryAccessInstance(memory, 2);
+      const view = new Uint8Array(memory.buffer);
+      const pages = hostPages(memory);
+      for (let page = 0; page < pages; page++) {
+        view.fill(page * 7 + 1, page * HOST_PAGE, (page + 1) * HOST_PAGE);
+      }
+      const image = view.slice();
+      const imagePointer = lib.pointerOf(image)!;
+      const address = pointerOf(memory);
+      assert.equal(lib.writeTrackerRegister(t.pointer, address, pages), 0);
+      const random = prng(0x5eed + others);
+      for (let cycle = 0; cycle < 1000; cycle++) {
+        const written = new Set<number>();
+        const writes = Math.floor(random() * 10);
+        for (let i = 0; i < writes; i++) {
+          const at = Math.floor(random() * view.length);
+          const value = 1 + Math.floor(random() * 255);
+          if (random() < 0.5) wasm.store(at, value);
+          else view[at] = value;
+          written.add(Math.floor(at / HOST_PAGE));
+        }
+        if (random() < 0.1) {
+          // A tenant that fills a span: whole pages and the edges of two.
+          const at = Math.floor(random() * (view.length - 3 * HOST_PAGE));
+          wasm.fill(at, 0, 2 * HOST_PAGE);
+          for (
+            let page = Math.floor(at / HOST_PAGE);
+            page * HOST_PAGE < at + 2 * HOST_PAGE;
+            page++
+          ) {
+            written.add(page);
+          }
+        }
+        const restored = lib.writeTrackerRestore(t.pointer, address, pages, imagePointer);
+        assert.equal(restored, written.size, `cycle ${cycle}: pages restored`);
+        assert.ok(sameBytes(new Uint8Array(memory.buffer), image), `cycle ${cycle}: bytes`);
+      }
     });
   }
 
