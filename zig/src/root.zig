@@ -165,7 +165,8 @@ export fn wasmpool_write_tracker_unregister(tracker: *write_tracker.Tracker, add
 /// protects them again. Writes up to `capacity_runs` runs to `out_runs` as pairs
 /// (first page, page count), pages counted from `address`, and to `out_end_host_page` the page
 /// where the walk stopped (`size_host_pages` when it is complete; else scan again from there).
-/// Returns the number of runs, or -errno (-EPERM: some of the range is not tracked).
+/// Returns the number of runs, or -errno (-EPERM: some of the range is not tracked); after an
+/// error, treat the whole range as written.
 export fn wasmpool_write_tracker_scan(
     tracker: *write_tracker.Tracker,
     address: ?[*]u8,

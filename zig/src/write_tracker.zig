@@ -13,8 +13,9 @@
 //! after `register` returned. A page dropped with `madvise(DONTNEED)` loses its protection with
 //! its bytes on an anonymous mapping (the kernel drops everything there), so it is reported as
 //! written; on a file mapping (an image) the protection stays and the page reads the file again.
-//! Scans pass `PM_SCAN_CHECK_WPASYNC`: a range that is not (or no
-//! longer) registered with async write protection fails with EPERM instead of reporting nothing.
+//! Scans pass `PM_SCAN_CHECK_WPASYNC`: a range that is not (or no longer) registered with async
+//! write protection fails with EPERM instead of reporting nothing. Whenever a scan fails, the
+//! caller treats the range as wholly written (restores all of it): never fewer pages.
 //!
 //! Layout of one registered range (host pages of 4 KiB; a run is a maximal span of written ones):
 //!
@@ -259,14 +260,19 @@ pub const Tracker = struct {
     /// protected, in address order, and (mode `protect`) protects them again. Stops early when
     /// `runs` fills: `walk_end` then says where to go on. EPERM: some mapping of the range is not
     /// registered with async write protection (never, or no longer: it was unmapped and mapped
-    /// again); the range must be treated as wholly written.
+    /// again); the range must be treated as wholly written. A protecting scan is never retried:
+    /// one interrupted (EINTR, only for a fatal signal) may have protected pages it did not
+    /// report, so on any error the range must be treated as wholly written.
     pub fn scan(self: Tracker, start: u64, end: u64, runs: []Run, mode: Mode, out: *Scan) ?sys.Errno {
         assert(start % page_bytes == 0);
         assert(end % page_bytes == 0);
         assert(start <= end);
         assert(runs.len > 0);
         var arg = scan_arg(start, end, runs, mode);
-        const rc = ioctl_retrying(self.pagemap, ioctl_pagemap_scan, @intFromPtr(&arg));
+        const rc = switch (mode) {
+            .peek => ioctl_retrying(self.pagemap, ioctl_pagemap_scan, @intFromPtr(&arg)),
+            .protect => linux.ioctl(self.pagemap, ioctl_pagemap_scan, @intFromPtr(&arg)),
+        };
         if (errno_of(rc)) |errno| return errno;
         assert(rc <= runs.len);
         assert(arg.walk_end >= start and arg.walk_end <= end);
