@@ -26,7 +26,7 @@ const bunPtr: BunPtr | null = RUNTIME === "bun"
   : null;
 
 /** The address of the first byte of `buffer` (a memory's buffer of at least one byte). */
-export function addressOf(buffer: ArrayBuffer): number {
+export function addressOf(buffer: ArrayBufferLike): number {
   const view = new Uint8Array(buffer);
   if (bunPtr !== null) return bunPtr(view);
   const deno = (globalThis as unknown as { Deno: DenoPointers }).Deno;
