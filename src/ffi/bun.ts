@@ -23,7 +23,7 @@ export interface BunFfi {
     symbols: Record<string, { args: BunType[]; returns: BunType }>,
   ): { symbols: Record<string, Fn> };
   toArrayBuffer(pointer: number, byteOffset: number, byteLength: number): ArrayBuffer;
-  ptr(buffer: ArrayBuffer): number;
+  ptr(buffer: ArrayBufferLike | ArrayBufferView): number;
 }
 
 /** Imports `bun:ffi`; only called when running under Bun. */
@@ -66,6 +66,20 @@ export function openBun(ffi: BunFfi, path: string): NativeLibrary {
     bufferAddress: (buffer) => ffi.ptr(buffer),
     memoryGrow: s.wasmpool_memory_grow as NativeLibrary["memoryGrow"],
     tableGrow: s.wasmpool_table_grow as NativeLibrary["tableGrow"],
+    memoryPlacement: s.wasmpool_memory_placement as NativeLibrary["memoryPlacement"],
+    writeTrackerCreate: (reason) => out(s.wasmpool_write_tracker_create(reason)),
+    writeTrackerDestroy: (tracker) => void s.wasmpool_write_tracker_destroy(tracker),
+    writeTrackerRegister: s.wasmpool_write_tracker_register as NativeLibrary[
+      "writeTrackerRegister"
+    ],
+    writeTrackerUnregister: s.wasmpool_write_tracker_unregister as NativeLibrary[
+      "writeTrackerUnregister"
+    ],
+    writeTrackerScan: s.wasmpool_write_tracker_scan as NativeLibrary["writeTrackerScan"],
+    writeTrackerRestore: s.wasmpool_write_tracker_restore as NativeLibrary["writeTrackerRestore"],
+    pointerOf: (
+      buffer,
+    ) => (buffer.byteLength === 0 ? null : ffi.ptr(buffer) as unknown as NativePointer),
     arrayBuffer: (address, byteLength) => ffi.toArrayBuffer(address, 0, byteLength),
     address: (pointer) => pointer as unknown as number,
   };

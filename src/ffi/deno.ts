@@ -23,7 +23,7 @@ interface DenoFfi {
   ): { symbols: Record<string, Fn> };
   UnsafePointer: {
     create(value: bigint): unknown;
-    of(buffer: ArrayBuffer): unknown;
+    of(buffer: ArrayBufferLike | ArrayBufferView): unknown;
     value(pointer: unknown): bigint | number;
   };
   UnsafePointerView: {
@@ -67,6 +67,18 @@ export function openDeno(path: string): NativeLibrary {
     bufferAddress: (buffer) => Number(deno.UnsafePointer.value(deno.UnsafePointer.of(buffer))),
     memoryGrow: s.wasmpool_memory_grow as NativeLibrary["memoryGrow"],
     tableGrow: s.wasmpool_table_grow as NativeLibrary["tableGrow"],
+    memoryPlacement: s.wasmpool_memory_placement as NativeLibrary["memoryPlacement"],
+    writeTrackerCreate: (reason) => out(s.wasmpool_write_tracker_create(reason)),
+    writeTrackerDestroy: (tracker) => void s.wasmpool_write_tracker_destroy(ptr(tracker)),
+    writeTrackerRegister: s.wasmpool_write_tracker_register as NativeLibrary[
+      "writeTrackerRegister"
+    ],
+    writeTrackerUnregister: s.wasmpool_write_tracker_unregister as NativeLibrary[
+      "writeTrackerUnregister"
+    ],
+    writeTrackerScan: s.wasmpool_write_tracker_scan as NativeLibrary["writeTrackerScan"],
+    writeTrackerRestore: s.wasmpool_write_tracker_restore as NativeLibrary["writeTrackerRestore"],
+    pointerOf: (buffer) => out(deno.UnsafePointer.of(buffer)),
     arrayBuffer: (address, byteLength) =>
       deno.UnsafePointerView.getArrayBuffer(deno.UnsafePointer.create(BigInt(address)), byteLength),
     address: (pointer) => Number(deno.UnsafePointer.value(pointer)),

@@ -44,6 +44,16 @@ export const SYMBOLS = {
     parameters: ["pointer", "u32", "u32", "u32", "pointer", "u32"],
     result: "i32",
   },
+  memory_placement: { parameters: ["pointer", "u32", "u32", "u32", "buffer"], result: "i32" },
+  write_tracker_create: { parameters: ["buffer"], result: "pointer" },
+  write_tracker_destroy: { parameters: ["pointer"], result: "void" },
+  write_tracker_register: { parameters: ["pointer", "pointer", "u32"], result: "i32" },
+  write_tracker_unregister: { parameters: ["pointer", "pointer", "u32"], result: "i32" },
+  write_tracker_scan: {
+    parameters: ["pointer", "pointer", "u32", "buffer", "u32", "buffer"],
+    result: "i32",
+  },
+  write_tracker_restore: { parameters: ["pointer", "pointer", "u32", "pointer"], result: "i32" },
 } as const satisfies Record<string, NativeSignature>;
 
 /** The ABI version this TypeScript side speaks; `abi_version()` must answer it. */
@@ -118,6 +128,56 @@ export interface NativeLibrary {
     scratch: NativePointer,
     scratchBytes: number,
   ): number;
+  /**
+   * `wasmpool_memory_placement`: 1 when the host memory at `address` is reserved in place for
+   * at least its maximum and the minimum (it never moves), 0 when not, negative when that cannot
+   * be told; the reservation's reach in wasm pages goes to `outReservedWasmPages[0]`.
+   */
+  memoryPlacement(
+    address: NativePointer,
+    accessibleWasmPages: number,
+    maximumWasmPages: number,
+    minimumReservedWasmPages: number,
+    outReservedWasmPages: Uint32Array,
+  ): number;
+  /** `wasmpool_write_tracker_create`: null when unavailable, reason and errno in `outReason`. */
+  writeTrackerCreate(outReason: Int32Array): NativePointer | null;
+  /** `wasmpool_write_tracker_destroy`: releases every range the tracker registered. */
+  writeTrackerDestroy(tracker: NativePointer): void;
+  /** `wasmpool_write_tracker_register`: 0, or -errno. */
+  writeTrackerRegister(
+    tracker: NativePointer,
+    address: NativePointer,
+    sizeHostPages: number,
+  ): number;
+  /** `wasmpool_write_tracker_unregister`: 0, or -errno. */
+  writeTrackerUnregister(
+    tracker: NativePointer,
+    address: NativePointer,
+    sizeHostPages: number,
+  ): number;
+  /**
+   * `wasmpool_write_tracker_scan`: the runs of 4 KiB pages written since the last scan, as
+   * (first page, page count) pairs in `outRuns`, protected again; their number, or -errno. The
+   * page where the walk stopped goes to `outEndHostPage[0]`.
+   */
+  writeTrackerScan(
+    tracker: NativePointer,
+    address: NativePointer,
+    sizeHostPages: number,
+    outRuns: Uint32Array,
+    capacityRuns: number,
+    outEndHostPage: Uint32Array,
+  ): number;
+  /** `wasmpool_write_tracker_restore`: the pages copied back from `source`, or -errno. */
+  writeTrackerRestore(
+    tracker: NativePointer,
+    address: NativePointer,
+    sizeHostPages: number,
+    source: NativePointer,
+  ): number;
+  /** The address of the first byte of `buffer` (a memory's buffer, say); null when empty. */
+  pointerOf(buffer: ArrayBufferLike | ArrayBufferView): NativePointer | null;
   /** An ArrayBuffer over `byteLength` bytes of native memory at `address` (no copy). */
   arrayBuffer(address: number, byteLength: number): ArrayBuffer;
   /** The numeric address of a pointer. */

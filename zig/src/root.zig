@@ -7,6 +7,8 @@ const engine_mod = @import("engine.zig");
 const Engine = engine_mod.Engine;
 const Module = @import("module.zig").Module;
 const Scratch = @import("scratch.zig").Scratch;
+const write_tracker = @import("write_tracker.zig");
+const placement = @import("placement.zig");
 
 const allocator = std.heap.c_allocator;
 
@@ -108,6 +110,141 @@ export fn wasmpool_test_inject_failures(operation: u32, count: u32) i32 {
     return 0;
 }
 
+/// Where the runtime placed a host memory: 1 when it is reserved in place for at least
+/// `maximum_wasm_pages` and `minimum_reserved_wasm_pages` (it never moves; an image may be mapped
+/// over it), 0 when it is not, a negative `placement.Kind` when that cannot be told. Writes how
+/// far the reservation reaches, in wasm pages (saturated), to `out_reserved_wasm_pages`.
+export fn wasmpool_memory_placement(
+    address: ?[*]u8,
+    accessible_wasm_pages: u32,
+    maximum_wasm_pages: u32,
+    minimum_reserved_wasm_pages: u32,
+    out_reserved_wasm_pages: *u32,
+) i32 {
+    const wasm_page_bytes: u64 = 64 * 1024;
+    out_reserved_wasm_pages.* = 0;
+    if (address == null) return @intFromEnum(placement.Kind.invalid);
+    const placed = placement.classify(.{
+        .address = @intFromPtr(address),
+        .accessible_bytes = @as(u64, accessible_wasm_pages) * wasm_page_bytes,
+        .maximum_bytes = @as(u64, maximum_wasm_pages) * wasm_page_bytes,
+        .minimum_reserved_bytes = @as(u64, minimum_reserved_wasm_pages) * wasm_page_bytes,
+    });
+    out_reserved_wasm_pages.* = @intCast(@min(placed.reserved_bytes / wasm_page_bytes, std.math.maxInt(u32)));
+    return @intFromEnum(placed.kind);
+}
+
+/// Opens a write tracker (write_tracker.zig). Null when the kernel or the process cannot have
+/// one, with `out_reason[0]` the `write_tracker.Reason` and `out_reason[1]` the errno.
+export fn wasmpool_write_tracker_create(out_reason: *[2]i32) ?*write_tracker.Tracker {
+    var why: write_tracker.Unavailable = undefined;
+    const opened = write_tracker.Tracker.open(&why) orelse {
+        out_reason.* = .{ @intFromEnum(why.reason), why.errno };
+        return null;
+    };
+    const tracker = allocator.create(write_tracker.Tracker) catch {
+        opened.close();
+        out_reason.* = .{ @intFromEnum(write_tracker.Reason.other), @intFromEnum(std.os.linux.E.NOMEM) };
+        return null;
+    };
+    tracker.* = opened;
+    out_reason.* = .{ 0, 0 };
+    return tracker;
+}
+
+/// Closes the tracker: every range it registered is released by the kernel.
+export fn wasmpool_write_tracker_destroy(tracker: *write_tracker.Tracker) void {
+    tracker.close();
+    allocator.destroy(tracker);
+}
+
+/// Registers `size_host_pages` 4 KiB pages at `address` and protects them. 0, or -errno.
+export fn wasmpool_write_tracker_register(tracker: *write_tracker.Tracker, address: ?[*]u8, size_host_pages: u32) i32 {
+    const range = host_range(address, size_host_pages) orelse return -@as(i32, @intFromEnum(std.os.linux.E.INVAL));
+    const errno = tracker.register(range.start, range.size_bytes) orelse return 0;
+    return -@as(i32, errno);
+}
+
+/// Unregisters `size_host_pages` 4 KiB pages at `address`. 0, or -errno.
+export fn wasmpool_write_tracker_unregister(tracker: *write_tracker.Tracker, address: ?[*]u8, size_host_pages: u32) i32 {
+    const range = host_range(address, size_host_pages) orelse return -@as(i32, @intFromEnum(std.os.linux.E.INVAL));
+    const errno = tracker.unregister(range.start, range.size_bytes) orelse return 0;
+    return -@as(i32, errno);
+}
+
+/// Scans `size_host_pages` 4 KiB pages at `address` for pages written since the last scan and
+/// protects them again. Writes up to `capacity_runs` runs to `out_runs` as pairs
+/// (first page, page count), pages counted from `address`, and to `out_end_host_page` the page
+/// where the walk stopped (`size_host_pages` when it is complete; else scan again from there).
+/// Returns the number of runs, or -errno (-EPERM: some of the range is not tracked); after an
+/// error, treat the whole range as written.
+export fn wasmpool_write_tracker_scan(
+    tracker: *write_tracker.Tracker,
+    address: ?[*]u8,
+    size_host_pages: u32,
+    out_runs: [*]u32,
+    capacity_runs: u32,
+    out_end_host_page: *u32,
+) i32 {
+    const range = host_range(address, size_host_pages) orelse return -@as(i32, @intFromEnum(std.os.linux.E.INVAL));
+    if (capacity_runs == 0 or capacity_runs > std.math.maxInt(i32)) return -@as(i32, @intFromEnum(std.os.linux.E.INVAL));
+    const page_bytes = std.heap.page_size_min;
+    const end = range.start + range.size_bytes;
+    var batch: [scan_batch_runs]write_tracker.Run = undefined;
+    var count: u32 = 0;
+    var cursor = range.start;
+    // Each pass that does not reach the end moves the cursor past one run at least.
+    var passes: u64 = 0;
+    while (cursor < end and count < capacity_runs) : (passes += 1) {
+        std.debug.assert(passes <= size_host_pages);
+        const room = @min(batch.len, capacity_runs - count);
+        var found: write_tracker.Scan = undefined;
+        if (tracker.scan(cursor, end, batch[0..room], .protect, &found)) |errno| return -@as(i32, errno);
+        for (batch[0..found.runs_count]) |run| {
+            const first: u32 = @intCast((run.start - range.start) / page_bytes);
+            const pages: u32 = @intCast((run.end - run.start) / page_bytes);
+            // A run cut by the end of a previous batch goes on in this one: join them.
+            if (count > 0 and out_runs[2 * (count - 1)] + out_runs[2 * (count - 1) + 1] == first) {
+                out_runs[2 * (count - 1) + 1] += pages;
+                continue;
+            }
+            std.debug.assert(count < capacity_runs);
+            out_runs[2 * count] = first;
+            out_runs[2 * count + 1] = pages;
+            count += 1;
+        }
+        cursor = found.walk_end;
+    }
+    out_end_host_page.* = @intCast((cursor - range.start) / page_bytes);
+    return @intCast(count);
+}
+
+/// Copies back from `source` (`size_host_pages` 4 KiB pages, as laid out at `address`) every
+/// page written since the last scan, then protects the range again. Returns the pages
+/// restored, or -errno.
+export fn wasmpool_write_tracker_restore(tracker: *write_tracker.Tracker, address: ?[*]u8, size_host_pages: u32, source: ?[*]const u8) i32 {
+    const range = host_range(address, size_host_pages) orelse return -@as(i32, @intFromEnum(std.os.linux.E.INVAL));
+    const from = source orelse return -@as(i32, @intFromEnum(std.os.linux.E.INVAL));
+    var pages: u64 = 0;
+    if (tracker.restore(range.start, range.size_bytes, from, &pages)) |errno| return -@as(i32, errno);
+    return @intCast(@min(pages, std.math.maxInt(i32)));
+}
+
+/// PAGEMAP_SCAN calls gather at most this many runs each (on the stack: 64 × 24 bytes).
+const scan_batch_runs = 64;
+
+const HostRange = struct { start: u64, size_bytes: u64 };
+
+/// A page-aligned, non-empty range that does not wrap; null otherwise.
+fn host_range(address: ?[*]u8, size_host_pages: u32) ?HostRange {
+    const page_bytes = std.heap.page_size_min;
+    const start: u64 = @intFromPtr(address orelse return null);
+    if (start % page_bytes != 0 or size_host_pages == 0) return null;
+    const size_bytes = @as(u64, size_host_pages) * page_bytes;
+    _ = std.math.add(u64, start, size_bytes) catch return null;
+    return .{ .start = start, .size_bytes = size_bytes };
+}
+
 test {
     _ = @import("sys.zig");
     _ = @import("resident.zig");
@@ -119,4 +256,6 @@ test {
     _ = @import("pool.zig");
     _ = @import("engine_test.zig");
     _ = @import("uffd_test.zig");
+    _ = @import("placement.zig");
+    _ = @import("write_tracker.zig");
 }
