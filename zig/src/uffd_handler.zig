@@ -1,6 +1,8 @@
 //! The userfaultfd fault-handling thread. Per fault it locates (instance, memory, wasm page)
 //! by arithmetic relative to the memory pool's base, reading only atomics: it takes no lock,
-//! so a thread that faults while holding one can never deadlock against it.
+//! so a thread that faults while holding one can never deadlock against it. It fills the
+//! whole wasm page: host pages that hold image data by UFFDIO_COPY from the module's image
+//! (image.zig: the same memfd that mprotect mode maps), the others by UFFDIO_ZEROPAGE.
 
 const std = @import("std");
 const assert = std.debug.assert;
@@ -9,6 +11,8 @@ const sys = @import("sys.zig");
 const uffd = @import("uffd.zig");
 const Pool = @import("pool.zig").Pool;
 const Module = @import("module.zig").Module;
+const Image = @import("image.zig").Image;
+const working_set = @import("working_set.zig");
 const wasm_page_bytes = @import("memory.zig").wasm_page_bytes;
 
 pub const thread_name = "wasmpool-uffd";
@@ -26,6 +30,9 @@ pub const Handler = struct {
     pool: *const Pool,
     thread: std.Thread,
     counters: Counters = .{},
+    /// `working_set.zero_source_bytes` of read-only zeros: the source of zero-filled copies
+    /// when the engine prefetches written pages.
+    zero_source: [*]align(sys.page_size_bytes) const u8,
 
     /// Starts the thread on `self`, which must not move until `stop`.
     pub fn start(self: *Handler, fd: i32, pool: *const Pool, failure: *uffd.Failure) bool {
@@ -35,8 +42,15 @@ pub const Handler = struct {
             failure.* = .{ .step = .thread, .errno = @intCast(-signed) };
             return false;
         }
-        self.* = .{ .fd = fd, .stop_fd = @intCast(rc), .pool = pool, .thread = undefined };
+        var errno: sys.Errno = 0;
+        const zeros = sys.map_zeros(working_set.zero_source_bytes, &errno) orelse {
+            _ = linux.close(@intCast(rc));
+            failure.* = .{ .step = .thread, .errno = errno };
+            return false;
+        };
+        self.* = .{ .fd = fd, .stop_fd = @intCast(rc), .pool = pool, .thread = undefined, .zero_source = zeros };
         self.thread = std.Thread.spawn(.{ .stack_size = 64 * 1024 }, run, .{self}) catch {
+            sys.unmap_const(zeros, working_set.zero_source_bytes);
             _ = linux.close(self.stop_fd);
             failure.* = .{ .step = .thread, .errno = @intFromEnum(linux.E.AGAIN) };
             return false;
@@ -51,6 +65,7 @@ pub const Handler = struct {
         const one: u64 = 1;
         _ = linux.write(self.stop_fd, std.mem.asBytes(&one), @sizeOf(u64));
         self.thread.join();
+        sys.unmap_const(self.zero_source, working_set.zero_source_bytes);
         _ = linux.close(self.stop_fd);
         uffd.close(self.fd);
     }
@@ -95,16 +110,30 @@ pub const Handler = struct {
             return;
         }
         const module = @atomicLoad(?*Module, &instance.module, .acquire);
-        const src = if (module) |m| m.paged_page(memory_index, page) else null;
-        const counter = if (src != null) &self.counters.pages_copied else &self.counters.pages_zeroed;
+        const image: ?*const Image = if (module) |m| m.image(memory_index) else null;
+        const page_offset = @as(u64, page) * wasm_page_bytes;
+        _ = state.uffd_faults.fetchAdd(1, .monotonic);
+        const from_image = if (image) |i| i.any_data(page_offset, wasm_page_bytes) else false;
+        const counter = if (from_image) &self.counters.pages_copied else &self.counters.pages_zeroed;
         _ = counter.fetchAdd(1, .monotonic);
-        switch (fill(self.fd, dst, src, wasm_page_bytes)) {
+        // Runs of host pages that hold image data (copied) or not (zero pages).
+        var filled: u64 = 0;
+        var result: uffd.Resolve = .done;
+        while (filled < wasm_page_bytes) {
+            const run_len = Image.run_bytes(image, page_offset + filled, wasm_page_bytes - filled);
+            const src = if (image) |i| i.source(page_offset + filled) else null;
+            result = fill(self.fd, dst + filled, src, run_len);
+            if (result != .done) break;
+            filled += run_len;
+        }
+        switch (result) {
             .done => {},
             // Part of the wasm page is already there: fill just the host page that faulted.
             .exists => {
                 const host = address & ~@as(u64, sys.page_size_bytes - 1);
                 const host_dst: [*]u8 = @ptrFromInt(host);
-                const host_src = if (src) |s| s + (host - @intFromPtr(dst)) else null;
+                const host_offset = page_offset + (host - @intFromPtr(dst));
+                const host_src = if (image) |i| i.source(host_offset) else null;
                 if (fill(self.fd, host_dst, host_src, sys.page_size_bytes) != .done) {
                     _ = uffd.wake(self.fd, host_dst, sys.page_size_bytes);
                 }

@@ -1,5 +1,5 @@
-//! userfaultfd mode through the engine: paged images served on first touch, zero pages,
-//! resets, concurrent faults. Skipped where the kernel refuses userfaultfd.
+//! userfaultfd mode through the engine: images served on first touch, zero pages, resets,
+//! working-set prefetch, concurrent faults. Skipped where the kernel refuses userfaultfd.
 
 const std = @import("std");
 const testing = std.testing;
@@ -45,13 +45,15 @@ fn base_of(buffer: []const u8) [*]u8 {
     return @ptrFromInt(@as(usize, @intCast(std.mem.readInt(u64, buffer[32..40], .little))));
 }
 
-test "uffd: paged image on first touch, zero pages elsewhere, clean on reuse" {
+test "uffd: image on first touch, zero pages elsewhere, clean on reuse, then prefetched" {
     const engine = uffd_engine(1) orelse return error.SkipZigTest;
     defer engine.release();
     const bytes = blob();
     const module = try engine.module_create(&bytes);
-    try testing.expect(module.paged != null);
-    try testing.expectEqual(@as(usize, 2), module.paged.?[0].pages.len / 65536);
+    try testing.expect(module.imaged);
+    // Two host pages of data ("hello" and "world"); the image covers 3 wasm pages.
+    try testing.expectEqual(@as(u64, 2 * std.heap.page_size_min), module.images[0].?.data_bytes);
+    try testing.expectEqual(@as(u64, 3 * 65536), module.images[0].?.size_bytes);
     var buffer: [64]u8 align(8) = undefined;
     const scratch = Scratch{ .bytes = &buffer };
 
@@ -69,9 +71,12 @@ test "uffd: paged image on first touch, zero pages elsewhere, clean on reuse" {
         try testing.expectEqual(engine_mod.Code.ok, engine.dispose(0));
     }
     const stats = engine.stats();
-    try testing.expectEqual(@as(u64, 6), stats.uffd_pages_copied);
-    try testing.expectEqual(@as(u64, 9), stats.uffd_pages_zeroed);
+    // The first tenant faulted pages 0 and 2 (image) and 1, 3, 4 (zeros); the next two got
+    // all five prefetched at instantiation and at grow: no fault reached the handler.
+    try testing.expectEqual(@as(u64, 2), stats.uffd_pages_copied);
+    try testing.expectEqual(@as(u64, 3), stats.uffd_pages_zeroed);
     try testing.expectEqual(@as(u64, 0), stats.uffd_guard_faults);
+    try testing.expectEqual(@as(u64, 2 * 5 * 65536), stats.uffd_prefetched_bytes);
 }
 
 test "uffd: two threads faulting on the same page at once both see the image" {
