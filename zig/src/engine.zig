@@ -361,10 +361,12 @@ pub const Engine = struct {
                 const image = state.image orelse continue;
                 if (!owns_image(module, image)) continue;
                 var failure: MemoryState.MapFailure = undefined;
-                if (state.prepare(null, &failure)) |_| {
-                    _ = self.image_remaps.fetchAdd(1, .monotonic);
-                    continue;
-                } else |_| {}
+                if (!state.poisoned) {
+                    if (state.prepare(null, &failure)) |_| {
+                        _ = self.image_remaps.fetchAdd(1, .monotonic);
+                        continue;
+                    } else |_| {}
+                }
                 if (state.restore_reservation()) |errno| {
                     // Still free (a quarantined slot is not): take it out of circulation.
                     if (pool.index_allocator.take(@intCast(index))) {
@@ -588,11 +590,18 @@ pub const Engine = struct {
                 }
                 continue;
             }
+            var reset_errno: ?sys.Errno = null;
             if (!state.poisoned) {
-                if (state.reset(pool.keep_resident_bytes, self.pagemap_fd)) |_| state.poisoned = true;
+                reset_errno = state.reset(pool.keep_resident_bytes, self.pagemap_fd);
+                if (reset_errno != null) state.poisoned = true;
             }
             if (state.poisoned) {
-                if (state.restore_reservation()) |errno| cause = .{ .operation = .mmap, .errno = errno };
+                // The cause named is the first failure: the reset's, or the mapping's that
+                // poisoned the memory at allocation (then the restore's own errno).
+                if (state.restore_reservation()) |errno| cause = if (reset_errno) |e|
+                    .{ .operation = .madvise, .errno = e }
+                else
+                    .{ .operation = .mmap, .errno = errno };
             }
         }
         for (instance.tables()) |*state| {

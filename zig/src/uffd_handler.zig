@@ -116,7 +116,9 @@ pub const Handler = struct {
         const from_image = if (image) |i| i.any_data(page_offset, wasm_page_bytes) else false;
         const counter = if (from_image) &self.counters.pages_copied else &self.counters.pages_zeroed;
         _ = counter.fetchAdd(1, .monotonic);
-        // Runs of host pages that hold image data (copied) or not (zero pages).
+        // Runs of host pages that hold image data (copied) or not (zero pages), none of them
+        // waking the faulting threads: they resume only once the whole wasm page is there, so
+        // none of them can go on (and dispose the memory) while this thread still fills it.
         var filled: u64 = 0;
         var result: uffd.Resolve = .done;
         while (filled < wasm_page_bytes) {
@@ -128,34 +130,29 @@ pub const Handler = struct {
         }
         switch (result) {
             .done => {},
-            // Part of the wasm page is already there: fill just the host page that faulted.
+            // Part of the wasm page is already there (prefetched, or filled for another
+            // thread): fill the rest host page by host page, skipping what exists.
             .exists => {
-                const host = address & ~@as(u64, sys.page_size_bytes - 1);
-                const host_dst: [*]u8 = @ptrFromInt(host);
-                const host_offset = page_offset + (host - @intFromPtr(dst));
-                const host_src = if (image) |i| i.source(host_offset) else null;
-                if (fill(self.fd, host_dst, host_src, sys.page_size_bytes) != .done) {
-                    _ = uffd.wake(self.fd, host_dst, sys.page_size_bytes);
+                var at = filled;
+                while (at < wasm_page_bytes) : (at += sys.page_size_bytes) {
+                    const src = if (image) |i| i.source(page_offset + at) else null;
+                    _ = fill(self.fd, dst + at, src, sys.page_size_bytes);
                 }
-                return;
             },
-            // The mapping is changing (a reset in flight): wake the thread; it faults again.
-            .again => {
-                _ = uffd.wake(self.fd, dst, wasm_page_bytes);
-                return;
-            },
+            // The mapping is changing (a reset in flight): the thread faults again once woken.
+            .again => {},
             // Never leave a thread hanging: make the access trap instead.
             .failed => {
                 state.record_guard_page(page);
                 _ = sys.protect(dst, wasm_page_bytes, .none);
-                _ = uffd.wake(self.fd, dst, wasm_page_bytes);
-                return;
             },
         }
+        _ = uffd.wake(self.fd, dst, wasm_page_bytes);
     }
 };
 
+/// Fills `[dst, dst + len)` without waking anyone: the caller wakes the whole wasm page.
 fn fill(fd: i32, dst: [*]u8, src: ?[*]const u8, len: u64) uffd.Resolve {
-    if (src) |s| return uffd.copy(fd, dst, s, len);
-    return uffd.zeropage(fd, dst, len);
+    if (src) |s| return uffd.copy_mode(fd, dst, s, len, .dont_wake);
+    return uffd.zeropage_mode(fd, dst, len, .dont_wake);
 }

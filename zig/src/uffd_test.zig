@@ -113,3 +113,31 @@ test "uffd is refused for on-demand engines" {
     try testing.expect(Engine.create(std.heap.c_allocator, &c) == null);
     try testing.expectEqual(@intFromEnum(engine_mod.Code.bad_config), c.error_code);
 }
+
+test "uffd: an image whose data pages and holes alternate within a wasm page" {
+    const engine = uffd_engine(1) orelse return error.SkipZigTest;
+    defer engine.release();
+    var bytes = std.mem.zeroes([256]u8);
+    const header: *module_mod.Header = @ptrCast(@alignCast(&bytes));
+    header.magic = module_mod.magic;
+    header.version = module_mod.version;
+    header.blob_bytes = bytes.len;
+    header.defined_memories = 1;
+    header.data_segments = 2;
+    const words: [*]u32 = @ptrCast(@alignCast(&bytes));
+    words[16] = 2;
+    words[17] = 2;
+    words[18..][0..6].* = .{ 0, 0, 65530, 200, 30, 0 };
+    words[24..][0..6].* = .{ 0, 0, 10, 200, 11, 0 };
+    @memset(bytes[200..230], 'x');
+    const module = try engine.module_create(&bytes);
+    var buffer: [64]u8 align(8) = undefined;
+    const scratch = Scratch{ .bytes = &buffer };
+    try testing.expectEqual(@as(i32, 0), engine.allocate(module, scratch));
+    const base = base_of(&buffer);
+    try testing.expectEqual(@as(u8, 'x'), base[65530]);
+    try testing.expectEqual(@as(u8, 'x'), base[65559]);
+    try testing.expectEqual(@as(u8, 'x'), base[10]);
+    try testing.expectEqual(@as(u8, 0), base[5000]);
+    try testing.expectEqual(engine_mod.Code.ok, engine.dispose(0));
+}
