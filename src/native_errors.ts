@@ -57,8 +57,8 @@ export function describeErrno(errno: number): string {
 /** What `detail[2]` of a `resource` failure names (memory.zig's `MapStep`). */
 const MAP_STEPS = [
   "mprotect",
-  "the mmap of the module's memory image over the slot",
-  "the mmap of anonymous memory over the previous module's image in the slot",
+  "the mmap of the module's memory image over its slot",
+  "the mmap of anonymous memory over the previous module's image in its slot",
 ];
 
 /** What image.zig's `Step` numbers name. */
@@ -121,7 +121,7 @@ export function instantiationError(code: number, detail: Uint32Array): WasmpoolE
       );
     case Code.resource:
       return new ResourceError(
-        `instantiation failed: ${MAP_STEPS[detail[2]] ?? "a mapping"} of memory ${detail[1]} ` +
+        `instantiation failed: for memory ${detail[1]}, ${MAP_STEPS[detail[2]] ?? "a mapping"} ` +
           `failed with ${describeErrno(detail[0])}; ` +
           (detail[7] === 1
             ? "the slot could not be restored and is quarantined"
