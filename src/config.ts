@@ -103,12 +103,13 @@ export interface PoolingOptions {
   readonly seed?: number;
   /**
    * Bytes at the start of each memory (rounded up to the host page) that a reset restores in
-   * place instead of handing back to the kernel, in mprotect mode: to the module's image (by
-   * copy from it) where one is mapped, to zeros elsewhere. Default 65536: a reused slot's
-   * first wasm page costs no page fault and no madvise; only its pages that were written are
-   * restored, found through /proc/self/pagemap. Cost: up to this many bytes stay resident per
-   * slot between tenants. 0 gives every page back on reset (Wasmtime's default). Ignored in
-   * uffd mode, where the fault handler must see every page missing again.
+   * place instead of handing back to the kernel: to the module's image (by copy from it), to
+   * zeros past it. Default 65536: a reused slot's first wasm page costs no page fault, no
+   * madvise, and in uffd mode no round trip to the handler; only its pages that may have been
+   * written are restored, found through /proc/self/pagemap. Cost: up to this many bytes stay
+   * resident per slot between tenants. 0 gives every page back on reset (Wasmtime's default).
+   * A slot given to another module drops the kept pages (uffd) or maps that module's image
+   * over them (mprotect).
    */
   readonly memoryKeepResident?: number;
   /**

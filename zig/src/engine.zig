@@ -449,20 +449,22 @@ pub const Engine = struct {
         for (instance.memories(), module.memories, 0..) |*state, desc, m| {
             state.max_pages = desc.max_pages;
             const image = module.image(@intCast(m));
+            var failure: MemoryState.MapFailure = undefined;
+            const remapped = state.prepare(image, &failure) catch {
+                scratch.set_detail(&.{ failure.errno, @intCast(m), @intFromEnum(failure.step) });
+                return error.Resource;
+            };
+            if (remapped) _ = self.image_remaps.fetchAdd(1, .monotonic);
             if (state.mode == .mprotect) {
-                var failure: MemoryState.MapFailure = undefined;
-                const remapped = state.prepare(image, &failure) catch {
-                    scratch.set_detail(&.{ failure.errno, @intCast(m), @intFromEnum(failure.step) });
-                    return error.Resource;
-                };
-                if (remapped) _ = self.image_remaps.fetchAdd(1, .monotonic);
                 if (image) |i| shared_bytes += i.size_bytes;
             }
             if (state.protect_linear_memory(desc.min_pages)) |errno| {
                 scratch.set_detail(&.{ errno, @intCast(m), @intFromEnum(MemoryState.MapStep.protect) });
                 return error.Resource;
             }
-            if (state.mode == .uffd) self.prefetch(module, @intCast(m), state, 0, desc.min_pages);
+            // The pages a reset kept already hold this module's image: prefetch the rest.
+            const min_bytes = @as(u64, desc.min_pages) * memory_mod.wasm_page_bytes;
+            if (state.mode == .uffd) self.prefetch(module, @intCast(m), state, @min(state.kept_bytes, min_bytes), min_bytes);
             scratch.set_memory_base(header, @intCast(m), @intFromPtr(state.base));
         }
         for (instance.tables(), module.tables, 0..) |*table, desc, t| {
@@ -477,17 +479,17 @@ pub const Engine = struct {
         return index;
     }
 
-    /// uffd mode: fills the pages of `[from_pages, to_pages)` that the module's instances
-    /// used before, from this thread, so that they cost no round trip to the handler.
-    fn prefetch(self: *Engine, module: *const Module, memory: u32, state: *MemoryState, from_pages: u32, to_pages: u32) void {
+    /// uffd mode: fills the pages of `[from_bytes, to_bytes)` that the module's instances used
+    /// before, from this thread, so that they cost no round trip to the handler.
+    fn prefetch(self: *Engine, module: *const Module, memory: u32, state: *MemoryState, from_bytes: u64, to_bytes: u64) void {
         const handler = self.handler orelse return;
-        if (memory >= module.working_sets.len or from_pages >= to_pages) return;
+        if (memory >= module.working_sets.len or from_bytes >= to_bytes) return;
         const bytes = module.working_sets[memory].prefetch(
             handler.fd,
             module.image(memory),
             state.base,
-            @as(u64, from_pages) * memory_mod.wasm_page_bytes,
-            @as(u64, to_pages) * memory_mod.wasm_page_bytes,
+            from_bytes,
+            to_bytes,
             handler.zero_source,
         );
         if (bytes > 0) _ = self.uffd_prefetched_bytes.fetchAdd(bytes, .monotonic);
@@ -584,6 +586,19 @@ pub const Engine = struct {
                 // A tenancy that reached the handler teaches the module's working set.
                 if (state.uffd_faults.swap(0, .monotonic) > 0 and m < module.working_sets.len) {
                     module.working_sets[m].learn(module.image(@intCast(m)), self.pagemap_fd, state.base, state.byte_length());
+                }
+                if (state.poisoned) {
+                    // A failed prepare left the old image's kept pages: drop everything.
+                    if (sys.decommit(state.base, state.accessible_bytes)) |errno| {
+                        cause = .{ .operation = .madvise, .errno = errno };
+                    } else {
+                        state.poisoned = false;
+                        state.kept_bytes = 0;
+                        state.image = null;
+                        state.pages.store(0, .release);
+                        state.max_pages = 0;
+                    }
+                    continue;
                 }
                 if (state.reset(pool.keep_resident_bytes, self.pagemap_fd)) |errno| {
                     cause = .{ .operation = .madvise, .errno = errno };
@@ -695,7 +710,10 @@ pub const Engine = struct {
         var errno: sys.Errno = 0;
         switch (state.grow(delta_pages, &errno)) {
             .grown => |old| {
-                if (state.mode == .uffd) self.prefetch(instance.module.?, index, state, old, old + delta_pages);
+                if (state.mode == .uffd) {
+                    const page_bytes = memory_mod.wasm_page_bytes;
+                    self.prefetch(instance.module.?, index, state, @as(u64, old) * page_bytes, (@as(u64, old) + delta_pages) * page_bytes);
+                }
                 return @intCast(old);
             },
             .past_maximum => |old| {

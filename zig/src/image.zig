@@ -182,32 +182,51 @@ pub fn restore_pages(image: ?*const Image, base: [*]u8, page_offsets: []const u6
     for (page_offsets) |offset| restore_range(image, base, offset, host_page_bytes);
 }
 
+/// What a populated shared anonymous page of the range can be.
+pub const SharedPages = enum {
+    /// Anything: a page shared with a forked child, or merged by KSM, holds data.
+    may_hold_data,
+    /// The kernel's zero page only: the caller's mapping is MADV_DONTFORK and MADV_UNMERGEABLE
+    /// and never remapped, so a shared anonymous page there reads zero and needs no restore
+    /// where the image has no data.
+    are_zero,
+};
+
 /// Returns `[base, base + used_bytes)`, a memory starting with `image` (mapped there with
-/// `map`; null: plain anonymous memory), to its initial contents:
+/// `map`, or filled from it by a uffd handler; null: zeros), to its initial contents:
 ///   - of the first `keep_resident_bytes`, each populated page that may have been written is
 ///     restored by copy from the image (or zeroed), so that it stays resident and the next
-///     tenant takes no fault on it; a page still the image's own file page is left alone;
-///   - the rest is dropped with madvise(DONTNEED): image pages read the image again, the
-///     others zeros.
-/// Preconditions: `base` and `used_bytes` host-page aligned; the caller owns the range; an
-/// image, if any, is mapped at `base` and fits (`size_bytes <= used_bytes`).
+///     tenant takes no fault on it; a page still the image's own file page is left alone (and
+///     so is the zero page, where `shared` says a shared page can only be that);
+///   - the rest is dropped with madvise(DONTNEED): image pages read the image again (or are
+///     missing again, for a uffd handler to fill), the others zeros.
+/// Returns the errno of the madvise, if it failed.
+/// Preconditions: `base` and `used_bytes` host-page aligned; the caller owns the range; where
+/// the image is mapped at `base`, it lies within the range (`size_bytes <= used_bytes`), so
+/// that the madvise returns every written page of it to the image.
 pub fn reset(
     image: ?*const Image,
     base: [*]align(sys.page_size_bytes) u8,
     used_bytes: u64,
     keep_resident_bytes: u64,
     pagemap_fd: ?i32,
+    shared: SharedPages,
 ) ?sys.Errno {
+    assert(@intFromPtr(base) % host_page_bytes == 0);
     assert(used_bytes % host_page_bytes == 0);
-    if (image) |i| assert(i.size_bytes <= used_bytes);
-    const keep_bytes = @min(sys.round_up(keep_resident_bytes, host_page_bytes) orelse used_bytes, used_bytes);
-    restore_populated(image, base, keep_bytes, pagemap_fd);
+    const keep_bytes = kept_bytes(used_bytes, keep_resident_bytes);
+    restore_populated(image, base, keep_bytes, pagemap_fd, shared);
     return sys.decommit(base + keep_bytes, used_bytes - keep_bytes);
 }
 
-/// Restores the populated pages of `[base, base + size_bytes)` that are not the image's file
-/// pages, found through pagemap (every page, where it cannot be read).
-fn restore_populated(image: ?*const Image, base: [*]u8, size_bytes: u64, pagemap_fd: ?i32) void {
+/// The bytes `reset` keeps resident of a memory of `used_bytes`.
+pub fn kept_bytes(used_bytes: u64, keep_resident_bytes: u64) u64 {
+    return @min(sys.round_up(keep_resident_bytes, host_page_bytes) orelse used_bytes, used_bytes);
+}
+
+/// Restores the populated pages of `[base, base + size_bytes)` that may differ from the image,
+/// found through pagemap (every page, where it cannot be read).
+fn restore_populated(image: ?*const Image, base: [*]u8, size_bytes: u64, pagemap_fd: ?i32, shared: SharedPages) void {
     const pages = size_bytes / host_page_bytes;
     var entries: [resident.batch_pages]u64 = undefined;
     var done: u64 = 0;
@@ -216,22 +235,26 @@ fn restore_populated(image: ?*const Image, base: [*]u8, size_bytes: u64, pagemap
         resident.read_entries(pagemap_fd, base + done * host_page_bytes, entries[0..n]);
         var i: usize = 0;
         while (i < n) {
-            if (!needs_restore(entries[i])) {
+            if (!needs_restore(entries[i], image, (done + i) * host_page_bytes, shared)) {
                 i += 1;
                 continue;
             }
             const start = i;
-            while (i < n and needs_restore(entries[i])) i += 1;
+            while (i < n and needs_restore(entries[i], image, (done + i) * host_page_bytes, shared)) i += 1;
             restore_range(image, base, (done + start) * host_page_bytes, (i - start) * host_page_bytes);
         }
         done += n;
     }
 }
 
-fn needs_restore(entry: u64) bool {
+fn needs_restore(entry: u64, image: ?*const Image, offset: u64, shared: SharedPages) bool {
     return switch (resident.classify(entry)) {
         .absent, .file => false,
-        .private, .shared => true,
+        .private => true,
+        .shared => switch (shared) {
+            .may_hold_data => true,
+            .are_zero => if (image) |i| i.holds_data(offset) else false,
+        },
     };
 }
 
@@ -297,7 +320,7 @@ test "map, write, reset with and without keep-resident: back to the image" {
         base[11] = 'a'; // an image data page
         base[5 * host_page_bytes] = 1; // an image hole
         base[3 * wasm_page_bytes + 5] = 2; // past the image
-        try testing.expectEqual(@as(?sys.Errno, null), reset(image, base, used_bytes, keep, pagemap));
+        try testing.expectEqual(@as(?sys.Errno, null), reset(image, base, used_bytes, keep, pagemap, .may_hold_data));
         try testing.expect(std.mem.eql(u8, contents, base[0..contents.len]));
         try testing.expect(std.mem.allEqual(u8, base[contents.len..used_bytes], 0));
     }

@@ -43,10 +43,13 @@ pub const MemoryState = struct {
     pages: std.atomic.Value(u32),
     /// The most this memory may grow to: the module's maximum within the engine's limits.
     max_pages: u32,
-    /// mprotect mode: the image mapped over `[0, image.size_bytes)`, null for anonymous memory.
+    /// The image this memory follows between tenants (null: zeros). mprotect mode: mapped over
+    /// `[0, image.size_bytes)`. uffd mode: the one its first `kept_bytes` were restored to.
     /// Outlives a tenancy: a slot keeps its last module's image until another module's tenant
     /// (or that module's teardown) replaces it.
     image: ?*const Image = null,
+    /// uffd mode: bytes at the start whose populated pages a reset kept, holding `image`.
+    kept_bytes: u64 = 0,
     /// A mapping over this memory failed half way: what it holds is unknown until
     /// `restore_reservation` succeeds. Never handed to a tenant in this state.
     poisoned: bool = false,
@@ -115,7 +118,7 @@ pub const MemoryState = struct {
     };
 
     /// Which mapping `prepare` was making when it failed.
-    pub const MapStep = enum(u32) { protect = 0, map_image = 1, map_anonymous = 2 };
+    pub const MapStep = enum(u32) { protect = 0, map_image = 1, map_anonymous = 2, decommit = 3 };
 
     pub const MapFailure = struct { step: MapStep, errno: sys.Errno };
 
@@ -125,10 +128,21 @@ pub const MemoryState = struct {
     /// the new image is mapped, so nothing of the previous module remains. Must follow a reset:
     /// whatever the last tenant wrote is already gone. Returns whether a mapping changed.
     /// On failure the memory is `poisoned`.
+    /// uffd mode: the pages a reset kept hold the old image: they are dropped, for the handler
+    /// (or the prefetch) to fill from the new one.
     pub fn prepare(self: *MemoryState, image: ?*const Image, failure: *MapFailure) error{MapFailed}!bool {
-        assert(self.mode == .mprotect);
         assert(!self.poisoned);
         if (self.image == image) return false;
+        if (self.mode == .uffd) {
+            if (sys.decommit(self.base, self.kept_bytes)) |errno| {
+                self.poisoned = true;
+                failure.* = .{ .step = .decommit, .errno = errno };
+                return error.MapFailed;
+            }
+            self.kept_bytes = 0;
+            self.image = image;
+            return true;
+        }
         const old_bytes = if (self.image) |i| i.size_bytes else 0;
         const new_bytes = if (image) |i| i.size_bytes else 0;
         assert(new_bytes <= self.reservation_bytes);
@@ -154,21 +168,24 @@ pub const MemoryState = struct {
     }
 
     /// Gives the memory back clean: every byte it ever exposed reads as the image it starts
-    /// with (zeros without one) for the next tenant. In mprotect mode the first
-    /// `keep_resident_bytes` are restored in place (image.zig's `reset`) and only the rest is
-    /// dropped; in uffd mode everything is dropped, so that the handler (or the next
-    /// prefetch) serves the next tenant's image.
+    /// with (zeros without one) for the next tenant. The first `keep_resident_bytes` are
+    /// restored in place (image.zig's `reset`) and only the rest is dropped. In uffd mode the
+    /// dropped pages are missing again, for the handler (or the next prefetch) to fill.
     pub fn reset(self: *MemoryState, keep_resident_bytes: u64, pagemap_fd: ?i32) ?sys.Errno {
         assert(!self.poisoned);
         if (self.mode == .uffd) {
-            // Pages only grow within a tenancy, so [0, pages) is all it can have filled.
-            const decommit_errno = sys.decommit(self.base, self.byte_length());
+            // Pages only grow within a tenancy, so [0, pages) is all it can have filled. The
+            // pool's uffd range is MADV_DONTFORK and MADV_UNMERGEABLE and never remapped: a
+            // shared page there is the zero page.
+            const used_bytes = self.byte_length();
+            const decommit_errno = image_mod.reset(self.image, self.base, used_bytes, keep_resident_bytes, pagemap_fd, .are_zero);
+            self.kept_bytes = if (decommit_errno == null) image_mod.kept_bytes(used_bytes, keep_resident_bytes) else 0;
             const restore_errno = self.restore_guard_pages();
             self.pages.store(0, .release);
             self.max_pages = 0;
             return decommit_errno orelse restore_errno;
         }
-        const errno = image_mod.reset(self.image, self.base, self.accessible_bytes, keep_resident_bytes, pagemap_fd);
+        const errno = image_mod.reset(self.image, self.base, self.accessible_bytes, keep_resident_bytes, pagemap_fd, .may_hold_data);
         self.pages.store(0, .release);
         self.max_pages = 0;
         return errno;

@@ -163,6 +163,12 @@ fn register_uffd(state: *MemoryState, fd: i32, memory_pages: u32, failure: *Fail
         failure.* = .{ .pool = .memories, .size_bytes = bytes, .errno = errno };
         return error.ProtectFailed;
     }
+    // No page of a tenant is ever shared with a forked child or merged by KSM: a shared page
+    // in the range is then always the zero page, which a keep-resident reset need not restore.
+    if (sys.advise_private(state.base, bytes)) |errno| {
+        failure.* = .{ .pool = .memories, .size_bytes = bytes, .errno = errno };
+        return error.ProtectFailed;
+    }
     if (uffd.register(fd, state.base, bytes)) |errno| {
         failure.* = .{ .pool = .memories, .size_bytes = bytes, .errno = errno };
         return error.UffdRegisterFailed;

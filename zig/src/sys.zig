@@ -215,6 +215,16 @@ fn prot_of(protection: Protection) usize {
     };
 }
 
+/// MADV_DONTFORK and MADV_UNMERGEABLE over `[base, base + size_bytes)`: a forked child does not
+/// share its pages, and KSM never merges them.
+pub fn advise_private(base: [*]u8, size_bytes: usize) ?Errno {
+    std.debug.assert(@intFromPtr(base) % page_size_bytes == 0);
+    const dontfork = 10;
+    const unmergeable = 13;
+    if (check(linux.madvise(@alignCast(base), size_bytes, dontfork))) |errno| return errno;
+    return check(linux.madvise(@alignCast(base), size_bytes, unmergeable));
+}
+
 pub fn round_up_to_page(size_bytes: u64) ?u64 {
     return round_up(size_bytes, page_size_bytes);
 }

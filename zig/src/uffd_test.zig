@@ -141,3 +141,58 @@ test "uffd: an image whose data pages and holes alternate within a wasm page" {
     try testing.expectEqual(@as(u8, 0), base[5000]);
     try testing.expectEqual(engine_mod.Code.ok, engine.dispose(0));
 }
+
+test "uffd keep-resident: kept pages restored to the image, dropped when another module comes" {
+    var c = std.mem.zeroes(engine_mod.Config);
+    c.strategy = @intFromEnum(engine_mod.Strategy.pooling);
+    c.instance_count = 1;
+    c.memories = 1;
+    c.memory_pages = 8;
+    c.memory_reservation_bytes = 1 << 20;
+    c.uffd = 1;
+    c.memory_keep_resident_bytes = 3 * 65536;
+    const engine = Engine.create(std.heap.c_allocator, &c) orelse return error.SkipZigTest;
+    defer engine.release();
+    const bytes = blob();
+    const module = try engine.module_create(&bytes);
+    var other_bytes: [256]u8 align(8) = std.mem.zeroes([256]u8);
+    {
+        const header: *module_mod.Header = @ptrCast(@alignCast(&other_bytes));
+        header.magic = module_mod.magic;
+        header.version = module_mod.version;
+        header.blob_bytes = other_bytes.len;
+        header.defined_memories = 1;
+        header.data_segments = 1;
+        const words: [*]u32 = @ptrCast(@alignCast(&other_bytes));
+        words[16] = 4;
+        words[17] = 8;
+        words[18..][0..6].* = .{ 0, 0, 98, 200, 4, 0 };
+        @memcpy(other_bytes[200..204], "XYZW");
+    }
+    const other = try engine.module_create(&other_bytes);
+    var buffer: [64]u8 align(8) = undefined;
+    const scratch = Scratch{ .bytes = &buffer };
+    for (0..4) |_| {
+        try testing.expectEqual(@as(i32, 0), engine.allocate(module, scratch));
+        const base = base_of(&buffer);
+        try testing.expectEqualStrings("hello", base[100..105]);
+        try testing.expectEqualStrings("world", base[2 * 65536 + 7 ..][0..5]);
+        try testing.expectEqual(@as(u8, 0), base[65536 + 3]);
+        try testing.expectEqual(@as(u8, 0), base[98]);
+        base[100] = 'j'; // kept: restored by copy
+        base[65536 + 3] = 1; // a kept zero page, written
+        base[3 * 65536 + 5] = 2; // past the kept bytes: dropped
+        try testing.expectEqual(engine_mod.Code.ok, engine.dispose(0));
+    }
+    try testing.expectEqual(@as(i32, 0), engine.allocate(other, scratch));
+    const base = base_of(&buffer);
+    try testing.expectEqualStrings("XYZW", base[98..102]);
+    try testing.expectEqual(@as(u8, 0), base[102]);
+    try testing.expectEqual(@as(u8, 0), base[65536 + 3]);
+    try testing.expectEqual(@as(u8, 0), base[2 * 65536 + 7]);
+    try testing.expectEqual(@as(u8, 0), base[3 * 65536 + 5]);
+    try testing.expectEqual(engine_mod.Code.ok, engine.dispose(0));
+    const stats = engine.stats();
+    try testing.expectEqual(@as(u64, 3), stats.affine_hits);
+    try testing.expectEqual(@as(u64, 2), stats.image_remaps);
+}
