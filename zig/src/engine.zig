@@ -356,7 +356,9 @@ pub const Engine = struct {
         pool.index_allocator.forget(&module.affine_slots);
         if (module.images.len == 0) return;
         for (pool.instances, 0..) |*instance, index| {
-            if (instance.live) continue;
+            // Only slots nobody else can touch: free ones (an allocation takes a slot from the
+            // index allocator, under this mutex, before it touches it) and quarantined ones.
+            if (!pool.index_allocator.is_free(@intCast(index)) and !instance.quarantined) continue;
             for (instance.memory_slots) |*state| {
                 const image = state.image orelse continue;
                 if (!owns_image(module, image)) continue;
@@ -370,6 +372,7 @@ pub const Engine = struct {
                 if (state.restore_reservation()) |errno| {
                     // Still free (a quarantined slot is not): take it out of circulation.
                     if (pool.index_allocator.take(@intCast(index))) {
+                        instance.quarantined = true;
                         self.quarantine_locked(.mmap, errno);
                     }
                     // It still maps the image: forget the pointer, the pages stay until unmap.
@@ -455,15 +458,21 @@ pub const Engine = struct {
                 return error.Resource;
             };
             if (remapped) _ = self.image_remaps.fetchAdd(1, .monotonic);
-            if (state.mode == .mprotect) {
-                if (image) |i| shared_bytes += i.size_bytes;
+            const min_bytes = @as(u64, desc.min_pages) * memory_mod.wasm_page_bytes;
+            switch (state.mode) {
+                .mprotect => if (image) |i| {
+                    shared_bytes += i.size_bytes;
+                },
+                .uffd => state.trim_kept(min_bytes, &failure) catch {
+                    scratch.set_detail(&.{ failure.errno, @intCast(m), @intFromEnum(failure.step) });
+                    return error.Resource;
+                },
             }
             if (state.protect_linear_memory(desc.min_pages)) |errno| {
                 scratch.set_detail(&.{ errno, @intCast(m), @intFromEnum(MemoryState.MapStep.protect) });
                 return error.Resource;
             }
             // The pages a reset kept already hold this module's image: prefetch the rest.
-            const min_bytes = @as(u64, desc.min_pages) * memory_mod.wasm_page_bytes;
             if (state.mode == .uffd) self.prefetch(module, @intCast(m), state, @min(state.kept_bytes, min_bytes), min_bytes);
             scratch.set_memory_base(header, @intCast(m), @intFromPtr(state.base));
         }
@@ -634,6 +643,7 @@ pub const Engine = struct {
         // Linked before the module lets go of the instance: module_destroy (under the mutex)
         // then sees either a live instance or the slot on the module's affine list.
         if (cause) |c| {
+            instance.quarantined = true;
             self.quarantine_locked(c.operation, c.errno);
         } else {
             pool.index_allocator.release(index, &module.affine_slots);

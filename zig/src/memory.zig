@@ -167,6 +167,20 @@ pub const MemoryState = struct {
         return true;
     }
 
+    /// uffd mode: drops the kept pages at or above `size_bytes`, so that no page of the memory
+    /// is present beyond the size of its next tenant (the handler makes an access there trap
+    /// only where a page is missing). On failure the memory is `poisoned`.
+    pub fn trim_kept(self: *MemoryState, size_bytes: u64, failure: *MapFailure) error{MapFailed}!void {
+        assert(self.mode == .uffd);
+        if (self.kept_bytes <= size_bytes) return;
+        if (sys.decommit(self.base + size_bytes, self.kept_bytes - size_bytes)) |errno| {
+            self.poisoned = true;
+            failure.* = .{ .step = .decommit, .errno = errno };
+            return error.MapFailed;
+        }
+        self.kept_bytes = size_bytes;
+    }
+
     /// Gives the memory back clean: every byte it ever exposed reads as the image it starts
     /// with (zeros without one) for the next tenant. The first `keep_resident_bytes` are
     /// restored in place (image.zig's `reset`) and only the rest is dropped. In uffd mode the
@@ -174,10 +188,11 @@ pub const MemoryState = struct {
     pub fn reset(self: *MemoryState, keep_resident_bytes: u64, pagemap_fd: ?i32) ?sys.Errno {
         assert(!self.poisoned);
         if (self.mode == .uffd) {
-            // Pages only grow within a tenancy, so [0, pages) is all it can have filled. The
-            // pool's uffd range is MADV_DONTFORK and MADV_UNMERGEABLE and never remapped: a
+            // Pages only grow within a tenancy, so [0, pages) is all it can have filled, besides
+            // the pages the last reset kept (the tenant may have been smaller, even of size 0).
+            // The pool's uffd range is MADV_DONTFORK and MADV_UNMERGEABLE and never remapped: a
             // shared page there is the zero page.
-            const used_bytes = self.byte_length();
+            const used_bytes = @max(self.byte_length(), self.kept_bytes);
             const decommit_errno = image_mod.reset(self.image, self.base, used_bytes, keep_resident_bytes, pagemap_fd, .are_zero);
             self.kept_bytes = if (decommit_errno == null) image_mod.kept_bytes(used_bytes, keep_resident_bytes) else 0;
             const restore_errno = self.restore_guard_pages();

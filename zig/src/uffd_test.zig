@@ -196,3 +196,61 @@ test "uffd keep-resident: kept pages restored to the image, dropped when another
     try testing.expectEqual(@as(u64, 3), stats.affine_hits);
     try testing.expectEqual(@as(u64, 2), stats.image_remaps);
 }
+
+/// A blob with one memory of `min..max` pages and, if `len` > 0, one segment of `len` bytes of
+/// `byte` at `offset`.
+fn blob_of(out: *align(8) [256]u8, min: u32, max: u32, offset: u32, len: u32, byte: u8) []align(8) u8 {
+    out.* = std.mem.zeroes([256]u8);
+    const header: *module_mod.Header = @ptrCast(out);
+    header.magic = module_mod.magic;
+    header.version = module_mod.version;
+    header.blob_bytes = out.len;
+    header.defined_memories = 1;
+    header.data_segments = @intFromBool(len > 0);
+    const words: [*]u32 = @ptrCast(out);
+    words[16] = min;
+    words[17] = max;
+    words[18..][0..6].* = .{ 0, 0, offset, 200, len, 0 };
+    @memset(out[200..][0..len], byte);
+    return out;
+}
+
+test "uffd keep-resident: no kept page outlives a smaller tenant, nor hides a new image" {
+    var c = std.mem.zeroes(engine_mod.Config);
+    c.strategy = @intFromEnum(engine_mod.Strategy.pooling);
+    c.instance_count = 1;
+    c.memories = 1;
+    c.memory_pages = 8;
+    c.memory_reservation_bytes = 1 << 20;
+    c.uffd = 1;
+    c.memory_keep_resident_bytes = 65536;
+    const engine = Engine.create(std.heap.c_allocator, &c) orelse return error.SkipZigTest;
+    defer engine.release();
+    var zeros_bytes: [256]u8 align(8) = undefined;
+    var empty_bytes: [256]u8 align(8) = undefined;
+    var data_bytes: [256]u8 align(8) = undefined;
+    const zeros = try engine.module_create(blob_of(&zeros_bytes, 1, 1, 0, 0, 0));
+    const empty = try engine.module_create(blob_of(&empty_bytes, 0, 1, 0, 0, 0));
+    const data = try engine.module_create(blob_of(&data_bytes, 1, 1, 54142, 17, 0x40));
+    var buffer: [64]u8 align(8) = undefined;
+    const scratch = Scratch{ .bytes = &buffer };
+    const pagemap = @import("resident.zig").open_pagemap() orelse return error.SkipZigTest;
+    defer @import("resident.zig").close_pagemap(pagemap);
+
+    // A tenant without an image writes page 0: its reset keeps it, as zeros.
+    try testing.expectEqual(@as(i32, 0), engine.allocate(zeros, scratch));
+    const base = base_of(&buffer);
+    @memset(base[0..65536], 0x11);
+    try testing.expectEqual(engine_mod.Code.ok, engine.dispose(0));
+    // A tenant of size 0 (the same image: none): no page may be present in its memory.
+    try testing.expectEqual(@as(i32, 0), engine.allocate(empty, scratch));
+    var entries: [16]u64 = undefined;
+    @import("resident.zig").read_entries(pagemap, base, &entries);
+    for (entries) |entry| try testing.expectEqual(@import("resident.zig").Page.absent, @import("resident.zig").classify(entry));
+    try testing.expectEqual(engine_mod.Code.ok, engine.dispose(0));
+    // A module with an image then sees it, not the zeros kept earlier.
+    try testing.expectEqual(@as(i32, 0), engine.allocate(data, scratch));
+    try testing.expectEqual(@as(u8, 0x40), base[54142]);
+    try testing.expectEqual(@as(u8, 0), base[54142 + 17]);
+    try testing.expectEqual(engine_mod.Code.ok, engine.dispose(0));
+}
