@@ -440,29 +440,36 @@ describe("injected failures: a WasmpoolError naming the cause, no dirty slot", (
 });
 
 describe("uffd working-set prefetch", () => {
-  it("pages the first instance faulted are filled at the next instantiation", () => {
-    using engine = pooled({ ...limits, uffd: true });
-    const c = cases()[1];
-    const module = new Module(engine, c.bytes);
-    const touch = (instance: InstanceHandle): void => {
-      const bytes = new Uint8Array(instance.memories[0].buffer);
-      let sum = 0;
-      for (let at = 0; at < bytes.length; at += 4096) sum += bytes[at];
-      bytes[PAGE + 8] = 1;
-      assert.ok(sum >= 0);
-    };
-    const first = engine.allocate(module);
-    touch(first);
-    first.dispose();
-    const learned = engine.stats();
-    assert.equal(learned.uffdPagesCopied + learned.uffdPagesZeroed, 3);
-    for (let i = 0; i < 5; i++) {
-      using instance = engine.allocate(module);
-      assert.ok(sameBytes(instance.memories[0].buffer, c.reference));
-      touch(instance);
-    }
-    const after = engine.stats();
-    assert.equal(after.uffdPagesCopied + after.uffdPagesZeroed, 3, "the handler was reached again");
-    assert.equal(after.uffdPrefetchedBytes, 5 * 3 * PAGE);
-  });
+  // keep-resident 0: all three pages are prefetched; 64 KiB: the first stays resident.
+  for (const [keep, prefetchedPages] of [[0, 3], [PAGE, 2]]) {
+    it(`memoryKeepResident ${keep}: the pages the first instance faulted are filled at the next instantiations`, () => {
+      using engine = pooled({ ...limits, uffd: true, memoryKeepResident: keep });
+      const c = cases()[1];
+      const module = new Module(engine, c.bytes);
+      const touch = (instance: InstanceHandle): void => {
+        const bytes = new Uint8Array(instance.memories[0].buffer);
+        let sum = 0;
+        for (let at = 0; at < bytes.length; at += 4096) sum += bytes[at];
+        bytes[PAGE + 8] = 1;
+        assert.ok(sum >= 0);
+      };
+      const first = engine.allocate(module);
+      touch(first);
+      first.dispose();
+      const learned = engine.stats();
+      assert.equal(learned.uffdPagesCopied + learned.uffdPagesZeroed, 3);
+      for (let i = 0; i < 5; i++) {
+        using instance = engine.allocate(module);
+        assert.ok(sameBytes(instance.memories[0].buffer, c.reference));
+        touch(instance);
+      }
+      const after = engine.stats();
+      assert.equal(
+        after.uffdPagesCopied + after.uffdPagesZeroed,
+        3,
+        "the handler was reached again",
+      );
+      assert.equal(after.uffdPrefetchedBytes, 5 * prefetchedPages * PAGE);
+    });
+  }
 });
