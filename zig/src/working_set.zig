@@ -37,6 +37,8 @@ pub const WorkingSet = struct {
     /// Of those, the pages outside the image's data that held a private (written) page.
     private: []Word,
     host_pages: u64,
+    /// One past the highest page ever recorded: prefetch scans no further (0: none yet).
+    end_page: std.atomic.Value(u64) = .init(0),
 
     pub fn init(allocator: std.mem.Allocator, max_bytes: u64) error{OutOfMemory}!WorkingSet {
         assert(max_bytes % host_page_bytes == 0);
@@ -67,7 +69,7 @@ pub const WorkingSet = struct {
             for (entries[0..n], 0..) |entry, i| {
                 const page = done + i;
                 switch (resident.classify(entry)) {
-                    .absent, .file => {},
+                    .absent, .file => continue,
                     .shared => set(self.populated, page),
                     .private => {
                         set(self.populated, page);
@@ -75,6 +77,7 @@ pub const WorkingSet = struct {
                         if (!in_data) set(self.private, page);
                     },
                 }
+                _ = self.end_page.fetchMax(page + 1, .monotonic);
             }
             done += n;
         }
@@ -92,7 +95,7 @@ pub const WorkingSet = struct {
         zero_source: [*]const u8,
     ) u64 {
         assert(from_bytes % host_page_bytes == 0 and to_bytes % host_page_bytes == 0);
-        const end = @min(to_bytes / host_page_bytes, self.host_pages);
+        const end = @min(to_bytes / host_page_bytes, self.end_page.load(.monotonic));
         var page = from_bytes / host_page_bytes;
         var filled_bytes: u64 = 0;
         while (page < end) {
