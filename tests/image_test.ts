@@ -453,11 +453,15 @@ describe("uffd working-set prefetch", () => {
         bytes[PAGE + 8] = 1;
         assert.ok(sum >= 0);
       };
-      const first = engine.allocate(module);
-      touch(first);
-      first.dispose();
+      // The first tenant records the host page it first touched in each wasm page (and the
+      // pages it wrote); the second, finding each wasm page partly there, teaches the rest.
+      for (let i = 0; i < 2; i++) {
+        const learning = engine.allocate(module);
+        touch(learning);
+        learning.dispose();
+      }
       const learned = engine.stats();
-      assert.equal(learned.uffdPagesCopied + learned.uffdPagesZeroed, 3);
+      assert.ok(learned.uffdPagesCopied + learned.uffdPagesZeroed >= 3);
       for (let i = 0; i < 5; i++) {
         using instance = engine.allocate(module);
         assert.ok(sameBytes(instance.memories[0].buffer, c.reference));
@@ -466,10 +470,13 @@ describe("uffd working-set prefetch", () => {
       const after = engine.stats();
       assert.equal(
         after.uffdPagesCopied + after.uffdPagesZeroed,
-        3,
+        learned.uffdPagesCopied + learned.uffdPagesZeroed,
         "the handler was reached again",
       );
-      assert.equal(after.uffdPrefetchedBytes, 5 * prefetchedPages * PAGE);
+      assert.equal(
+        after.uffdPrefetchedBytes - learned.uffdPrefetchedBytes,
+        5 * prefetchedPages * PAGE,
+      );
     });
   }
 });

@@ -128,6 +128,20 @@ pub const Handler = struct {
             if (result != .done) break;
             filled += run_len;
         }
+        // Teach the module's working set: the host page asked for, or the whole wasm page when
+        // part of it was there already (prefetched: the instance uses more of it than recorded).
+        if (module) |m| {
+            if (memory_index < m.working_sets.len) {
+                const host_pages_per_wasm = wasm_page_bytes / sys.page_size_bytes;
+                const first_host = page_offset / sys.page_size_bytes;
+                if (result == .exists) {
+                    m.working_sets[memory_index].record(first_host, host_pages_per_wasm);
+                } else {
+                    const host = (address - @intFromPtr(state.base)) / sys.page_size_bytes;
+                    m.working_sets[memory_index].record(host, 1);
+                }
+            }
+        }
         switch (result) {
             .done => {},
             // Part of the wasm page is already there (prefetched, or filled for another

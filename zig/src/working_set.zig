@@ -3,14 +3,15 @@
 //! to the handler thread per page (5-80 µs each on a VM). Only the pages off that usual path
 //! still reach the handler.
 //!
-//! Learning costs nothing on the usual path: the handler counts the faults it serves in each
-//! memory, and only a tenancy that took some has its populated pages read from pagemap when it
-//! is reset (one pread per 512 host pages). A page filled from the image is recorded to be
-//! copied from it; a page outside the image's data that was written (a private page) is
-//! recorded to be copied from zeros, so it is writable at once; a page that was only read (the
-//! zero page) is recorded to be mapped as the zero page. The record only grows, and is bounded
-//! by the memory's maximum size: a module whose instances touch different pages every time
-//! ends up prefetching their union.
+//! Learning costs nothing on the usual path. The handler records the host page each fault asked
+//! for, or the whole wasm page when part of it was there already (the instance uses more of it
+//! than was recorded); and a tenancy that took a fault has its private pages read from pagemap
+//! when it is reset (one pread per 512 host pages): pages filled from the image, and pages
+//! outside the image's data that were written. Prefetching copies the first from the image,
+//! the second from zeros (so they are writable at once), and maps the zero page at the others.
+//! A pattern converges in two tenancies. The record only grows, and is bounded by the memory's
+//! maximum size: a module whose instances touch different pages every time ends up
+//! prefetching their union.
 //!
 //! The invariant kept: prefetching is an optimization only. Whatever it fails to fill (an ioctl
 //! refused, a page already there) is missing, and the handler serves it on first touch.
@@ -31,8 +32,8 @@ pub const zero_source_bytes: u64 = 1 << 20;
 const Action = enum { skip, copy_image, copy_zeros, zero_page };
 
 pub const WorkingSet = struct {
-    /// One bit per host page of `[0, host_pages)`: populated at the end of a tenancy that
-    /// took a handler fault.
+    /// One bit per host page of `[0, host_pages)`: asked for in a fault, or private at the end
+    /// of a tenancy that took one.
     populated: []Word,
     /// Of those, the pages outside the image's data that held a private (written) page.
     private: []Word,
@@ -69,8 +70,9 @@ pub const WorkingSet = struct {
             for (entries[0..n], 0..) |entry, i| {
                 const page = done + i;
                 switch (resident.classify(entry)) {
-                    .absent, .file => continue,
-                    .shared => set(self.populated, page),
+                    // A shared page is the zero page the handler mapped; only the ones it was
+                    // asked for are recorded, by `record`.
+                    .absent, .file, .shared => continue,
                     .private => {
                         set(self.populated, page);
                         const in_data = if (image) |im| im.holds_data(page * host_page_bytes) else false;
@@ -81,6 +83,15 @@ pub const WorkingSet = struct {
             }
             done += n;
         }
+    }
+
+    /// Records host pages `[first, first + count)` as used (the handler calls it for the pages
+    /// a fault asked for). Safe from any thread.
+    pub fn record(self: *WorkingSet, first: u64, count: u64) void {
+        const end = @min(first + count, self.host_pages);
+        var page = first;
+        while (page < end) : (page += 1) set(self.populated, page);
+        if (end > first) _ = self.end_page.fetchMax(end, .monotonic);
     }
 
     /// Fills the recorded pages of `[from_bytes, to_bytes)` of the memory at `base` (registered
