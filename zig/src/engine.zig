@@ -598,15 +598,7 @@ pub const Engine = struct {
                 }
                 if (state.poisoned) {
                     // A failed prepare left the old image's kept pages: drop everything.
-                    if (sys.decommit(state.base, state.accessible_bytes)) |errno| {
-                        cause = .{ .operation = .madvise, .errno = errno };
-                    } else {
-                        state.poisoned = false;
-                        state.kept_bytes = 0;
-                        state.image = null;
-                        state.pages.store(0, .release);
-                        state.max_pages = 0;
-                    }
+                    if (state.drop_all()) |errno| cause = .{ .operation = .madvise, .errno = errno };
                     continue;
                 }
                 if (state.reset(pool.keep_resident_bytes, self.pagemap_fd)) |errno| {

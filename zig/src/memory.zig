@@ -206,6 +206,21 @@ pub const MemoryState = struct {
         return errno;
     }
 
+    /// uffd mode: drops every page of the registered range and restores the pages the handler
+    /// protected: the way back from a failed `prepare` or `trim_kept`. On success the memory
+    /// holds nothing of anyone and is no longer poisoned.
+    pub fn drop_all(self: *MemoryState) ?sys.Errno {
+        assert(self.mode == .uffd);
+        if (sys.decommit(self.base, self.accessible_bytes)) |errno| return errno;
+        if (self.restore_guard_pages()) |errno| return errno;
+        self.kept_bytes = 0;
+        self.image = null;
+        self.poisoned = false;
+        self.pages.store(0, .release);
+        self.max_pages = 0;
+        return null;
+    }
+
     /// mprotect mode: makes the whole reservation fresh PROT_NONE anonymous memory, as a pool
     /// slot starts: the way back from a failed reset or a failed `prepare`. On success the
     /// memory holds nothing of anyone and is no longer poisoned.

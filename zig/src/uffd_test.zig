@@ -255,3 +255,37 @@ test "uffd keep-resident: no kept page outlives a smaller tenant, nor hides a ne
     try testing.expectEqual(@as(u8, 0), base[54142 + 17]);
     try testing.expectEqual(engine_mod.Code.ok, engine.dispose(0));
 }
+
+test "uffd: an injected madvise failure when the slot changes module: resource error, then restored" {
+    var c = std.mem.zeroes(engine_mod.Config);
+    c.strategy = @intFromEnum(engine_mod.Strategy.pooling);
+    c.instance_count = 1;
+    c.memories = 1;
+    c.memory_pages = 8;
+    c.memory_reservation_bytes = 1 << 20;
+    c.uffd = 1;
+    c.memory_keep_resident_bytes = 65536;
+    const engine = Engine.create(std.heap.c_allocator, &c) orelse return error.SkipZigTest;
+    defer engine.release();
+    var a_bytes: [256]u8 align(8) = undefined;
+    var b_bytes: [256]u8 align(8) = undefined;
+    const a = try engine.module_create(blob_of(&a_bytes, 1, 1, 0, 32, 0xaa));
+    const b = try engine.module_create(blob_of(&b_bytes, 1, 1, 32, 8, 0xbb));
+    var buffer: [64]u8 align(8) = undefined;
+    const scratch = Scratch{ .bytes = &buffer };
+    try testing.expectEqual(@as(i32, 0), engine.allocate(a, scratch));
+    const base = base_of(&buffer);
+    try testing.expectEqual(@as(u8, 0xaa), base[0]);
+    base[100] = 0xee;
+    try testing.expectEqual(engine_mod.Code.ok, engine.dispose(0));
+    @import("sys.zig").inject_failures(.decommit, 1);
+    try testing.expectEqual(@intFromEnum(engine_mod.Code.resource), engine.allocate(b, scratch));
+    try testing.expectEqual(@as(u32, 3), scratch.detail()[2]); // the madvise of a's kept pages
+    try testing.expectEqual(@as(u32, 0), scratch.detail()[7]); // restored
+    try testing.expectEqual(@as(i32, 0), engine.allocate(b, scratch));
+    try testing.expectEqual(@as(u8, 0), base[0]);
+    try testing.expectEqual(@as(u8, 0xbb), base[32]);
+    try testing.expectEqual(@as(u8, 0), base[100]);
+    try testing.expectEqual(engine_mod.Code.ok, engine.dispose(0));
+    try testing.expectEqual(@as(u64, 0), engine.stats().quarantined_slots);
+}
