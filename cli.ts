@@ -106,6 +106,8 @@ export interface StrategyResult {
   readonly pagesZeroed: number | null;
   /** uffd only: accesses beyond a memory's size turned into traps. */
   readonly guardFaults: number | null;
+  /** uffd only: bytes filled at instantiation from the module's working set. */
+  readonly prefetchedBytes: number | null;
   /** `stats().instantiations` at the end. */
   readonly instantiations: number;
 }
@@ -428,6 +430,7 @@ function measure(
     pagesCopied: uffd ? stats.uffdPagesCopied : null,
     pagesZeroed: uffd ? stats.uffdPagesZeroed : null,
     guardFaults: uffd ? stats.uffdGuardFaults : null,
+    prefetchedBytes: uffd ? stats.uffdPrefetchedBytes : null,
     instantiations: stats.instantiations,
   };
 }
@@ -537,7 +540,11 @@ function formatTable(report: DemoReport): string[] {
   if (uffd !== undefined) {
     out.push(
       `faults served (uffd): ${group(uffd.pagesCopied ?? 0)} wasm pages copied from the ` +
-        `module's image, ${group(uffd.pagesZeroed ?? 0)} zero-filled.`,
+        `module's image, ${group(uffd.pagesZeroed ?? 0)} zero-filled; ` +
+        `${
+          group(Math.round((uffd.prefetchedBytes ?? 0) / 1024))
+        } KiB prefetched at instantiation ` +
+        "from the module's working set.",
     );
   }
   return out;

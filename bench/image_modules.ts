@@ -184,3 +184,16 @@ if (import.meta.main) {
   }
   writeBenchModules(directory);
 }
+
+/** Pages of the image modules' memory: initial and maximum (`IMAGE_64_KIB`, `IMAGE_5_MIB`). */
+export const IMAGE_MEMORY_PAGES = { min: IMAGE_5_MIB.minPages, max: 96 } as const;
+
+/** `(memory 80 96)` with a 64 KiB image: one segment at offset 0. */
+export function image64KiBModuleBytes(): Uint8Array<ArrayBuffer> {
+  return imageModuleBytes(IMAGE_64_KIB);
+}
+
+/** `(memory 80 96)` with a 5 MiB image: 80 segments of 64 KiB, one per page. */
+export function image5MiBModuleBytes(): Uint8Array<ArrayBuffer> {
+  return imageModuleBytes(IMAGE_5_MIB);
+}

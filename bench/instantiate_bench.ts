@@ -1,6 +1,8 @@
 /**
  * Instantiate+dispose of a small module (1 page, a 1 KiB data segment, a 10-entry table):
- * pooling, on-demand, and the runtime's own WebAssembly as the baseline, in one run.
+ * pooling, on-demand, and the runtime's own WebAssembly as the baseline, in one run. Then the
+ * same by image size (`image_modules.ts`: a 64 KiB and a 5 MiB image in a memory of 80..96
+ * pages, and the small module), the 64 KiB image under pooling as the baseline.
  * Prints mitata's table and writes `bench/results/<runtime>.json`.
  *
  * @module
@@ -12,6 +14,11 @@ import { Config, Engine, InstanceAllocationStrategy, Module } from "../mod.ts";
 import { engineState } from "../src/engine_state.ts";
 import { moduleState } from "../src/module.ts";
 import { smallModuleBytes } from "./small_module.ts";
+import {
+  image5MiBModuleBytes,
+  image64KiBModuleBytes,
+  IMAGE_MEMORY_PAGES,
+} from "./image_modules.ts";
 
 const bytes = smallModuleBytes();
 
@@ -56,7 +63,43 @@ summary(() => {
   });
 });
 
+// Engines whose memories take the image modules; the small module fits them too.
+const imageLimits = {
+  moduleLimits: { memoryPages: IMAGE_MEMORY_PAGES.max },
+  instanceLimits: { count: 100 },
+};
+const imagePools = {
+  "pooling": new Engine(new Config().withAllocationStrategy(
+    InstanceAllocationStrategy.pooling(imageLimits),
+  )),
+  "pooling (uffd)": new Engine(new Config().withAllocationStrategy(
+    InstanceAllocationStrategy.pooling({ ...imageLimits, uffd: true }),
+  )),
+  "on-demand": onDemand,
+};
+const imageCases = {
+  "small module": bytes,
+  "64 KiB image": image64KiBModuleBytes(),
+  "5 MiB image (80 segments)": image5MiBModuleBytes(),
+};
+
+summary(() => {
+  group(`instantiate+dispose by image size, memory of ${IMAGE_MEMORY_PAGES.min} pages`, () => {
+    for (const [strategy, engine] of Object.entries(imagePools)) {
+      for (const [size, caseBytes] of Object.entries(imageCases)) {
+        const module = new Module(engine, caseBytes);
+        const b = bench(`${strategy}, ${size}`, () => engine.allocate(module).dispose());
+        if (strategy === "pooling" && size === "64 KiB image") b.baseline(true);
+      }
+    }
+    const big = new WebAssembly.Module(imageCases["5 MiB image (80 segments)"]);
+    bench("WebAssembly.Instance, 5 MiB image (80 segments)", () => new WebAssembly.Instance(big));
+  });
+});
+
 writeResults(RUNTIME, await run({ format: "mitata" }));
+imagePools["pooling"].close();
+imagePools["pooling (uffd)"].close();
 pooling.close();
 uffd.close();
 unfinalized.close();

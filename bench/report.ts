@@ -24,6 +24,7 @@
  */
 
 import { loadLive, renderLive } from "./report_live.ts";
+import { loadImageMemory, renderImageMemory } from "./report_image_memory.ts";
 import { fileURLToPath } from "node:url";
 
 /** The README markers the section goes between. */
@@ -548,8 +549,10 @@ export async function main(args: readonly string[]): Promise<number> {
     new Set(files.map((f) => f.suite)),
   );
   const live = renderLive(await loadLive(`${root}/bench/results`));
+  const memory = renderImageMemory(await loadImageMemory(`${root}/bench/results`));
   const body = renderSection(groups, machine, files);
-  const section = await formatMarkdown(live === "" ? body : `${body}\n\n${live}`, root);
+  const parts = [body, live, memory].filter((part) => part !== "");
+  const section = await formatMarkdown(parts.join("\n\n"), root);
   if (args.includes("--stdout")) {
     console.log(section);
     return 0;

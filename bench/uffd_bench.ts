@@ -1,7 +1,8 @@
 /**
- * userfaultfd mode against segmented initialization: instantiate+dispose of a module whose
- * data image is 64 KiB or 64 MiB (uffd should be flat in image size), and the cost of a first
- * touch per 64 KiB wasm page (a uffd fill against an ordinary anonymous page fault).
+ * userfaultfd mode against mprotect mode ("segmented": the name predates images, it is the
+ * pooling engine without uffd): instantiate+dispose of a module whose data image is 64 KiB or
+ * 64 MiB (both should be flat in image size), and the cost of a first touch per 64 KiB wasm
+ * page (a uffd fill, or its working-set prefetch, against an ordinary anonymous page fault).
  * Prints mitata's table and writes `bench/results/uffd-<runtime>.json`.
  *
  * @module
@@ -61,7 +62,9 @@ const TOUCHED_PAGES = 64;
 summary(() => {
   group(`instantiate, first touch of ${TOUCHED_PAGES} zero wasm pages, dispose`, () => {
     for (const [mode, e] of Object.entries(engines)) {
-      const module = modules.get(`${mode} 64 KiB`)!;
+      // A module of its own per row: in uffd mode each module learns the pages its instances
+      // use (its working set), and the two rows use different ones.
+      const module = new Module(e, images["64 KiB"]);
       const b = bench(`${mode}: touch ${TOUCHED_PAGES} pages`, () => {
         const instance = e.allocate(module);
         const bytes = new Uint8Array(instance.memories[0].buffer);
@@ -70,8 +73,9 @@ summary(() => {
         instance.dispose();
       });
       if (mode === "segmented") b.baseline(true);
+      const sparseModule = new Module(e, images["64 KiB"]);
       bench(`${mode}: one byte in each of ${TOUCHED_PAGES} pages`, () => {
-        const instance = e.allocate(module);
+        const instance = e.allocate(sparseModule);
         const bytes = new Uint8Array(instance.memories[0].buffer);
         for (let page = 100; page < 100 + TOUCHED_PAGES; page++) bytes[page * PAGE] = 1;
         instance.dispose();

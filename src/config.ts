@@ -65,12 +65,21 @@ export const DEFAULT_INSTANCE_LIMITS: Readonly<InstanceLimits> = Object.freeze({
   memoryReservationSize: 6 * 2 ** 30,
 });
 
-/** How a pooling engine picks a free slot. */
+/**
+ * How a pooling engine picks a free slot. `"next-available"`: module affinity first (a free slot
+ * whose last tenant was the same module, the most recently freed, so its image mapping and
+ * resident pages are reused), then a never-used slot while fewer than `maxUnusedWarmSlots` free
+ * slots are kept for other modules, else the least recently freed slot. `"random"`: any free
+ * slot, uniformly (no affinity): a tenant cannot predict its neighbour.
+ */
 export type PoolingAllocationStrategy = "next-available" | "random";
 
 /** Options of {@linkcode InstanceAllocationStrategy.pooling}; everything is optional. */
 export interface PoolingOptions {
-  /** `"next-available"` (default) reuses the most recently freed slot; `"random"` any. */
+  /**
+   * `"next-available"` (default): module affinity, then never-used slots, then the least
+   * recently freed; `"random"`: any free slot. See {@linkcode PoolingAllocationStrategy}.
+   */
   readonly strategy?: PoolingAllocationStrategy;
   /** Overrides of {@linkcode DEFAULT_MODULE_LIMITS}. */
   readonly moduleLimits?: Partial<ModuleLimits>;
@@ -78,9 +87,11 @@ export interface PoolingOptions {
   readonly instanceLimits?: Partial<InstanceLimits>;
   /**
    * Serve linear memory through userfaultfd (Linux): pages are filled by a handler thread on
-   * first touch, from the module's paged image or with zeros, so instantiation costs the same
-   * whatever the image size. Default false. Throws {@linkcode UffdUnavailableError} at engine
-   * creation where the kernel or privileges refuse it; never falls back silently.
+   * first touch, from the module's image or with zeros, so instantiation costs the same
+   * whatever the image size; the pages a module's instances used before are filled at
+   * instantiation instead (working-set prefetch), without a round trip to the handler.
+   * Default false. Throws {@linkcode UffdUnavailableError} at engine creation where the kernel
+   * or privileges refuse it; never falls back silently.
    */
   readonly uffd?: boolean;
   /**
@@ -91,14 +102,24 @@ export interface PoolingOptions {
   /** Seed of the `"random"` strategy's generator; default: from `Math.random()`. */
   readonly seed?: number;
   /**
-   * Bytes at the start of each memory (rounded up to the host page) that a reset zeroes in
-   * place instead of handing back to the kernel, in mprotect mode. Default 65536: a reused
-   * slot's first wasm page costs no page fault and no madvise; only its pages that were
-   * touched are written, found through /proc/self/pagemap. Cost: up to this many bytes stay
+   * Bytes at the start of each memory (rounded up to the host page) that a reset restores in
+   * place instead of handing back to the kernel: to the module's image (by copy from it), to
+   * zeros past it. Default 65536: a reused slot's first wasm page costs no page fault, no
+   * madvise, and in uffd mode no round trip to the handler; only its pages that may have been
+   * written are restored, found through /proc/self/pagemap. Cost: up to this many bytes stay
    * resident per slot between tenants. 0 gives every page back on reset (Wasmtime's default).
-   * Ignored in uffd mode, where the fault handler must see every page missing again.
+   * A slot given to another module drops the kept pages (uffd) or maps that module's image
+   * over them (mprotect).
    */
   readonly memoryKeepResident?: number;
+  /**
+   * `"next-available"`: how many free slots may stay affine to modules (Wasmtime's
+   * `max_unused_warm_slots`). While fewer are, a module without a slot of its own gets a
+   * never-used slot, leaving other modules' slots (their images mapped) for them; beyond it,
+   * the least recently freed slot is taken from its module. Default: 100, or `count` when the
+   * pool is smaller. A whole number from 0 to `instanceLimits.count`. Ignored by `"random"`.
+   */
+  readonly maxUnusedWarmSlots?: number;
 }
 
 /** The resolved settings of a pooling strategy: every limit present and checked. */
@@ -115,12 +136,16 @@ export interface PoolingSettings {
   readonly stackSize: number;
   /** Seed of the random strategy. */
   readonly seed: number;
-  /** Bytes of each memory zeroed in place on reset. */
+  /** Bytes of each memory restored in place on reset. */
   readonly memoryKeepResident: number;
+  /** Free slots that may stay affine to modules. */
+  readonly maxUnusedWarmSlots: number;
 }
 
 const WASM_PAGE_BYTES = 65536;
 const DEFAULT_KEEP_RESIDENT_BYTES = 65536;
+/** Wasmtime's default `max_unused_warm_slots`. */
+const DEFAULT_MAX_UNUSED_WARM_SLOTS = 100;
 const MAX_WASM_PAGES = 65536;
 const U32_MAX = 0xffff_ffff;
 
@@ -203,6 +228,25 @@ function resolvePooling(options: PoolingOptions): PoolingSettings {
     0,
     8 * 2 ** 30,
   );
+  const count = instanceLimits.count;
+  const maxUnusedWarmSlots = options.maxUnusedWarmSlots ??
+    Math.min(DEFAULT_MAX_UNUSED_WARM_SLOTS, count);
+  if (
+    typeof maxUnusedWarmSlots !== "number" || !Number.isInteger(maxUnusedWarmSlots) ||
+    maxUnusedWarmSlots < 0
+  ) {
+    throw new LimitError(
+      `maxUnusedWarmSlots must be a whole number from 0 to ${count}, got ${
+        String(maxUnusedWarmSlots)
+      }`,
+    );
+  }
+  if (maxUnusedWarmSlots > count) {
+    throw new LimitError(
+      `maxUnusedWarmSlots of ${maxUnusedWarmSlots} exceeds the instance count limit of ${count}`,
+      { limit: "maxUnusedWarmSlots", value: maxUnusedWarmSlots, maximum: count },
+    );
+  }
   return Object.freeze({
     strategy,
     moduleLimits,
@@ -211,6 +255,7 @@ function resolvePooling(options: PoolingOptions): PoolingSettings {
     stackSize,
     seed,
     memoryKeepResident,
+    maxUnusedWarmSlots,
   });
 }
 

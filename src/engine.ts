@@ -33,77 +33,14 @@ import { detachBuffer, type EngineState } from "./internal.ts";
 import type { Module } from "./module.ts";
 import type { TranslationLimits } from "./module/translate.ts";
 import { Code, describeErrno } from "./native_errors.ts";
+import { type EngineStats, readStats } from "./stats.ts";
 
-/** What an engine reports about its allocator. Sizes in bytes. */
-export interface EngineStats {
-  /** `"on-demand"` or `"pooling"`. */
-  readonly strategy: "on-demand" | "pooling";
-  /** Instances alive now: handles (`allocate`) and running instances (`instantiate`). With
-   * pooling the count is the pool's, across every Worker attached to the engine. */
-  readonly liveInstances: number;
-  /** Instances that can be alive at once. */
-  readonly instanceCapacity: number;
-  /** Successful instantiations since the engine was made. */
-  readonly instantiations: number;
-  /** Disposals since the engine was made. */
-  readonly deallocations: number;
-  /** Slots taken out of service because resetting them failed. */
-  readonly quarantinedSlots: number;
-  /** Address space of one memory slot (on demand: of one memory). */
-  readonly memorySlotBytes: number;
-  /** Address space of the memory pool. */
-  readonly memoryPoolBytes: number;
-  /** Bytes of one table slot. */
-  readonly tableSlotBytes: number;
-  /** Address space of the table pool. */
-  readonly tablePoolBytes: number;
-  /** Address space of the stack pool. */
-  readonly stackPoolBytes: number;
-  /** Modules translated for this engine and not yet collected. */
-  readonly modules: number;
-  /** uffd mode: wasm pages the fault handler filled with zeros. */
-  readonly uffdPagesZeroed: number;
-  /** uffd mode: wasm pages the fault handler filled from a module's paged image. */
-  readonly uffdPagesCopied: number;
-  /** uffd mode: accesses at or above a memory's size that the handler turned into traps. */
-  readonly uffdGuardFaults: number;
-  /** Running instances (`instantiate`) alive in this engine object (this isolate). */
-  readonly runningInstances: number;
-  /** Host memories (`WebAssembly.Memory`) the pool holds, in use or free, in this isolate. */
-  readonly hostMemories: number;
-  /** Host memories free for the next tenant. */
-  readonly hostMemoriesFree: number;
-  /** Host memories made (`new WebAssembly.Memory`). */
-  readonly hostMemoriesCreated: number;
-  /** Instantiations served with a pooled host memory. */
-  readonly hostMemoriesReused: number;
-  /** Host memories dropped because their tenant grew them (a memory cannot shrink). */
-  readonly hostMemoriesReplaced: number;
-  /** Free host memories dropped to make room for a memory of another shape. */
-  readonly hostMemoriesEvicted: number;
-}
-
-const STATS_FIELDS = [
-  "liveInstances",
-  "instanceCapacity",
-  "instantiations",
-  "deallocations",
-  "quarantinedSlots",
-  "memorySlotBytes",
-  "memoryPoolBytes",
-  "tableSlotBytes",
-  "tablePoolBytes",
-  "stackPoolBytes",
-  "modules",
-  "uffdPagesZeroed",
-  "uffdPagesCopied",
-  "uffdGuardFaults",
-] as const;
+export type { EngineStats } from "./stats.ts";
 
 /** On demand, a table may grow to this many elements (each its own mapping of 4 bytes each). */
 export const ON_DEMAND_TABLE_ELEMENTS = 10_000_000;
 
-const CONFIG_BYTES = 88;
+const CONFIG_BYTES = 96;
 const POOL_NAMES = ["instance", "memory", "table", "stack"];
 
 function encodeConfig(config: Config): { bytes: Uint8Array; limits: TranslationLimits } {
@@ -133,6 +70,7 @@ function encodeConfig(config: Config): { bytes: Uint8Array; limits: TranslationL
   view.setBigUint64(40, BigInt(pooling.instanceLimits.memoryReservationSize), true);
   view.setBigUint64(48, BigInt(pooling.stackSize), true);
   view.setBigUint64(80, BigInt(pooling.memoryKeepResident), true);
+  view.setUint32(88, pooling.maxUnusedWarmSlots, true);
   return { bytes, limits: { memoryPages: m.memoryPages, tableElements: m.tableElements } };
 }
 
@@ -320,28 +258,7 @@ export class Engine {
 
   /** Counters and sizes of the allocator. */
   stats(): EngineStats {
-    const state = engineState(this);
-    const out = new BigUint64Array(STATS_FIELDS.length);
-    state.lib.engineStats(state.pointer, new Uint8Array(out.buffer));
-    const stats: Record<string, number | string> = { strategy: state.kind };
-    STATS_FIELDS.forEach((field, i) => (stats[field] = Number(out[i])));
-    const run = state.run;
-    const pool = run?.pool;
-    const counters = pool?.counters;
-    stats.runningInstances = run?.live.size ?? 0;
-    stats.hostMemories = pool?.size ?? 0;
-    stats.hostMemoriesFree = pool?.freeCount ?? 0;
-    stats.hostMemoriesCreated = counters?.created ?? 0;
-    stats.hostMemoriesReused = counters?.reused ?? 0;
-    stats.hostMemoriesReplaced = counters?.replaced ?? 0;
-    stats.hostMemoriesEvicted = counters?.evicted ?? 0;
-    if (state.pooling === null && run) {
-      // On demand, running instances take no native slot: count them here.
-      stats.liveInstances = (stats.liveInstances as number) + run.live.size;
-      stats.instantiations = (stats.instantiations as number) + run.counters.instantiations;
-      stats.deallocations = (stats.deallocations as number) + run.counters.releases;
-    }
-    return stats as unknown as EngineStats;
+    return readStats(engineState(this));
   }
 
   /** Whether `close()` was called. */

@@ -14,7 +14,8 @@ import { type EngineState, readAddress, Slot } from "./internal.ts";
 import { Memory } from "./memory.ts";
 import { type Module, moduleState } from "./module.ts";
 import type { ConstExpr } from "./module/types.ts";
-import { instantiationError } from "./native_errors.ts";
+import { instantiationError, quarantineError } from "./native_errors.ts";
+import { readStats } from "./stats.ts";
 import { Table } from "./table.ts";
 
 /** What an instance exports under one name. */
@@ -133,15 +134,22 @@ export class InstanceHandle {
   }
 
   /**
-   * Gives the slot back: buffers handed out are detached and the memories read as zeros for the
-   * next tenant. Memories and tables another live instance imported stay alive until that
-   * instance is disposed too. Calling it again does nothing.
+   * Gives the slot back: buffers handed out are detached and the memories read as their
+   * module's image (zeros without one) for the next tenant. Memories and tables another live
+   * instance imported stay alive until that instance is disposed too. Calling it again does
+   * nothing. Should the operating system refuse the reset (and the slot be quarantined), the
+   * instance is disposed all the same and a `ResourceError` names the cause.
    */
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    finalizer.untrack(this.#slot);
-    this.#slot.releaseInstance();
+    const slot = this.#slot;
+    finalizer.untrack(slot);
+    slot.releaseInstance();
+    if (slot.quarantined && !slot.engine.closed) {
+      const stats = readStats(slot.engine);
+      throw quarantineError(slot.id, stats.quarantineOperation, stats.quarantineErrno);
+    }
   }
 
   /** Same as {@linkcode InstanceHandle.dispose}, for `using`. */

@@ -10,6 +10,7 @@ import { DisposedError } from "./errors.ts";
 import type { NativeLibrary, NativePointer } from "./ffi/symbols.ts";
 import type { TranslationLimits } from "./module/translate.ts";
 import type { RunEngine } from "./run/run_engine.ts";
+import { Code } from "./native_errors.ts";
 
 /** The scratch area of one engine: native memory with a view for reading and writing. */
 export interface Scratch {
@@ -65,6 +66,8 @@ export class Slot {
   released = false;
   /** Whether the instance's lease is registered with the finalizer. */
   finalizing = false;
+  /** Whether the native dispose reported the slot quarantined (its reset failed). */
+  quarantined = false;
 
   /** A slot for native instance `id`. */
   constructor(engine: EngineState, id: number) {
@@ -122,7 +125,10 @@ export class Slot {
     if (this.engine.closed) return;
     this.engine.slots[this.id] = undefined;
     const code = this.engine.lib.instanceDispose(this.engine.pointer, this.id);
-    if (code !== 0) throw new Error(`wasmpool: native dispose of instance ${this.id} gave ${code}`);
+    if (code === Code.quarantined) this.quarantined = true;
+    else if (code !== 0) {
+      throw new Error(`wasmpool: native dispose of instance ${this.id} gave ${code}`);
+    }
   }
 }
 

@@ -13,7 +13,7 @@ import { parseModule } from "./module/parse.ts";
 import { translate, type Translation } from "./module/translate.ts";
 import type { ExternKind, ImportDesc } from "./module/types.ts";
 import { checkMinimums, validateModuleLimits } from "./module/validate.ts";
-import { Code } from "./native_errors.ts";
+import { Code, imageError } from "./native_errors.ts";
 import { planRun, type RunPlan } from "./run/plan.ts";
 
 /** One import a module declares. */
@@ -78,7 +78,10 @@ function copyBytes(bytes: unknown): Uint8Array<ArrayBuffer> {
 
 /**
  * A translated module: parsed, validated against the engine's limits, its initial data copied
- * once into native memory. Allocate its state with {@linkcode Engine.allocate}.
+ * once into native memory. When every data segment has a constant offset that fits its
+ * memory's initial size, each memory's initial contents are built here, once, into an image
+ * (a sealed memfd) that instances map copy-on-write instead of copying the segments. Allocate
+ * its state with {@linkcode Engine.allocate}.
  */
 export class Module {
   static {
@@ -112,7 +115,8 @@ export class Module {
     const run = planRun(copy, translation, state.pooling === null ? "plain" : "pooled");
     ensureScratch(state, translation.scratchBytes);
 
-    const code = new Int32Array(1);
+    // [code, errno, step]: see wasmpool_module_create.
+    const code = new Int32Array(4);
     const pointer = state.lib.moduleCreate(
       state.pointer,
       translation.blob,
@@ -120,6 +124,9 @@ export class Module {
       code,
     );
     if (pointer === null) {
+      if (code[0] === Code.imageFailed) {
+        throw imageError(code[2], code[1], translation.blob.byteLength);
+      }
       if (code[0] === Code.outOfMemory) {
         throw new ResourceError(
           `the native heap could not hold the module's ${translation.blob.byteLength}-byte image`,

@@ -31,6 +31,9 @@ export const Code = {
   badInstance: -12,
   outOfMemory: -13,
   uffdUnavailable: -14,
+  tooManyEngines: -15,
+  imageFailed: -16,
+  quarantined: -17,
 } as const;
 
 const ERRNO_NAMES: Readonly<Record<number, string>> = {
@@ -49,6 +52,54 @@ export function describeErrno(errno: number): string {
     ? " (out of address space, memory, or mappings: see vm.max_map_count and ulimit -v)"
     : "";
   return `${name} (errno ${errno})${hint}`;
+}
+
+/** What `detail[2]` of a `resource` failure names (memory.zig's `MapStep`). */
+const MAP_STEPS = [
+  "mprotect",
+  "the mmap of the module's memory image over its slot",
+  "the mmap of anonymous memory over the previous module's image in its slot",
+];
+
+/** What image.zig's `Step` numbers name. */
+const IMAGE_STEPS = [
+  "",
+  "memfd_create",
+  "ftruncate of the memfd",
+  "writing the memfd",
+  "sealing the memfd (F_ADD_SEALS)",
+  "mapping the memfd read-only",
+];
+
+/** The error for a module whose memory image could not be built (`Code.imageFailed`). */
+export function imageError(step: number, errno: number, bytes: number): WasmpoolError {
+  return new ResourceError(
+    `the module's memory image could not be built: ${IMAGE_STEPS[step] ?? "a step"} failed ` +
+      `with ${describeErrno(errno)} (module blob of ${bytes} bytes)`,
+  );
+}
+
+/** What a quarantine's operation (`EngineStats#quarantineOperation`) was doing. */
+const QUARANTINE_TEXT: Readonly<Record<string, string>> = {
+  madvise: "madvise(MADV_DONTNEED) of its memory",
+  mmap: "mmap of a fresh reservation over its memory",
+  mprotect: "mprotect of its memory",
+};
+
+/**
+ * The error for a disposal whose reset failed and whose slot could not be restored either, so
+ * is now quarantined (`Code.quarantined`): the instance is disposed all the same.
+ */
+export function quarantineError(
+  id: number,
+  operation: string | null,
+  errno: number,
+): WasmpoolError {
+  const what = operation === null ? "a system call" : QUARANTINE_TEXT[operation] ?? operation;
+  return new ResourceError(
+    `instance ${id} is disposed, but its slot could not be reset: ${what} failed with ` +
+      `${describeErrno(errno)}; the slot is quarantined and never handed out again`,
+  );
 }
 
 /** The error for a failed `wasmpool_allocate`; `detail` is the scratch's first 8 words. */
@@ -70,8 +121,11 @@ export function instantiationError(code: number, detail: Uint32Array): WasmpoolE
       );
     case Code.resource:
       return new ResourceError(
-        `instantiation failed: the operating system refused memory ${detail[1]}'s mapping: ` +
-          describeErrno(detail[0]),
+        `instantiation failed: for memory ${detail[1]}, ${MAP_STEPS[detail[2]] ?? "a mapping"} ` +
+          `failed with ${describeErrno(detail[0])}; ` +
+          (detail[7] === 1
+            ? "the slot could not be restored and is quarantined"
+            : "the slot was restored and is reusable"),
       );
     case Code.outOfMemory:
       return new ResourceError("instantiation failed: the native heap is exhausted (ENOMEM)");

@@ -20,6 +20,7 @@ const MAP = 0;
 const PROTECT = 1;
 const DECOMMIT = 2;
 const USERFAULTFD = 3;
+const MAP_FIXED = 5;
 
 function inject(operation: number, count: number): void {
   assert.equal(native().testInjectFailures(operation, count), 0);
@@ -66,7 +67,7 @@ describe("system-call failures", () => {
     new Uint8Array(memory.buffer)[3 * 65536 - 1] = 1;
   });
 
-  it("madvise refused at reset: the slot is quarantined, never handed out dirty", () => {
+  it("madvise refused at reset: the slot is restored to a fresh reservation, not dirty", () => {
     using engine = pooled({ ...small, memoryKeepResident: 0 });
     const module = new Module(engine, memoryModule);
     const first = engine.allocate(module);
@@ -74,8 +75,34 @@ describe("system-call failures", () => {
     new Uint8Array(first.memories[0].buffer).fill(0xee);
     inject(DECOMMIT, 1);
     first.dispose();
+    assert.equal(engine.stats().quarantinedSlots, 0);
+    // The same slot comes back (module affinity), as the module initializes it.
+    using second = engine.allocate(module);
+    assert.equal(second.memories[0].address, address);
+    const bytes = new Uint8Array(second.memories[0].buffer);
+    assert.deepEqual([...bytes.subarray(0, 4)], [1, 2, 3, 0]);
+    assert.ok(bytes.subarray(3).every((b) => b === 0));
+  });
+
+  it("madvise and the restoring mmap refused: quarantined, never handed out dirty", () => {
+    using engine = pooled({ ...small, memoryKeepResident: 0 });
+    const module = new Module(engine, memoryModule);
+    const first = engine.allocate(module);
+    const address = first.memories[0].address;
+    new Uint8Array(first.memories[0].buffer).fill(0xee);
+    inject(DECOMMIT, 1);
+    inject(MAP_FIXED, 1);
+    assert.throws(() => first.dispose(), (error: unknown) => {
+      assert.ok(error instanceof ResourceError);
+      assert.match(error.message, /madvise\(MADV_DONTNEED\) of its memory failed with ENOMEM/);
+      assert.match(error.message, /quarantined/);
+      return true;
+    });
+    assert.equal(first.disposed, true);
     const stats = engine.stats();
     assert.equal(stats.quarantinedSlots, 1);
+    assert.equal(stats.quarantineOperation, "madvise");
+    assert.equal(stats.quarantineErrno, 12);
     assert.equal(stats.liveInstances, 0);
     // The other slot still works, and the dirty one is not handed out.
     using second = engine.allocate(module);

@@ -85,7 +85,11 @@ describe("fuzzer", () => {
   });
 
   for (const seed of SEEDS) {
-    it(`seed ${seed}: ${CASES_PER_SEED} cases translate or throw WasmpoolError`, () => {
+    // A safety net against a hang, not a timing assertion: bun's default of 5 s is too short
+    // on a loaded machine.
+    it(`seed ${seed}: ${CASES_PER_SEED} cases translate or throw WasmpoolError`, {
+      timeout: 120_000,
+    }, () => {
       withEngines((engines) => {
         const summary = runFuzz({ seed, cases: CASES_PER_SEED, engines, corpus: theCorpus() });
         const findings = summary.findings.map((f) =>

@@ -31,12 +31,12 @@ export const PACKAGED_GLIBC_VERSION = "2.17";
 export const PACKAGED_LIBRARIES: Readonly<Record<string, PackagedLibrary>> = {
   "x86_64-linux": {
     path: "lib/x86_64-linux/libwasmpool.so",
-    sha256: "06622382910691f1ff1bf639c5826bb7a6642c353b6ff5f865d0289e28942e96",
-    sizeBytes: 83032,
+    sha256: "58c28a66fbcb11238d281c2c6ce9964126aff40e554f11b66c27f784887a5703",
+    sizeBytes: 94184,
   },
   "aarch64-linux": {
     path: "lib/aarch64-linux/libwasmpool.so",
-    sha256: "e19e2cbda1753d785c3354d27d7f5f32477246fc4731cb24748894ac9e0b196a",
-    sizeBytes: 78368,
+    sha256: "e45c39a2aa037891d369eb784c569480462e16666803bcc226c13a211d12c8de",
+    sizeBytes: 88912,
   },
 };

@@ -57,7 +57,7 @@ export const SYMBOLS = {
 } as const satisfies Record<string, NativeSignature>;
 
 /** The ABI version this TypeScript side speaks; `abi_version()` must answer it. */
-export const ABI_VERSION = 3;
+export const ABI_VERSION = 4;
 
 /** A native pointer: an object in Deno, a number in Bun. Opaque outside src/ffi/. */
 export type NativePointer = { readonly __nativePointer: unique symbol };
@@ -82,12 +82,15 @@ export interface NativeLibrary {
   testInjectFailures(operation: number, count: number): number;
   /** `wasmpool_engine_stats`. */
   engineStats(engine: NativePointer, out: Uint8Array): void;
-  /** `wasmpool_module_create`: null on failure, with the code in `outCode[0]`. */
+  /**
+   * `wasmpool_module_create`: null on failure, with `[code, errno, step]` in `out` (4 words;
+   * errno and step for an image that could not be built).
+   */
   moduleCreate(
     engine: NativePointer,
     blob: Uint8Array,
     blobBytes: number,
-    outCode: Int32Array,
+    out: Int32Array,
   ): NativePointer | null;
   /** `wasmpool_module_destroy`. */
   moduleDestroy(engine: NativePointer, module: NativePointer): number;
@@ -102,7 +105,7 @@ export interface NativeLibrary {
     scratch: NativePointer,
     scratchBytes: number,
   ): number;
-  /** `wasmpool_instance_dispose`. */
+  /** `wasmpool_instance_dispose`: 0, or `Code.quarantined` when the slot's reset failed. */
   instanceDispose(engine: NativePointer, id: number): number;
   /** `wasmpool_instance_admit`: a pool slot for a running instance, or a negative code. */
   instanceAdmit(engine: NativePointer): number;

@@ -118,10 +118,13 @@ fn config_for(mode: Mode) Config {
         },
     }
     c.memory_reservation_bytes = 6 << 30;
-    // The TypeScript default of `memoryKeepResident` (src/config.ts); the engine ignores it in
-    // uffd and on-demand mode.
-    if (@hasField(Config, "memory_keep_resident_bytes") and mode == .mprotect) {
+    // The TypeScript defaults of `memoryKeepResident` and `maxUnusedWarmSlots` (src/config.ts);
+    // the engine ignores them on demand.
+    if (@hasField(Config, "memory_keep_resident_bytes") and mode != .on_demand) {
         c.memory_keep_resident_bytes = 65536;
+    }
+    if (@hasField(Config, "max_unused_warm_slots") and mode != .on_demand) {
+        c.max_unused_warm_slots = 100;
     }
     return c;
 }

@@ -1,6 +1,12 @@
 //! The engine: one allocator (pooling or on-demand), the modules translated for it, and the
 //! operations the C ABI exposes. Only the index allocator, the on-demand id table, grow and the
 //! module set take the engine's mutex; initialization of a slot runs outside it.
+//!
+//! A pool slot's memories keep their last module's image mapped between tenants (module
+//! affinity makes the next tenant of that module skip every mapping call). The invariant kept:
+//! a slot is handed out only after its reset succeeded, and then only with its memories
+//! prepared for the new module (its images mapped, nothing else's); a slot whose reset or
+//! remapping failed is restored to a fresh reservation, or else quarantined for good.
 
 const std = @import("std");
 const assert = std.debug.assert;
@@ -12,7 +18,8 @@ const Pool = pool_mod.Pool;
 const on_demand_mod = @import("on_demand.zig");
 const OnDemand = on_demand_mod.OnDemand;
 const InstanceState = @import("instance.zig").InstanceState;
-const MemoryState = @import("memory.zig").MemoryState;
+const memory_mod = @import("memory.zig");
+const MemoryState = memory_mod.MemoryState;
 const TableState = @import("table.zig").TableState;
 const Scratch = @import("scratch.zig").Scratch;
 const init = @import("init.zig");
@@ -21,6 +28,7 @@ const uffd = @import("uffd.zig");
 const Handler = @import("uffd_handler.zig").Handler;
 const resident = @import("resident.zig");
 const registry = @import("registry.zig");
+const image_mod = @import("image.zig");
 
 pub const Strategy = enum(u32) { on_demand = 0, pooling = 1 };
 
@@ -44,8 +52,11 @@ pub const Config = extern struct {
     error_errno: u32,
     reserved1: u32,
     error_size_bytes: u64,
-    /// mprotect mode: bytes at the start of each memory zeroed in place on reset, not dropped.
+    /// mprotect mode: bytes at the start of each memory restored in place on reset, not dropped.
     memory_keep_resident_bytes: u64,
+    /// Next-available: free slots kept affine to modules before one is given to another module.
+    max_unused_warm_slots: u32,
+    reserved2: u32,
 };
 
 /// Negative results of the C ABI. The TypeScript side turns each into a WasmpoolError.
@@ -66,6 +77,22 @@ pub const Code = enum(i32) {
     out_of_memory = -13,
     uffd_unavailable = -14,
     too_many_engines = -15,
+    /// A module's image could not be built (step and errno in the out words).
+    image_failed = -16,
+    /// The instance is disposed, but resetting its slot failed and the slot is quarantined
+    /// (the cause in the stats' quarantine fields).
+    quarantined = -17,
+};
+
+/// What a quarantine's cause was, for the stats and the error message.
+pub const QuarantineOperation = enum(u64) {
+    none = 0,
+    /// madvise(MADV_DONTNEED) of a reset.
+    madvise = 1,
+    /// mmap over the slot, restoring a fresh reservation (after a reset or a remapping failed).
+    mmap = 2,
+    /// mprotect of a reset (uffd mode's guard pages) or of a table.
+    mprotect = 3,
 };
 
 pub const Stats = extern struct {
@@ -83,6 +110,19 @@ pub const Stats = extern struct {
     uffd_pages_zeroed: u64,
     uffd_pages_copied: u64,
     uffd_guard_faults: u64,
+    /// Allocations given a slot whose last tenant was the same module.
+    affine_hits: u64,
+    /// Memory slots whose mapping changed to another module's image or to anonymous memory.
+    image_remaps: u64,
+    /// Bytes of images mapped copy-on-write into live instances' memories (summed over them).
+    image_bytes_shared: u64,
+    /// Bytes of data the modules' images hold (their memfds), counted once per module.
+    image_bytes: u64,
+    /// uffd mode: bytes filled ahead of use from the modules' working sets.
+    uffd_prefetched_bytes: u64,
+    /// The cause of the last quarantine (a QuarantineOperation) and its errno.
+    quarantine_operation: u64,
+    quarantine_errno: u64,
 };
 
 pub const Engine = struct {
@@ -97,6 +137,12 @@ pub const Engine = struct {
     deallocations: std.atomic.Value(u64) = .init(0),
     /// Pool slots whose reset failed: never handed out again.
     quarantined_slots: u64 = 0,
+    last_quarantine: QuarantineOperation = .none,
+    last_quarantine_errno: sys.Errno = 0,
+    affine_hits: std.atomic.Value(u64) = .init(0),
+    image_remaps: std.atomic.Value(u64) = .init(0),
+    image_bytes_shared: std.atomic.Value(u64) = .init(0),
+    uffd_prefetched_bytes: std.atomic.Value(u64) = .init(0),
     /// The userfaultfd handler, in uffd mode.
     handler: ?*Handler = null,
     /// /proc/self/pagemap, for keep-resident resets; null where it cannot be opened.
@@ -155,7 +201,7 @@ pub const Engine = struct {
                 .table_elements = config.table_elements,
                 .memory_reservation_bytes = reservation_bytes,
                 .stack_bytes = config.stack_bytes,
-            }, index_strategy, config.seed, uffd_fd, &failure) catch |err| {
+            }, index_strategy, config.seed, config.max_unused_warm_slots, uffd_fd, &failure) catch |err| {
                 if (uffd_fd) |fd| uffd.close(fd);
                 allocator.destroy(engine);
                 config.error_pool = @intFromEnum(failure.pool);
@@ -172,7 +218,8 @@ pub const Engine = struct {
             const keep = sys.round_up_to_page(config.memory_keep_resident_bytes) orelse
                 std.math.maxInt(u64);
             engine.pool.?.keep_resident_bytes = keep;
-            if (keep > 0 and uffd_fd == null) engine.pagemap_fd = resident.open_pagemap();
+            // uffd mode reads it to learn working sets, mprotect mode for keep-resident resets.
+            if (keep > 0 or uffd_fd != null) engine.pagemap_fd = resident.open_pagemap();
             if (uffd_fd) |fd| {
                 engine.start_handler(fd, config) catch {
                     engine.pool.?.deinit(allocator);
@@ -248,6 +295,9 @@ pub const Engine = struct {
                 if (instance.live and instance.module != null) release_module(instance);
             }
             pool.deinit(self.allocator);
+            // The slots are gone with the pool, and so is every module's affinity to them.
+            var modules = self.modules.keyIterator();
+            while (modules.next()) |module| module.*.affine_slots = .{};
         } else {
             for (self.on_demand.instances.items) |maybe| {
                 if (maybe) |instance| release_module(instance);
@@ -262,12 +312,25 @@ pub const Engine = struct {
         allocator.destroy(self);
     }
 
-    pub fn module_create(self: *Engine, bytes: []const u8) module_mod.BlobError!*Module {
+    pub const ModuleError = module_mod.BlobError || error{ImageFailed};
+
+    pub fn module_create(self: *Engine, bytes: []const u8) ModuleError!*Module {
+        var failure: image_mod.Failure = undefined;
+        return self.module_create_with(bytes, &failure);
+    }
+
+    /// Boxes the blob and builds its images (where `module_mod.can_image` allows), and in uffd
+    /// mode its working sets. On `error.ImageFailed`, `failure` says which step and why.
+    pub fn module_create_with(self: *Engine, bytes: []const u8, failure: *image_mod.Failure) ModuleError!*Module {
         const module = try module_mod.create(self.allocator, bytes, self.module_limits);
         errdefer module_mod.destroy(self.allocator, module);
-        if (self.handler != null and module_mod.can_page(module)) {
-            try module_mod.build_paged(self.allocator, module);
+        if (module_mod.can_image(module)) {
+            module_mod.build_images(self.allocator, module, failure) catch |err| return switch (err) {
+                error.OutOfMemory => error.OutOfMemory,
+                error.Failed => error.ImageFailed,
+            };
         }
+        if (self.handler != null) try module_mod.build_working_sets(self.allocator, module);
         self.mutex.lock();
         defer self.mutex.unlock();
         try self.modules.put(self.allocator, module, {});
@@ -279,9 +342,57 @@ pub const Engine = struct {
         defer self.mutex.unlock();
         if (!self.modules.contains(module)) return .bad_module;
         if (module.live_instances.load(.acquire) != 0) return .bad_module;
+        if (self.pool) |*pool| self.purge_locked(pool, module);
         _ = self.modules.remove(module);
         module_mod.destroy(self.allocator, module);
         return .ok;
+    }
+
+    /// A module is going away: no free slot may keep it affine or keep its images mapped (the
+    /// mappings would hold its memfds' pages after the module closed them). Each such memory
+    /// becomes anonymous memory again; one that cannot is restored to a fresh reservation, and
+    /// failing that its slot is quarantined. Under the mutex; no instance of the module lives.
+    fn purge_locked(self: *Engine, pool: *Pool, module: *Module) void {
+        pool.index_allocator.forget(&module.affine_slots);
+        if (module.images.len == 0) return;
+        for (pool.instances, 0..) |*instance, index| {
+            // Only slots nobody else can touch: free ones (an allocation takes a slot from the
+            // index allocator, under this mutex, before it touches it) and quarantined ones.
+            if (!pool.index_allocator.is_free(@intCast(index)) and !instance.quarantined) continue;
+            for (instance.memory_slots) |*state| {
+                const image = state.image orelse continue;
+                if (!owns_image(module, image)) continue;
+                var failure: MemoryState.MapFailure = undefined;
+                if (!state.poisoned) {
+                    if (state.prepare(null, &failure)) |_| {
+                        _ = self.image_remaps.fetchAdd(1, .monotonic);
+                        continue;
+                    } else |_| {}
+                }
+                if (state.restore_reservation()) |errno| {
+                    // Still free (a quarantined slot is not): take it out of circulation.
+                    if (pool.index_allocator.take(@intCast(index))) {
+                        instance.quarantined = true;
+                        self.quarantine_locked(.mmap, errno);
+                    }
+                    // It still maps the image: forget the pointer, the pages stay until unmap.
+                    state.image = null;
+                }
+            }
+        }
+    }
+
+    fn owns_image(module: *const Module, image: *const image_mod.Image) bool {
+        for (module.images) |maybe| {
+            if (maybe == image) return true;
+        }
+        return false;
+    }
+
+    fn quarantine_locked(self: *Engine, operation: QuarantineOperation, errno: sys.Errno) void {
+        self.quarantined_slots += 1;
+        self.last_quarantine = operation;
+        self.last_quarantine_errno = errno;
     }
 
     /// Returns the new instance's id, or a negative Code with detail in the scratch area.
@@ -313,14 +424,16 @@ pub const Engine = struct {
         const header = module.header;
         assert(header.defined_memories <= pool.limits.memories);
         assert(header.defined_tables <= pool.limits.tables);
-        const index = blk: {
+        const pick = blk: {
             self.mutex.lock();
             defer self.mutex.unlock();
-            break :blk pool.index_allocator.alloc();
+            break :blk pool.index_allocator.alloc(&module.affine_slots);
         } orelse {
             scratch.set_detail(&.{pool.limits.instance_count});
             return error.PoolFull;
         };
+        if (pick.affine) _ = self.affine_hits.fetchAdd(1, .monotonic);
+        const index = pick.index;
         const instance = &pool.instances[index];
         assert(!instance.live);
         instance.live = true;
@@ -329,14 +442,38 @@ pub const Engine = struct {
         _ = module.live_instances.fetchAdd(1, .acq_rel);
         instance.memory_count = header.defined_memories;
         instance.table_count = header.defined_tables;
-        errdefer self.release_pooled(index);
+        errdefer {
+            // Word 7 of the detail: whether the slot had to be quarantined.
+            const quarantined = self.release_pooled(index) == .quarantined;
+            scratch.detail()[7] = @intFromBool(quarantined);
+        }
 
+        var shared_bytes: u64 = 0;
         for (instance.memories(), module.memories, 0..) |*state, desc, m| {
             state.max_pages = desc.max_pages;
+            const image = module.image(@intCast(m));
+            var failure: MemoryState.MapFailure = undefined;
+            const remapped = state.prepare(image, &failure) catch {
+                scratch.set_detail(&.{ failure.errno, @intCast(m), @intFromEnum(failure.step) });
+                return error.Resource;
+            };
+            if (remapped) _ = self.image_remaps.fetchAdd(1, .monotonic);
+            const min_bytes = @as(u64, desc.min_pages) * memory_mod.wasm_page_bytes;
+            switch (state.mode) {
+                .mprotect => if (image) |i| {
+                    shared_bytes += i.size_bytes;
+                },
+                .uffd => state.trim_kept(min_bytes, &failure) catch {
+                    scratch.set_detail(&.{ failure.errno, @intCast(m), @intFromEnum(failure.step) });
+                    return error.Resource;
+                },
+            }
             if (state.protect_linear_memory(desc.min_pages)) |errno| {
-                scratch.set_detail(&.{ errno, @intCast(m) });
+                scratch.set_detail(&.{ errno, @intCast(m), @intFromEnum(MemoryState.MapStep.protect) });
                 return error.Resource;
             }
+            // The pages a reset kept already hold this module's image: prefetch the rest.
+            if (state.mode == .uffd) self.prefetch(module, @intCast(m), state, @min(state.kept_bytes, min_bytes), min_bytes);
             scratch.set_memory_base(header, @intCast(m), @intFromPtr(state.base));
         }
         for (instance.tables(), module.tables, 0..) |*table, desc, t| {
@@ -345,8 +482,26 @@ pub const Engine = struct {
             table.size_elements = desc.min_elements;
             scratch.set_table_base(header, @intCast(t), @intFromPtr(table.entries));
         }
-        try init.initialize(module, instance.memories(), instance.tables(), scratch, self.resolver(), module.paged == null);
+        try init.initialize(module, instance.memories(), instance.tables(), scratch, self.resolver(), !module.imaged);
+        instance.image_bytes_shared = shared_bytes;
+        _ = self.image_bytes_shared.fetchAdd(shared_bytes, .monotonic);
         return index;
+    }
+
+    /// uffd mode: fills the pages of `[from_bytes, to_bytes)` that the module's instances used
+    /// before, from this thread, so that they cost no round trip to the handler.
+    fn prefetch(self: *Engine, module: *const Module, memory: u32, state: *MemoryState, from_bytes: u64, to_bytes: u64) void {
+        const handler = self.handler orelse return;
+        if (memory >= module.working_sets.len or from_bytes >= to_bytes) return;
+        const bytes = module.working_sets[memory].prefetch(
+            handler.fd,
+            module.image(memory),
+            state.base,
+            from_bytes,
+            to_bytes,
+            handler.zero_source,
+        );
+        if (bytes > 0) _ = self.uffd_prefetched_bytes.fetchAdd(bytes, .monotonic);
     }
 
     fn allocate_on_demand(self: *Engine, module: *Module, scratch: Scratch) InstantiateError!u32 {
@@ -392,7 +547,13 @@ pub const Engine = struct {
         for (instance.tables(), 0..) |*table, t| {
             scratch.set_table_base(module.header, @intCast(t), @intFromPtr(table.entries));
         }
-        try init.initialize(module, instance.memories(), instance.tables(), scratch, self.resolver(), true);
+        try init.initialize(module, instance.memories(), instance.tables(), scratch, self.resolver(), !module.imaged);
+        var shared_bytes: u64 = 0;
+        for (instance.memories()) |*state| {
+            if (state.image) |i| shared_bytes += i.size_bytes;
+        }
+        instance.image_bytes_shared = shared_bytes;
+        _ = self.image_bytes_shared.fetchAdd(shared_bytes, .monotonic);
         return id;
     }
 
@@ -403,7 +564,8 @@ pub const Engine = struct {
         const pool = if (self.pool) |*p| p else return @intFromEnum(Code.bad_config);
         self.mutex.lock();
         defer self.mutex.unlock();
-        const index = pool.index_allocator.alloc() orelse return @intFromEnum(Code.pool_full);
+        // Affine to no module: a running instance's memories are the runtime's, not the slot's.
+        const index = (pool.index_allocator.alloc(null) orelse return @intFromEnum(Code.pool_full)).index;
         const instance = &pool.instances[index];
         assert(!instance.live and instance.module == null);
         assert(instance.memory_count == 0 and instance.table_count == 0);
@@ -421,19 +583,20 @@ pub const Engine = struct {
         const instance = &pool.instances[index];
         if (!instance.live or instance.module != null) return .bad_instance;
         instance.live = false;
-        pool.index_allocator.release(index);
+        pool.index_allocator.release(index, null);
         _ = self.deallocations.fetchAdd(1, .monotonic);
         return .ok;
     }
 
     pub fn dispose(self: *Engine, id: u32) Code {
+        var code: Code = .ok;
         switch (self.strategy) {
             .pooling => {
                 const pool = &self.pool.?;
                 if (id >= pool.instances.len or !pool.instances[id].live) return .bad_instance;
                 // An admitted slot (module null) is given back by `leave`, not here.
                 if (pool.instances[id].module == null) return .bad_instance;
-                self.release_pooled(id);
+                code = self.release_pooled(id);
             },
             .on_demand => {
                 const instance = blk: {
@@ -442,39 +605,76 @@ pub const Engine = struct {
                     if (self.on_demand.lookup(id) == null) return .bad_instance;
                     break :blk self.on_demand.unregister(id);
                 };
+                _ = self.image_bytes_shared.fetchSub(instance.image_bytes_shared, .monotonic);
                 release_module(instance);
                 on_demand_mod.destroy_instance(self.allocator, instance);
             },
         }
         _ = self.deallocations.fetchAdd(1, .monotonic);
-        return .ok;
+        return code;
     }
 
-    /// Resets the slot so that nothing of this tenant is visible to the next, then frees it.
-    fn release_pooled(self: *Engine, index: u32) void {
+    /// Resets the slot so that nothing of this tenant is visible to the next, then frees it,
+    /// affine to its module. A memory whose reset (or an earlier remapping) failed is restored
+    /// to a fresh reservation; if that fails too, the slot is quarantined (`.quarantined`).
+    fn release_pooled(self: *Engine, index: u32) Code {
         const pool = &self.pool.?;
         const instance = &pool.instances[index];
         assert(instance.live);
-        var clean = true;
-        for (instance.memories()) |*state| {
-            if (state.reset(pool.keep_resident_bytes, self.pagemap_fd) != null) clean = false;
+        const module = instance.module.?;
+        var cause: ?struct { operation: QuarantineOperation, errno: sys.Errno } = null;
+        for (instance.memories(), 0..) |*state, m| {
+            if (state.mode == .uffd) {
+                // A tenancy that reached the handler teaches the module's working set.
+                if (state.uffd_faults.swap(0, .monotonic) > 0 and m < module.working_sets.len) {
+                    module.working_sets[m].learn(module.image(@intCast(m)), self.pagemap_fd, state.base, state.byte_length());
+                }
+                if (state.poisoned) {
+                    // A failed prepare left the old image's kept pages: drop everything.
+                    if (state.drop_all()) |errno| cause = .{ .operation = .madvise, .errno = errno };
+                    continue;
+                }
+                if (state.reset(pool.keep_resident_bytes, self.pagemap_fd)) |errno| {
+                    cause = .{ .operation = .madvise, .errno = errno };
+                }
+                continue;
+            }
+            var reset_errno: ?sys.Errno = null;
+            if (!state.poisoned) {
+                reset_errno = state.reset(pool.keep_resident_bytes, self.pagemap_fd);
+                if (reset_errno != null) state.poisoned = true;
+            }
+            if (state.poisoned) {
+                // The cause named is the first failure: the reset's, or the mapping's that
+                // poisoned the memory at allocation (then the restore's own errno).
+                if (state.restore_reservation()) |errno| cause = if (reset_errno) |e|
+                    .{ .operation = .madvise, .errno = e }
+                else
+                    .{ .operation = .mmap, .errno = errno };
+            }
         }
         for (instance.tables()) |*state| {
-            if (state.reset() != null) clean = false;
+            if (state.reset()) |errno| cause = .{ .operation = .madvise, .errno = errno };
         }
         if (instance.stack) |stack| {
-            if (sys.decommit(stack, pool.stack_bytes()) != null) clean = false;
+            if (sys.decommit(stack, pool.stack_bytes())) |errno| cause = .{ .operation = .madvise, .errno = errno };
         }
-        release_module(instance);
+        _ = self.image_bytes_shared.fetchSub(instance.image_bytes_shared, .monotonic);
+        instance.image_bytes_shared = 0;
         instance.memory_count = 0;
         instance.table_count = 0;
         self.mutex.lock();
         defer self.mutex.unlock();
-        if (clean) {
-            pool.index_allocator.release(index);
+        // Linked before the module lets go of the instance: module_destroy (under the mutex)
+        // then sees either a live instance or the slot on the module's affine list.
+        if (cause) |c| {
+            instance.quarantined = true;
+            self.quarantine_locked(c.operation, c.errno);
         } else {
-            self.quarantined_slots += 1;
+            pool.index_allocator.release(index, &module.affine_slots);
         }
+        release_module(instance);
+        return if (cause == null) .ok else .quarantined;
     }
 
     fn release_module(instance: *InstanceState) void {
@@ -545,7 +745,13 @@ pub const Engine = struct {
         const state = &instance.memories()[index];
         var errno: sys.Errno = 0;
         switch (state.grow(delta_pages, &errno)) {
-            .grown => |old| return @intCast(old),
+            .grown => |old| {
+                if (state.mode == .uffd) {
+                    const page_bytes = memory_mod.wasm_page_bytes;
+                    self.prefetch(instance.module.?, index, state, @as(u64, old) * page_bytes, (@as(u64, old) + delta_pages) * page_bytes);
+                }
+                return @intCast(old);
+            },
             .past_maximum => |old| {
                 scratch.set_detail(&.{ old, delta_pages, state.max_pages });
                 return @intFromEnum(Code.grow_past_maximum);
@@ -579,6 +785,14 @@ pub const Engine = struct {
         result.deallocations = self.deallocations.load(.monotonic);
         result.quarantined_slots = self.quarantined_slots;
         result.modules = self.modules.count();
+        result.affine_hits = self.affine_hits.load(.monotonic);
+        result.image_remaps = self.image_remaps.load(.monotonic);
+        result.image_bytes_shared = self.image_bytes_shared.load(.monotonic);
+        result.uffd_prefetched_bytes = self.uffd_prefetched_bytes.load(.monotonic);
+        result.quarantine_operation = @intFromEnum(self.last_quarantine);
+        result.quarantine_errno = self.last_quarantine_errno;
+        var modules = self.modules.keyIterator();
+        while (modules.next()) |module| result.image_bytes += module.*.image_bytes();
         if (self.pool) |*pool| {
             result.live_instances = pool.index_allocator.live_count() - self.quarantined_slots;
             result.instance_capacity = pool.limits.instance_count;

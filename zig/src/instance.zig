@@ -16,6 +16,10 @@ pub const InstanceState = struct {
     table_count: u32,
     /// The instance's stack, above its guard page; null without a stack pool.
     stack: ?[*]u8,
+    /// Bytes of images its memories map copy-on-write (for the engine's stats).
+    image_bytes_shared: u64 = 0,
+    /// Pool slots: taken out of service for good because a reset or remapping failed.
+    quarantined: bool = false,
 
     pub fn memories(self: *InstanceState) []MemoryState {
         return self.memory_slots[0..self.memory_count];

@@ -1,11 +1,17 @@
 //! One linear memory: its place in the address space, its size, and protect_linear_memory,
 //! which keeps exactly `[0, pages * 64 KiB)` read-write and the rest of the reservation
-//! PROT_NONE, so that any access past the end traps on a guard page.
+//! PROT_NONE, so that any access past the end traps on a guard page. In mprotect mode the
+//! memory may start with a module's image mapped copy-on-write over `[0, image.size_bytes)`
+//! (image.zig); `image` names the one mapped, and `prepare` maps another in its place.
+//!
+//!     reservation: | image (CoW, rw) | anonymous rw | PROT_NONE guard ...            |
+//!                  0          image.size   accessible_bytes                reservation_bytes
 
 const std = @import("std");
 const assert = std.debug.assert;
 const sys = @import("sys.zig");
-const resident = @import("resident.zig");
+const image_mod = @import("image.zig");
+const Image = image_mod.Image;
 
 pub const wasm_page_bytes: u64 = 64 * 1024;
 pub const wasm_max_pages: u32 = 65536;
@@ -37,6 +43,18 @@ pub const MemoryState = struct {
     pages: std.atomic.Value(u32),
     /// The most this memory may grow to: the module's maximum within the engine's limits.
     max_pages: u32,
+    /// The image this memory follows between tenants (null: zeros). mprotect mode: mapped over
+    /// `[0, image.size_bytes)`. uffd mode: the one its first `kept_bytes` were restored to.
+    /// Outlives a tenancy: a slot keeps its last module's image until another module's tenant
+    /// (or that module's teardown) replaces it.
+    image: ?*const Image = null,
+    /// uffd mode: bytes at the start whose populated pages a reset kept, holding `image`.
+    kept_bytes: u64 = 0,
+    /// A mapping over this memory failed half way: what it holds is unknown until
+    /// `restore_reservation` succeeds. Never handed to a tenant in this state.
+    poisoned: bool = false,
+    /// uffd mode: pages the handler filled during this tenancy (reset reads and clears it).
+    uffd_faults: std.atomic.Value(u32) = .init(0),
 
     pub fn init(base: [*]align(sys.page_size_bytes) u8, reservation_bytes: u64) MemoryState {
         assert(reservation_bytes % wasm_page_bytes == 0);
@@ -99,20 +117,125 @@ pub const MemoryState = struct {
         failed: u32,
     };
 
-    /// Gives the memory back clean: every byte it ever exposed reads zero for the next tenant.
-    /// In mprotect mode the first `keep_resident_bytes` are zeroed in place (see resident.zig)
-    /// and only the rest is dropped; in uffd mode everything is dropped, so that the handler
-    /// serves the next tenant's image.
+    /// Which mapping `prepare` was making when it failed.
+    pub const MapStep = enum(u32) { protect = 0, map_image = 1, map_anonymous = 2, decommit = 3 };
+
+    pub const MapFailure = struct { step: MapStep, errno: sys.Errno };
+
+    /// mprotect mode: makes the memory start with `image` (null: anonymous zeros) before a
+    /// tenant of a module gets it. Nothing to do when it already does (module affinity);
+    /// otherwise the old image's range beyond the new one becomes anonymous memory again and
+    /// the new image is mapped, so nothing of the previous module remains. Must follow a reset:
+    /// whatever the last tenant wrote is already gone. Returns whether a mapping changed.
+    /// On failure the memory is `poisoned`.
+    /// uffd mode: the pages a reset kept hold the old image: they are dropped, for the handler
+    /// (or the prefetch) to fill from the new one.
+    pub fn prepare(self: *MemoryState, image: ?*const Image, failure: *MapFailure) error{MapFailed}!bool {
+        assert(!self.poisoned);
+        if (self.image == image) return false;
+        if (self.mode == .uffd) {
+            if (sys.decommit(self.base, self.kept_bytes)) |errno| {
+                self.poisoned = true;
+                failure.* = .{ .step = .decommit, .errno = errno };
+                return error.MapFailed;
+            }
+            self.kept_bytes = 0;
+            self.image = image;
+            return true;
+        }
+        const old_bytes = if (self.image) |i| i.size_bytes else 0;
+        const new_bytes = if (image) |i| i.size_bytes else 0;
+        assert(new_bytes <= self.reservation_bytes);
+        if (old_bytes > new_bytes) {
+            // The old image lies within what its tenant could access: keep it read-write.
+            assert(old_bytes <= self.accessible_bytes);
+            if (sys.map_anonymous_fixed(self.base + new_bytes, old_bytes - new_bytes, .read_write)) |errno| {
+                self.poisoned = true;
+                failure.* = .{ .step = .map_anonymous, .errno = errno };
+                return error.MapFailed;
+            }
+        }
+        if (image) |i| {
+            if (i.map(self.base)) |errno| {
+                self.poisoned = true;
+                failure.* = .{ .step = .map_image, .errno = errno };
+                return error.MapFailed;
+            }
+            self.accessible_bytes = @max(self.accessible_bytes, new_bytes);
+        }
+        self.image = image;
+        return true;
+    }
+
+    /// uffd mode: drops the kept pages at or above `size_bytes`, so that no page of the memory
+    /// is present beyond the size of its next tenant (the handler makes an access there trap
+    /// only where a page is missing). On failure the memory is `poisoned`.
+    pub fn trim_kept(self: *MemoryState, size_bytes: u64, failure: *MapFailure) error{MapFailed}!void {
+        assert(self.mode == .uffd);
+        if (self.kept_bytes <= size_bytes) return;
+        if (sys.decommit(self.base + size_bytes, self.kept_bytes - size_bytes)) |errno| {
+            self.poisoned = true;
+            failure.* = .{ .step = .decommit, .errno = errno };
+            return error.MapFailed;
+        }
+        self.kept_bytes = size_bytes;
+    }
+
+    /// Gives the memory back clean: every byte it ever exposed reads as the image it starts
+    /// with (zeros without one) for the next tenant. The first `keep_resident_bytes` are
+    /// restored in place (image.zig's `reset`) and only the rest is dropped. In uffd mode the
+    /// dropped pages are missing again, for the handler (or the next prefetch) to fill.
     pub fn reset(self: *MemoryState, keep_resident_bytes: u64, pagemap_fd: ?i32) ?sys.Errno {
-        // uffd mode: pages only grow within a tenancy, so [0, pages) is all it can have filled.
-        const used_bytes = if (self.mode == .uffd) self.byte_length() else self.accessible_bytes;
-        const keep_bytes = if (self.mode == .uffd) 0 else @min(keep_resident_bytes, used_bytes);
-        resident.zero_resident(pagemap_fd, self.base, keep_bytes);
-        const decommit_errno = sys.decommit(self.base + keep_bytes, used_bytes - keep_bytes);
-        const restore_errno = if (self.mode == .uffd) self.restore_guard_pages() else null;
+        assert(!self.poisoned);
+        if (self.mode == .uffd) {
+            // Pages only grow within a tenancy, so [0, pages) is all it can have filled, besides
+            // the pages the last reset kept (the tenant may have been smaller, even of size 0).
+            // The pool's uffd range is MADV_DONTFORK and MADV_UNMERGEABLE and never remapped: a
+            // shared page there is the zero page.
+            const used_bytes = @max(self.byte_length(), self.kept_bytes);
+            const decommit_errno = image_mod.reset(self.image, self.base, used_bytes, keep_resident_bytes, pagemap_fd, .are_zero);
+            self.kept_bytes = if (decommit_errno == null) image_mod.kept_bytes(used_bytes, keep_resident_bytes) else 0;
+            const restore_errno = self.restore_guard_pages();
+            self.pages.store(0, .release);
+            self.max_pages = 0;
+            return decommit_errno orelse restore_errno;
+        }
+        const errno = image_mod.reset(self.image, self.base, self.accessible_bytes, keep_resident_bytes, pagemap_fd, .may_hold_data);
         self.pages.store(0, .release);
         self.max_pages = 0;
-        return decommit_errno orelse restore_errno;
+        return errno;
+    }
+
+    /// uffd mode: drops every page of the registered range and restores the pages the handler
+    /// protected: the way back from a failed `prepare` or `trim_kept`. On success the memory
+    /// holds nothing of anyone and is no longer poisoned.
+    pub fn drop_all(self: *MemoryState) ?sys.Errno {
+        assert(self.mode == .uffd);
+        if (sys.decommit(self.base, self.accessible_bytes)) |errno| return errno;
+        if (self.restore_guard_pages()) |errno| return errno;
+        self.kept_bytes = 0;
+        self.image = null;
+        self.poisoned = false;
+        self.pages.store(0, .release);
+        self.max_pages = 0;
+        return null;
+    }
+
+    /// mprotect mode: makes the whole reservation fresh PROT_NONE anonymous memory, as a pool
+    /// slot starts: the way back from a failed reset or a failed `prepare`. On success the
+    /// memory holds nothing of anyone and is no longer poisoned.
+    pub fn restore_reservation(self: *MemoryState) ?sys.Errno {
+        assert(self.mode == .mprotect);
+        if (sys.map_anonymous_fixed(self.base, self.reservation_bytes, .none)) |errno| {
+            self.poisoned = true;
+            return errno;
+        }
+        self.accessible_bytes = 0;
+        self.image = null;
+        self.poisoned = false;
+        self.pages.store(0, .release);
+        self.max_pages = 0;
+        return null;
     }
 
     /// Called by the fault handler for an access at `page` >= `pages`: remember it, so grow and

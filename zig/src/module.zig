@@ -12,6 +12,10 @@
 
 const std = @import("std");
 const assert = std.debug.assert;
+const image_mod = @import("image.zig");
+const Image = image_mod.Image;
+const WorkingSet = @import("working_set.zig").WorkingSet;
+const AffineList = @import("index_allocator.zig").AffineList;
 
 pub const magic: u32 = 0x424d5057; // "WPMB"
 pub const version: u32 = 1;
@@ -75,14 +79,30 @@ pub const Module = struct {
     elems: []const ElemDesc,
     /// Instances alive with this module; a module is destroyed only at zero.
     live_instances: std.atomic.Value(u32),
-    /// uffd mode: each defined memory's initial image in 64 KiB pages, served by the fault
-    /// handler. Null when the module initializes its memories segment by segment.
-    paged: ?[]PagedMemory = null,
+    /// Whether every data segment is in an image (`images`), so instantiation applies none.
+    /// False: the module initializes its memories segment by segment.
+    imaged: bool = false,
+    /// Per defined memory: its initial image, or null where it starts as zeros (or where the
+    /// module is not `imaged`).
+    images: []?*Image = &.{},
+    /// uffd mode: per defined memory, the pages its instances use (see working_set.zig).
+    working_sets: []WorkingSet = &.{},
+    /// The pool slots whose last tenant was this module; the engine's mutex guards it.
+    affine_slots: AffineList = .{},
 
-    /// The initial contents of wasm page `page` of defined memory `memory`, or null for zeros.
-    pub fn paged_page(self: *const Module, memory: u32, page: u32) ?[*]const u8 {
-        const paged = self.paged orelse return null;
-        return paged[memory].page(page);
+    /// The image of defined memory `memory`, or null.
+    pub fn image(self: *const Module, memory: u32) ?*const Image {
+        if (memory >= self.images.len) return null;
+        return self.images[memory];
+    }
+
+    /// Bytes of data held by this module's images.
+    pub fn image_bytes(self: *const Module) u64 {
+        var total: u64 = 0;
+        for (self.images) |maybe| {
+            if (maybe) |i| total += i.data_bytes;
+        }
+        return total;
     }
 
     pub fn data_bytes(self: *const Module, desc: DataDesc) []const u8 {
@@ -154,10 +174,13 @@ pub fn create(allocator: std.mem.Allocator, bytes: []const u8, limits: Limits) B
 
 pub fn destroy(allocator: std.mem.Allocator, module: *Module) void {
     assert(module.live_instances.load(.acquire) == 0);
-    if (module.paged) |paged| {
-        for (paged) |*memory| memory.deinit(allocator);
-        allocator.free(paged);
+    assert(module.affine_slots.count == 0);
+    for (module.images) |maybe| {
+        if (maybe) |i| i.destroy(allocator);
     }
+    if (module.images.len > 0) allocator.free(module.images);
+    for (module.working_sets) |*ws| ws.deinit(allocator);
+    if (module.working_sets.len > 0) allocator.free(module.working_sets);
     allocator.free(module.blob);
     allocator.destroy(module);
 }
@@ -186,130 +209,85 @@ comptime {
     assert(@sizeOf(ElemDesc) == 24);
 }
 
-/// One memory's initial image: only the wasm pages that are not all zeros are stored.
-pub const PagedMemory = struct {
-    /// For each page below the initial size: 0 for a zero page, else 1 + its index in `pages`.
-    page_slots: []u32,
-    pages: []align(std.heap.page_size_min) u8,
+const wasm_page_bytes: u64 = image_mod.wasm_page_bytes;
 
-    pub fn page(self: *const PagedMemory, wasm_page: u32) ?[*]const u8 {
-        if (wasm_page >= self.page_slots.len) return null;
-        const slot = self.page_slots[wasm_page];
-        if (slot == 0) return null;
-        return self.pages[(slot - 1) * wasm_page_bytes ..].ptr;
-    }
+/// An image may cover at most this much memory that is not data (holes, which read as zeros
+/// but become shared pages of the memfd once read), beyond twice its data: room for the 1 MiB
+/// shadow stack that Rust and C toolchains put below the data, without letting a few bytes
+/// spread over a large memory make a large image.
+const image_slack_bytes: u64 = 1 << 20;
 
-    fn deinit(self: *PagedMemory, allocator: std.mem.Allocator) void {
-        allocator.free(self.page_slots);
-        allocator.free(self.pages);
-    }
-};
-
-const wasm_page_bytes: usize = 64 * 1024;
-
-/// A paged image may hold at most this much more than the data itself: a few bytes in each of
-/// many pages must not pin a whole page each (a 38 KB module could otherwise pin 256 MiB).
-const paged_image_slack_bytes: u64 = 1 << 20;
-
-/// Whether every data segment has a constant offset into a defined memory and fits its initial
-/// size, and the pages it touches are not much more than its bytes: only then is the image cut
-/// into pages ahead of instantiation (at most max(1 MiB, 2 × the data) of them).
-pub fn can_page(module: *const Module) bool {
+/// Whether the module's initial memories can be images: every data segment has a constant
+/// offset into a defined memory and fits its initial size, and each memory's data reaches no
+/// further than 1 MiB plus the larger of 1 MiB and twice its data bytes.
+pub fn can_image(module: *const Module) bool {
     const h = module.header;
-    var data_bytes: u64 = 0;
     for (module.data) |d| {
         if (d.offset_kind != .constant or d.memory_index < h.imported_memories) return false;
         const memory = module.memories[d.memory_index - h.imported_memories];
         const end = @as(u64, d.offset_value) + d.bytes_len;
         if (end > @as(u64, memory.min_pages) * wasm_page_bytes) return false;
-        data_bytes += d.bytes_len;
     }
-    var stored_page_bytes: u64 = 0;
     for (0..h.defined_memories) |m| {
-        stored_page_bytes += touched_pages(module, h.imported_memories + @as(u32, @intCast(m))) * wasm_page_bytes;
+        const index = h.imported_memories + @as(u32, @intCast(m));
+        var data_bytes: u64 = 0;
+        var extent_bytes: u64 = 0;
+        for (module.data) |d| {
+            if (d.memory_index != index or d.bytes_len == 0) continue;
+            data_bytes += d.bytes_len;
+            extent_bytes = @max(extent_bytes, @as(u64, d.offset_value) + d.bytes_len);
+        }
+        if (extent_bytes > image_slack_bytes + @max(image_slack_bytes, 2 * data_bytes)) return false;
     }
-    return stored_page_bytes <= @max(paged_image_slack_bytes, 2 * data_bytes);
+    return true;
 }
 
-/// The number of distinct wasm pages the data segments of `memory_index` touch.
-fn touched_pages(module: *const Module, memory_index: u32) u64 {
-    // One bit per page of the largest memory: 8 KiB, on the stack.
-    var touched = std.StaticBitSet(65536).initEmpty();
-    for (module.data) |d| {
-        if (d.memory_index != memory_index or d.bytes_len == 0) continue;
-        const first = d.offset_value / wasm_page_bytes;
-        const last = (@as(u64, d.offset_value) + d.bytes_len - 1) / wasm_page_bytes;
-        touched.setRangeValue(.{ .start = first, .end = @intCast(last + 1) }, true);
-    }
-    return touched.count();
-}
-
-/// Cuts the module's initial memory image into 64 KiB pages, dropping pages of zeros.
-pub fn build_paged(allocator: std.mem.Allocator, module: *Module) error{OutOfMemory}!void {
-    assert(can_page(module));
+/// Builds the image of every defined memory that has data, applying the segments in order as
+/// instantiation would; on success the module is `imaged`.
+pub fn build_images(allocator: std.mem.Allocator, module: *Module, failure: *image_mod.Failure) image_mod.CreateError!void {
+    assert(can_image(module));
+    assert(module.images.len == 0);
     const h = module.header;
-    const paged = try allocator.alloc(PagedMemory, h.defined_memories);
+    const images = try allocator.alloc(?*Image, h.defined_memories);
+    @memset(images, null);
+    errdefer {
+        for (images) |maybe| {
+            if (maybe) |i| i.destroy(allocator);
+        }
+        allocator.free(images);
+    }
+    for (images, 0..) |*slot, m| {
+        const index = h.imported_memories + @as(u32, @intCast(m));
+        var extent_bytes: u64 = 0;
+        for (module.data) |d| {
+            if (d.memory_index == index) extent_bytes = @max(extent_bytes, @as(u64, d.offset_value) + d.bytes_len);
+        }
+        if (extent_bytes == 0) continue;
+        const contents = try allocator.alloc(u8, @intCast(extent_bytes));
+        defer allocator.free(contents);
+        @memset(contents, 0);
+        for (module.data) |d| {
+            if (d.memory_index != index) continue;
+            @memcpy(contents[d.offset_value..][0..d.bytes_len], module.data_bytes(d));
+        }
+        slot.* = try Image.create(allocator, contents, failure);
+    }
+    module.images = images;
+    module.imaged = true;
+}
+
+/// uffd mode: a working set per defined memory, up to its maximum size.
+pub fn build_working_sets(allocator: std.mem.Allocator, module: *Module) error{OutOfMemory}!void {
+    assert(module.working_sets.len == 0);
+    const sets = try allocator.alloc(WorkingSet, module.memories.len);
     var built: usize = 0;
     errdefer {
-        for (paged[0..built]) |*memory| memory.deinit(allocator);
-        allocator.free(paged);
+        for (sets[0..built]) |*ws| ws.deinit(allocator);
+        allocator.free(sets);
     }
-    for (paged, module.memories, 0..) |*memory, desc, m| {
-        memory.* = try build_memory(allocator, module, @intCast(h.imported_memories + m), desc.min_pages);
+    for (sets, module.memories) |*ws, desc| {
+        ws.* = try WorkingSet.init(allocator, @as(u64, desc.max_pages) * wasm_page_bytes);
         built += 1;
     }
-    module.paged = paged;
-}
-
-fn build_memory(allocator: std.mem.Allocator, module: *const Module, memory_index: u32, min_pages: u32) error{OutOfMemory}!PagedMemory {
-    const page_slots = try allocator.alloc(u32, min_pages);
-    errdefer allocator.free(page_slots);
-    @memset(page_slots, 0);
-    // Number the pages any segment touches, in page order.
-    for (module.data) |d| {
-        if (d.memory_index != memory_index or d.bytes_len == 0) continue;
-        const first = d.offset_value / wasm_page_bytes;
-        const last = (@as(u64, d.offset_value) + d.bytes_len - 1) / wasm_page_bytes;
-        for (page_slots[first .. last + 1]) |*slot| slot.* = 1;
-    }
-    var stored: u32 = 0;
-    for (page_slots) |*slot| {
-        if (slot.* != 0) {
-            stored += 1;
-            slot.* = stored;
-        }
-    }
-    const pages = try allocator.alignedAlloc(u8, .fromByteUnits(std.heap.page_size_min), @as(usize, stored) * wasm_page_bytes);
-    errdefer allocator.free(pages);
-    @memset(pages, 0);
-    // Apply the segments in order, as instantiation would.
-    for (module.data) |d| {
-        if (d.memory_index != memory_index) continue;
-        const bytes = module.data_bytes(d);
-        var done: usize = 0;
-        while (done < bytes.len) {
-            const at = @as(usize, d.offset_value) + done;
-            const slot = page_slots[at / wasm_page_bytes];
-            assert(slot != 0);
-            const in_page = at % wasm_page_bytes;
-            const n = @min(bytes.len - done, wasm_page_bytes - in_page);
-            @memcpy(pages[(slot - 1) * wasm_page_bytes + in_page ..][0..n], bytes[done..][0..n]);
-            done += n;
-        }
-    }
-    // Drop the pages that ended up all zeros, moving the others down.
-    var kept: u32 = 0;
-    for (page_slots) |*slot| {
-        if (slot.* == 0) continue;
-        const from = pages[(slot.* - 1) * wasm_page_bytes ..][0..wasm_page_bytes];
-        if (std.mem.allEqual(u8, from, 0)) {
-            slot.* = 0;
-            continue;
-        }
-        if (slot.* - 1 != kept) @memcpy(pages[kept * wasm_page_bytes ..][0..wasm_page_bytes], from);
-        kept += 1;
-        slot.* = kept;
-    }
-    const trimmed = if (allocator.resize(pages, @as(usize, kept) * wasm_page_bytes)) pages[0 .. @as(usize, kept) * wasm_page_bytes] else pages;
-    return .{ .page_slots = page_slots, .pages = trimmed };
+    module.working_sets = sets;
 }

@@ -1,5 +1,6 @@
-//! The on-demand allocator: every memory is its own reservation, made at instantiation and
-//! unmapped at disposal; every table its own read-write mapping. Instance ids are reused.
+//! The on-demand allocator: every memory is its own reservation, made at instantiation (with
+//! its module's image mapped copy-on-write at its start) and unmapped at disposal; every table
+//! its own read-write mapping. Instance ids are reused.
 
 const std = @import("std");
 const assert = std.debug.assert;
@@ -89,11 +90,18 @@ pub fn create_instance(
     };
     errdefer destroy_mappings(instance);
 
-    for (memories, module.memories) |*state, desc| {
+    for (memories, module.memories, 0..) |*state, desc, m| {
         const base = sys.reserve(memory_reservation_bytes, out_errno) orelse return error.MapFailed;
         state.* = MemoryState.init(base, memory_reservation_bytes);
         instance.memory_count += 1;
         state.max_pages = desc.max_pages;
+        // The module's image, copy-on-write: its data is not copied, and its pages are shared
+        // with every other instance until written.
+        var failure: MemoryState.MapFailure = undefined;
+        _ = state.prepare(module.image(@intCast(m)), &failure) catch {
+            out_errno.* = failure.errno;
+            return error.MapFailed;
+        };
         if (state.protect_linear_memory(desc.min_pages)) |errno| {
             out_errno.* = errno;
             return error.MapFailed;

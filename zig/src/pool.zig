@@ -34,7 +34,7 @@ pub const PoolKind = enum(u32) { instances = 0, memories = 1, tables = 2, stacks
 
 pub const Pool = struct {
     limits: Limits,
-    /// mprotect mode: bytes at the start of each memory zeroed in place on reset.
+    /// mprotect mode: bytes at the start of each memory restored in place on reset.
     keep_resident_bytes: u64 = 0,
     layout: Layout,
     index_allocator: IndexAllocator,
@@ -49,11 +49,12 @@ pub const Pool = struct {
         limits: Limits,
         strategy: Strategy,
         seed: u64,
+        max_unused_warm_slots: u32,
         uffd_fd: ?i32,
         failure: *Failure,
     ) InitError!Pool {
         const layout = try layout_mod.compute(limits);
-        var index_allocator = try IndexAllocator.init(allocator, limits.instance_count, strategy, seed);
+        var index_allocator = try IndexAllocator.init(allocator, limits.instance_count, strategy, seed, max_unused_warm_slots);
         errdefer index_allocator.deinit(allocator);
 
         const count: u64 = limits.instance_count;
@@ -162,6 +163,12 @@ fn register_uffd(state: *MemoryState, fd: i32, memory_pages: u32, failure: *Fail
         failure.* = .{ .pool = .memories, .size_bytes = bytes, .errno = errno };
         return error.ProtectFailed;
     }
+    // No page of a tenant is ever shared with a forked child or merged by KSM: a shared page
+    // in the range is then always the zero page, which a keep-resident reset need not restore.
+    if (sys.advise_private(state.base, bytes)) |errno| {
+        failure.* = .{ .pool = .memories, .size_bytes = bytes, .errno = errno };
+        return error.ProtectFailed;
+    }
     if (uffd.register(fd, state.base, bytes)) |errno| {
         failure.* = .{ .pool = .memories, .size_bytes = bytes, .errno = errno };
         return error.UffdRegisterFailed;
@@ -210,7 +217,7 @@ test "slot slicing: instance i owns memory slots [i*memories, (i+1)*memories)" {
         .table_elements = 10,
         .memory_reservation_bytes = 65536,
         .stack_bytes = 4096,
-    }, .next_available, 0, null, &failure);
+    }, .next_available, 0, 0, null, &failure);
     defer pool.deinit(testing.allocator);
     const memory_base = @intFromPtr(pool.memory_region.?.base);
     const table_base = @intFromPtr(pool.table_region.?.base);
@@ -240,7 +247,7 @@ test "no mapping for zero-sized pools" {
         .table_elements = 0,
         .memory_reservation_bytes = 65536,
         .stack_bytes = 0,
-    }, .random, 1, null, &failure);
+    }, .random, 1, 0, null, &failure);
     defer pool.deinit(testing.allocator);
     try testing.expect(pool.memory_region == null);
     try testing.expect(pool.table_region == null);

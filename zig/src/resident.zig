@@ -1,6 +1,9 @@
-//! Keep-resident reset: instead of dropping a memory's first pages (after which the next
-//! tenant's first write to each costs a page fault), write zeros over the ones that are
-//! populated, found through /proc/self/pagemap. Pages that are not populated already read zero.
+//! /proc/self/pagemap, for resets that keep pages resident: which pages of a range are
+//! populated, and whether each is still the file's page (an image page never written) or a
+//! private one (written, or copied in). Pages that are not populated read as zero or as the
+//! file beneath; a populated private page holds whatever its tenant wrote.
+//! The invariant kept: a reader that cannot read pagemap treats every page as populated and
+//! private, which makes every caller write over the whole range: slower, never wrong.
 
 const std = @import("std");
 const assert = std.debug.assert;
@@ -9,11 +12,37 @@ const sys = @import("sys.zig");
 
 const present_bit: u64 = 1 << 63;
 const swapped_bit: u64 = 1 << 62;
+/// A page of a file mapping (or shared anonymous memory), not a private copy.
+const file_bit: u64 = 1 << 61;
+/// Mapped by this mapping only: a private page, not the shared zero page.
+const exclusive_bit: u64 = 1 << 56;
 /// Pagemap entries read per system call.
-const batch_pages = 512;
+pub const batch_pages = 512;
 
-/// Opens /proc/self/pagemap, or returns null where it cannot be read (then every reset writes
-/// zeros over the whole keep-resident region, which is always correct).
+/// What one entry says about its page.
+pub const Page = enum {
+    /// Not populated: reads zero (anonymous) or the file beneath (a file mapping).
+    absent,
+    /// Populated by the page of the mapped file: an image page no one wrote.
+    file,
+    /// Populated by a private page that may hold data (written, copied in, or swapped out).
+    private,
+    /// Populated by a shared anonymous page: the zero page after a read, as a rule.
+    shared,
+};
+
+pub fn classify(entry: u64) Page {
+    if (entry & swapped_bit != 0) return .private;
+    if (entry & present_bit == 0) return .absent;
+    if (entry & file_bit != 0) return .file;
+    if (entry & exclusive_bit != 0) return .private;
+    return .shared;
+}
+
+/// What a reader that could not read pagemap assumes of every page.
+pub const unknown_entry: u64 = present_bit | exclusive_bit;
+
+/// Opens /proc/self/pagemap, or returns null where it cannot be read.
 pub fn open_pagemap() ?i32 {
     const rc = linux.open("/proc/self/pagemap", .{ .ACCMODE = .RDONLY, .CLOEXEC = true }, 0);
     const signed: isize = @bitCast(rc);
@@ -25,8 +54,21 @@ pub fn close_pagemap(fd: i32) void {
     _ = linux.close(fd);
 }
 
-/// Makes `[base, base + size_bytes)` read zero, keeping its populated pages resident.
-/// A swapped-out page is not resident but holds data: it is zeroed too (written, so swapped in).
+/// Fills `entries` with the pagemap entries of the pages from `base` on; where pagemap cannot
+/// be read, with `unknown_entry`.
+pub fn read_entries(pagemap_fd: ?i32, base: [*]const u8, entries: []u64) void {
+    assert(@intFromPtr(base) % sys.page_size_bytes == 0);
+    assert(entries.len <= batch_pages);
+    if (pagemap_fd) |fd| {
+        const first_page = @intFromPtr(base) / sys.page_size_bytes;
+        const rc = linux.pread(fd, @ptrCast(entries.ptr), entries.len * 8, @intCast(first_page * 8));
+        if (rc == entries.len * 8) return;
+    }
+    @memset(entries, unknown_entry);
+}
+
+/// Makes `[base, base + size_bytes)` read zero, keeping its populated pages resident: only the
+/// pages that are populated are written.
 pub fn zero_resident(pagemap_fd: ?i32, base: [*]u8, size_bytes: u64) void {
     assert(@intFromPtr(base) % sys.page_size_bytes == 0);
     assert(size_bytes % sys.page_size_bytes == 0);
@@ -36,29 +78,19 @@ pub fn zero_resident(pagemap_fd: ?i32, base: [*]u8, size_bytes: u64) void {
     var done: u64 = 0;
     while (done < pages) {
         const n: usize = @intCast(@min(batch_pages, pages - done));
-        const first_page = @intFromPtr(base) / sys.page_size_bytes + done;
-        const rc = linux.pread(fd, @ptrCast(&entries), n * 8, @intCast(first_page * 8));
         const chunk = base + done * sys.page_size_bytes;
-        if (rc != n * 8) {
-            @memset(chunk[0 .. n * sys.page_size_bytes], 0);
-        } else {
-            zero_populated(chunk, entries[0..n]);
+        read_entries(fd, chunk, entries[0..n]);
+        var i: usize = 0;
+        while (i < n) {
+            if (classify(entries[i]) == .absent) {
+                i += 1;
+                continue;
+            }
+            const start = i;
+            while (i < n and classify(entries[i]) != .absent) i += 1;
+            @memset(chunk[start * sys.page_size_bytes .. i * sys.page_size_bytes], 0);
         }
         done += n;
-    }
-}
-
-/// Writes zeros over each run of populated pages.
-fn zero_populated(base: [*]u8, entries: []const u64) void {
-    var i: usize = 0;
-    while (i < entries.len) {
-        if (entries[i] & (present_bit | swapped_bit) == 0) {
-            i += 1;
-            continue;
-        }
-        const start = i;
-        while (i < entries.len and entries[i] & (present_bit | swapped_bit) != 0) i += 1;
-        @memset(base[start * sys.page_size_bytes .. i * sys.page_size_bytes], 0);
     }
 }
 
@@ -72,13 +104,21 @@ test "zero_resident zeroes written pages and leaves untouched ones unpopulated" 
     base[15 * sys.page_size_bytes] = 3;
     const fd = open_pagemap();
     defer if (fd) |f| close_pagemap(f);
+    if (fd != null) {
+        var entries: [16]u64 = undefined;
+        read_entries(fd, base, &entries);
+        try std.testing.expectEqual(Page.private, classify(entries[0]));
+        try std.testing.expectEqual(Page.absent, classify(entries[1]));
+        try std.testing.expectEqual(Page.private, classify(entries[5]));
+    }
     zero_resident(fd, base, size_bytes);
     try std.testing.expect(std.mem.allEqual(u8, base[0..size_bytes], 0));
     if (fd) |f| {
-        // Reading pages 1..4 above populated them (zero page); page 0 stays resident and zero.
-        var entry: u64 = 0;
-        _ = linux.pread(f, @ptrCast(&entry), 8, @intCast(@intFromPtr(base) / sys.page_size_bytes * 8));
-        try std.testing.expect(entry & present_bit != 0);
+        // Page 0 stays resident and zero; page 1 was only read above: the shared zero page.
+        var entries: [2]u64 = undefined;
+        read_entries(f, base, &entries);
+        try std.testing.expectEqual(Page.private, classify(entries[0]));
+        try std.testing.expectEqual(Page.shared, classify(entries[1]));
     }
     // Without pagemap, the whole region is written with zeros.
     base[7] = 9;

@@ -14,7 +14,7 @@ const allocator = std.heap.c_allocator;
 
 /// The ABI version; the TypeScript side refuses a library that answers another.
 export fn wasmpool_abi_version() u32 {
-    return 3;
+    return 4;
 }
 
 export fn wasmpool_engine_create(config: *engine_mod.Config) ?*Engine {
@@ -44,16 +44,23 @@ export fn wasmpool_engine_stats(engine: *Engine, out: [*]u8, out_bytes: u32) voi
     @memcpy(out[0..n], bytes[0..n]);
 }
 
-/// Copies the blob; returns null (with the reason in `out_code`) when it is refused.
-export fn wasmpool_module_create(engine: *Engine, blob: [*]const u8, blob_bytes: u32, out_code: *i32) ?*Module {
-    const module = engine.module_create(blob[0..blob_bytes]) catch |err| {
-        out_code.* = @intFromEnum(switch (err) {
+/// Copies the blob and builds the module's images; returns null when it is refused, with
+/// `out` = [code, errno, step] (errno and step: image.zig's Failure, for `image_failed`).
+export fn wasmpool_module_create(engine: *Engine, blob: [*]const u8, blob_bytes: u32, out: *[4]i32) ?*Module {
+    out.* = .{ 0, 0, 0, 0 };
+    var failure: @import("image.zig").Failure = undefined;
+    const module = engine.module_create_with(blob[0..blob_bytes], &failure) catch |err| {
+        out[0] = @intFromEnum(switch (err) {
             error.Malformed => engine_mod.Code.bad_module,
             error.OutOfMemory => engine_mod.Code.out_of_memory,
+            error.ImageFailed => engine_mod.Code.image_failed,
         });
+        if (err == error.ImageFailed) {
+            out[1] = failure.errno;
+            out[2] = @intCast(@intFromEnum(failure.step));
+        }
         return null;
     };
-    out_code.* = 0;
     return module;
 }
 
@@ -102,8 +109,9 @@ export fn wasmpool_table_grow(engine: *Engine, id: u32, index: u32, delta: u32, 
     return engine.table_grow(id, index, delta, .{ .bytes = scratch[0..scratch_bytes] });
 }
 
-/// Test hook: the next `count` calls of `operation` (0 mmap, 1 mprotect, 2 madvise: ENOMEM;
-/// 3 userfaultfd: EPERM) fail, process-wide. Lets tests check that exhaustion leaves every pool consistent.
+/// Test hook: the next `count` calls of `operation` (0 mmap, 1 mprotect, 2 madvise, 4
+/// memfd_create, 5 mmap over a slot: ENOMEM; 3 userfaultfd: EPERM) fail, process-wide. Lets
+/// tests check that exhaustion leaves every pool consistent.
 export fn wasmpool_test_inject_failures(operation: u32, count: u32) i32 {
     const op = std.meta.intToEnum(@import("sys.zig").Operation, operation) catch return -1;
     @import("sys.zig").inject_failures(op, count);
@@ -248,6 +256,8 @@ fn host_range(address: ?[*]u8, size_host_pages: u32) ?HostRange {
 test {
     _ = @import("sys.zig");
     _ = @import("resident.zig");
+    _ = @import("image.zig");
+    _ = @import("image_test.zig");
     _ = @import("registry.zig");
     _ = @import("index_allocator.zig");
     _ = @import("memory.zig");

@@ -1,6 +1,8 @@
 //! The userfaultfd fault-handling thread. Per fault it locates (instance, memory, wasm page)
 //! by arithmetic relative to the memory pool's base, reading only atomics: it takes no lock,
-//! so a thread that faults while holding one can never deadlock against it.
+//! so a thread that faults while holding one can never deadlock against it. It fills the
+//! whole wasm page: host pages that hold image data by UFFDIO_COPY from the module's image
+//! (image.zig: the same memfd that mprotect mode maps), the others by UFFDIO_ZEROPAGE.
 
 const std = @import("std");
 const assert = std.debug.assert;
@@ -9,6 +11,8 @@ const sys = @import("sys.zig");
 const uffd = @import("uffd.zig");
 const Pool = @import("pool.zig").Pool;
 const Module = @import("module.zig").Module;
+const Image = @import("image.zig").Image;
+const working_set = @import("working_set.zig");
 const wasm_page_bytes = @import("memory.zig").wasm_page_bytes;
 
 pub const thread_name = "wasmpool-uffd";
@@ -26,6 +30,9 @@ pub const Handler = struct {
     pool: *const Pool,
     thread: std.Thread,
     counters: Counters = .{},
+    /// `working_set.zero_source_bytes` of read-only zeros: the source of zero-filled copies
+    /// when the engine prefetches written pages.
+    zero_source: [*]align(sys.page_size_bytes) const u8,
 
     /// Starts the thread on `self`, which must not move until `stop`.
     pub fn start(self: *Handler, fd: i32, pool: *const Pool, failure: *uffd.Failure) bool {
@@ -35,8 +42,15 @@ pub const Handler = struct {
             failure.* = .{ .step = .thread, .errno = @intCast(-signed) };
             return false;
         }
-        self.* = .{ .fd = fd, .stop_fd = @intCast(rc), .pool = pool, .thread = undefined };
+        var errno: sys.Errno = 0;
+        const zeros = sys.map_zeros(working_set.zero_source_bytes, &errno) orelse {
+            _ = linux.close(@intCast(rc));
+            failure.* = .{ .step = .thread, .errno = errno };
+            return false;
+        };
+        self.* = .{ .fd = fd, .stop_fd = @intCast(rc), .pool = pool, .thread = undefined, .zero_source = zeros };
         self.thread = std.Thread.spawn(.{ .stack_size = 64 * 1024 }, run, .{self}) catch {
+            sys.unmap_const(zeros, working_set.zero_source_bytes);
             _ = linux.close(self.stop_fd);
             failure.* = .{ .step = .thread, .errno = @intFromEnum(linux.E.AGAIN) };
             return false;
@@ -51,6 +65,7 @@ pub const Handler = struct {
         const one: u64 = 1;
         _ = linux.write(self.stop_fd, std.mem.asBytes(&one), @sizeOf(u64));
         self.thread.join();
+        sys.unmap_const(self.zero_source, working_set.zero_source_bytes);
         _ = linux.close(self.stop_fd);
         uffd.close(self.fd);
     }
@@ -95,38 +110,63 @@ pub const Handler = struct {
             return;
         }
         const module = @atomicLoad(?*Module, &instance.module, .acquire);
-        const src = if (module) |m| m.paged_page(memory_index, page) else null;
-        const counter = if (src != null) &self.counters.pages_copied else &self.counters.pages_zeroed;
+        const image: ?*const Image = if (module) |m| m.image(memory_index) else null;
+        const page_offset = @as(u64, page) * wasm_page_bytes;
+        _ = state.uffd_faults.fetchAdd(1, .monotonic);
+        const from_image = if (image) |i| i.any_data(page_offset, wasm_page_bytes) else false;
+        const counter = if (from_image) &self.counters.pages_copied else &self.counters.pages_zeroed;
         _ = counter.fetchAdd(1, .monotonic);
-        switch (fill(self.fd, dst, src, wasm_page_bytes)) {
-            .done => {},
-            // Part of the wasm page is already there: fill just the host page that faulted.
-            .exists => {
-                const host = address & ~@as(u64, sys.page_size_bytes - 1);
-                const host_dst: [*]u8 = @ptrFromInt(host);
-                const host_src = if (src) |s| s + (host - @intFromPtr(dst)) else null;
-                if (fill(self.fd, host_dst, host_src, sys.page_size_bytes) != .done) {
-                    _ = uffd.wake(self.fd, host_dst, sys.page_size_bytes);
+        // Runs of host pages that hold image data (copied) or not (zero pages), none of them
+        // waking the faulting threads: they resume only once the whole wasm page is there, so
+        // none of them can go on (and dispose the memory) while this thread still fills it.
+        var filled: u64 = 0;
+        var result: uffd.Resolve = .done;
+        while (filled < wasm_page_bytes) {
+            const run_len = Image.run_bytes(image, page_offset + filled, wasm_page_bytes - filled);
+            const src = if (image) |i| i.source(page_offset + filled) else null;
+            result = fill(self.fd, dst + filled, src, run_len);
+            if (result != .done) break;
+            filled += run_len;
+        }
+        // Teach the module's working set: the host page asked for, or the whole wasm page when
+        // part of it was there already (prefetched: the instance uses more of it than recorded).
+        if (module) |m| {
+            if (memory_index < m.working_sets.len) {
+                const host_pages_per_wasm = wasm_page_bytes / sys.page_size_bytes;
+                const first_host = page_offset / sys.page_size_bytes;
+                if (result == .exists) {
+                    m.working_sets[memory_index].record(first_host, host_pages_per_wasm);
+                } else {
+                    const host = (address - @intFromPtr(state.base)) / sys.page_size_bytes;
+                    m.working_sets[memory_index].record(host, 1);
                 }
-                return;
+            }
+        }
+        switch (result) {
+            .done => {},
+            // Part of the wasm page is already there (prefetched, or filled for another
+            // thread): fill the rest host page by host page, skipping what exists.
+            .exists => {
+                var at = filled;
+                while (at < wasm_page_bytes) : (at += sys.page_size_bytes) {
+                    const src = if (image) |i| i.source(page_offset + at) else null;
+                    _ = fill(self.fd, dst + at, src, sys.page_size_bytes);
+                }
             },
-            // The mapping is changing (a reset in flight): wake the thread; it faults again.
-            .again => {
-                _ = uffd.wake(self.fd, dst, wasm_page_bytes);
-                return;
-            },
+            // The mapping is changing (a reset in flight): the thread faults again once woken.
+            .again => {},
             // Never leave a thread hanging: make the access trap instead.
             .failed => {
                 state.record_guard_page(page);
                 _ = sys.protect(dst, wasm_page_bytes, .none);
-                _ = uffd.wake(self.fd, dst, wasm_page_bytes);
-                return;
             },
         }
+        _ = uffd.wake(self.fd, dst, wasm_page_bytes);
     }
 };
 
+/// Fills `[dst, dst + len)` without waking anyone: the caller wakes the whole wasm page.
 fn fill(fd: i32, dst: [*]u8, src: ?[*]const u8, len: u64) uffd.Resolve {
-    if (src) |s| return uffd.copy(fd, dst, s, len);
-    return uffd.zeropage(fd, dst, len);
+    if (src) |s| return uffd.copy_mode(fd, dst, s, len, .dont_wake);
+    return uffd.zeropage_mode(fd, dst, len, .dont_wake);
 }

@@ -1,0 +1,135 @@
+/**
+ * `Engine#stats()`: the native engine's counters, read in one call (`wasmpool_engine_stats`,
+ * whose `Stats` struct in `zig/src/engine.zig` has the same fields in the same order).
+ *
+ * @module
+ */
+
+import type { EngineState } from "./internal.ts";
+
+/** What an engine reports about its allocator. Sizes in bytes. */
+export interface EngineStats {
+  /** `"on-demand"` or `"pooling"`. */
+  readonly strategy: "on-demand" | "pooling";
+  /**
+   * Instances alive now: handles (`allocate`) and running instances (`instantiate`). With
+   * pooling the count is the pool's, across every Worker attached to the engine.
+   */
+  readonly liveInstances: number;
+  /** Instances that can be alive at once. */
+  readonly instanceCapacity: number;
+  /** Successful instantiations since the engine was made. */
+  readonly instantiations: number;
+  /** Disposals since the engine was made. */
+  readonly deallocations: number;
+  /** Slots taken out of service because resetting or remapping them failed. */
+  readonly quarantinedSlots: number;
+  /** Address space of one memory slot (on demand: of one memory). */
+  readonly memorySlotBytes: number;
+  /** Address space of the memory pool. */
+  readonly memoryPoolBytes: number;
+  /** Bytes of one table slot. */
+  readonly tableSlotBytes: number;
+  /** Address space of the table pool. */
+  readonly tablePoolBytes: number;
+  /** Address space of the stack pool. */
+  readonly stackPoolBytes: number;
+  /** Modules translated for this engine and not yet collected. */
+  readonly modules: number;
+  /** uffd mode: wasm pages the fault handler filled with zeros. */
+  readonly uffdPagesZeroed: number;
+  /** uffd mode: wasm pages the fault handler filled from a module's paged image. */
+  readonly uffdPagesCopied: number;
+  /** uffd mode: accesses at or above a memory's size that the handler turned into traps. */
+  readonly uffdGuardFaults: number;
+  /** Allocations given a slot whose last tenant was the same module (module affinity). */
+  readonly affineHits: number;
+  /**
+   * Memory slots whose mapping changed at allocation (to another module's image, or to
+   * anonymous memory) or at a module's teardown. A steady stream of one module makes none.
+   */
+  readonly imageRemaps: number;
+  /**
+   * Bytes of module images that live instances map copy-on-write instead of holding a copy,
+   * summed over instances: what instantiation did not copy.
+   */
+  readonly imageBytesShared: number;
+  /** Bytes of data held by the images of this engine's modules (each image counted once). */
+  readonly imageBytes: number;
+  /** uffd mode: bytes filled at instantiation (or grow) from the modules' working sets. */
+  readonly uffdPrefetchedBytes: number;
+  /**
+   * What the last quarantine was caused by: `"madvise"`, `"mmap"`, `"mprotect"`, or `null`
+   * when no slot was quarantined.
+   */
+  readonly quarantineOperation: "madvise" | "mmap" | "mprotect" | null;
+  /** The errno of the last quarantine's cause (0 when none). */
+  readonly quarantineErrno: number;
+  /** Running instances (`instantiate`) alive in this engine object (this isolate). */
+  readonly runningInstances: number;
+  /** Host memories (`WebAssembly.Memory`) the pool holds, in use or free, in this isolate. */
+  readonly hostMemories: number;
+  /** Host memories free for the next tenant. */
+  readonly hostMemoriesFree: number;
+  /** Host memories made (`new WebAssembly.Memory`). */
+  readonly hostMemoriesCreated: number;
+  /** Instantiations served with a pooled host memory. */
+  readonly hostMemoriesReused: number;
+  /** Host memories dropped because their tenant grew them (a memory cannot shrink). */
+  readonly hostMemoriesReplaced: number;
+  /** Free host memories dropped to make room for a memory of another shape. */
+  readonly hostMemoriesEvicted: number;
+}
+
+const STATS_FIELDS = [
+  "liveInstances",
+  "instanceCapacity",
+  "instantiations",
+  "deallocations",
+  "quarantinedSlots",
+  "memorySlotBytes",
+  "memoryPoolBytes",
+  "tableSlotBytes",
+  "tablePoolBytes",
+  "stackPoolBytes",
+  "modules",
+  "uffdPagesZeroed",
+  "uffdPagesCopied",
+  "uffdGuardFaults",
+  "affineHits",
+  "imageRemaps",
+  "imageBytesShared",
+  "imageBytes",
+  "uffdPrefetchedBytes",
+  "quarantineOperation",
+  "quarantineErrno",
+] as const;
+
+/** The operations a quarantine can be caused by, by their native number. */
+const QUARANTINE_OPERATIONS = [null, "madvise", "mmap", "mprotect"] as const;
+
+/** @internal Reads the stats of the engine behind `state`. */
+export function readStats(state: EngineState): EngineStats {
+  const out = new BigUint64Array(STATS_FIELDS.length);
+  state.lib.engineStats(state.pointer, new Uint8Array(out.buffer));
+  const stats: Record<string, number | string | null> = { strategy: state.kind };
+  STATS_FIELDS.forEach((field, i) => (stats[field] = Number(out[i])));
+  stats.quarantineOperation = QUARANTINE_OPERATIONS[Number(stats.quarantineOperation)] ?? null;
+  const run = state.run;
+  const pool = run?.pool;
+  const counters = pool?.counters;
+  stats.runningInstances = run?.live.size ?? 0;
+  stats.hostMemories = pool?.size ?? 0;
+  stats.hostMemoriesFree = pool?.freeCount ?? 0;
+  stats.hostMemoriesCreated = counters?.created ?? 0;
+  stats.hostMemoriesReused = counters?.reused ?? 0;
+  stats.hostMemoriesReplaced = counters?.replaced ?? 0;
+  stats.hostMemoriesEvicted = counters?.evicted ?? 0;
+  if (state.pooling === null && run) {
+    // On demand, running instances take no native slot: count them here.
+    stats.liveInstances = (stats.liveInstances as number) + run.live.size;
+    stats.instantiations = (stats.instantiations as number) + run.counters.instantiations;
+    stats.deallocations = (stats.deallocations as number) + run.counters.releases;
+  }
+  return stats as unknown as EngineStats;
+}
