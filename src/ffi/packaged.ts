@@ -31,12 +31,12 @@ export const PACKAGED_GLIBC_VERSION = "2.17";
 export const PACKAGED_LIBRARIES: Readonly<Record<string, PackagedLibrary>> = {
   "x86_64-linux": {
     path: "lib/x86_64-linux/libwasmpool.so",
-    sha256: "58c28a66fbcb11238d281c2c6ce9964126aff40e554f11b66c27f784887a5703",
-    sizeBytes: 94184,
+    sha256: "574978728d0804270bb7ecfde702d03541afe8e045425e03ac6b542d5168afa3",
+    sizeBytes: 109320,
   },
   "aarch64-linux": {
     path: "lib/aarch64-linux/libwasmpool.so",
-    sha256: "e45c39a2aa037891d369eb784c569480462e16666803bcc226c13a211d12c8de",
-    sizeBytes: 88912,
+    sha256: "e249fc853d91d6a90fdedafe984ca94523da5d89aecdadfc73d7449fb06342fa",
+    sizeBytes: 102176,
   },
 };
