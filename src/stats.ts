@@ -65,6 +65,23 @@ export interface EngineStats {
   readonly quarantineOperation: "madvise" | "mmap" | "mprotect" | null;
   /** The errno of the last quarantine's cause (0 when none). */
   readonly quarantineErrno: number;
+  /** The runtime's memories the running layer adopted, across isolates attached to the engine. */
+  readonly hostMemoriesAdopted: number;
+  /** Host-memory pages (4 KiB) restored after tenants: what resets cost. */
+  readonly hostPagesRestored: number;
+  /**
+   * Host-memory resets that restored a whole memory, because writes could not be tracked
+   * (see `hostWriteTracking`) or a scan failed: correct, but costing the memory's size.
+   */
+  readonly hostFullResets: number;
+  /** Times a host memory was given another module's image (or zeros). */
+  readonly hostImageSwitches: number;
+  /**
+   * `"tracked"` when resets of host memories restore exactly the pages a tenant wrote
+   * (userfaultfd write protection and PAGEMAP_SCAN, Linux 6.7+), else why not (then every
+   * reset restores the whole memory: `hostFullResets`).
+   */
+  readonly hostWriteTracking: string;
   /** Running instances (`instantiate`) alive in this engine object (this isolate). */
   readonly runningInstances: number;
   /** Host memories (`WebAssembly.Memory`) the pool holds, in use or free, in this isolate. */
@@ -103,6 +120,20 @@ const STATS_FIELDS = [
   "uffdPrefetchedBytes",
   "quarantineOperation",
   "quarantineErrno",
+  "hostMemoriesAdopted",
+  "hostPagesRestored",
+  "hostFullResets",
+  "hostImageSwitches",
+  "hostWriteTracking",
+] as const;
+
+/** Why writes to host memories are not tracked, by write_tracker.zig's reason code. */
+const TRACKING_UNAVAILABLE = [
+  "tracked",
+  "unavailable: the kernel has no userfaultfd write protection or PAGEMAP_SCAN (Linux 6.7+)",
+  "unavailable: userfaultfd refused (EPERM: vm.unprivileged_userfaultfd, seccomp or an LSM)",
+  "unavailable: userfaultfd offers no asynchronous write protection",
+  "unavailable: opening the tracker failed",
 ] as const;
 
 /** The operations a quarantine can be caused by, by their native number. */
@@ -115,6 +146,8 @@ export function readStats(state: EngineState): EngineStats {
   const stats: Record<string, number | string | null> = { strategy: state.kind };
   STATS_FIELDS.forEach((field, i) => (stats[field] = Number(out[i])));
   stats.quarantineOperation = QUARANTINE_OPERATIONS[Number(stats.quarantineOperation)] ?? null;
+  stats.hostWriteTracking = TRACKING_UNAVAILABLE[Number(stats.hostWriteTracking)] ??
+    `unavailable (reason ${stats.hostWriteTracking})`;
   const run = state.run;
   const pool = run?.pool;
   const counters = pool?.counters;

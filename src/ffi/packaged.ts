@@ -31,12 +31,12 @@ export const PACKAGED_GLIBC_VERSION = "2.17";
 export const PACKAGED_LIBRARIES: Readonly<Record<string, PackagedLibrary>> = {
   "x86_64-linux": {
     path: "lib/x86_64-linux/libwasmpool.so",
-    sha256: "574978728d0804270bb7ecfde702d03541afe8e045425e03ac6b542d5168afa3",
-    sizeBytes: 109320,
+    sha256: "6a0d6a08ce90b33c08517ffc7f250d2c498fa146ac6a5f0671030dc11dd59087",
+    sizeBytes: 118240,
   },
   "aarch64-linux": {
     path: "lib/aarch64-linux/libwasmpool.so",
-    sha256: "e249fc853d91d6a90fdedafe984ca94523da5d89aecdadfc73d7449fb06342fa",
-    sizeBytes: 102176,
+    sha256: "c2be1e8488cd3accbaa37ee5a691f5db654d9555a04ba2239e34278db96d66c6",
+    sizeBytes: 111752,
   },
 };

@@ -15,6 +15,7 @@
 import { DisposedError } from "../errors.ts";
 import { type AliasBox, type MemoryRecord, recordOf } from "./memory_record.ts";
 import type { RunPlan } from "./plan.ts";
+import { grew } from "./hooks.ts";
 import type { RunState } from "./tenancy.ts";
 
 function check(state: RunState, what: string): void {
@@ -79,7 +80,7 @@ export class GuardedMemory {
   grow(delta: number): number {
     check(this.#state, "a memory");
     const old = this.#record.memory.grow(delta);
-    this.#record.refresh();
+    grew();
     return old;
   }
 

@@ -12,9 +12,16 @@
 
 import { DisposedError } from "../errors.ts";
 import { BinaryWriter } from "./binary_writer.ts";
+import { giveUpGrown } from "./host_memory_pool.ts";
 import { syncAliased } from "./memory_record.ts";
 import { HOOKS_EXPORT } from "./rewrite.ts";
 import { Hook } from "./instrument.ts";
+
+/** Code grew a memory: aliases of it go, and a pooled memory that grew is given up at once. */
+export function grew(): void {
+  syncAliased();
+  giveUpGrown();
+}
 
 function disposed(): never {
   throw new DisposedError("an export of an instance was called after the instance was disposed");
@@ -40,7 +47,7 @@ let hooks: { disposed: unknown; grew: unknown } | null = null;
 function hookFunctions(): { disposed: unknown; grew: unknown } {
   if (hooks !== null) return hooks;
   const instance = new WebAssembly.Instance(new WebAssembly.Module(hooksModuleBytes()), {
-    hooks: { disposed, grew: syncAliased },
+    hooks: { disposed, grew },
   });
   hooks = { disposed: instance.exports.disposed, grew: instance.exports.grew };
   return hooks;

@@ -130,8 +130,9 @@ export function instantiate(
   try {
     const pool = run.pool;
     if (pool !== null) {
+      const native = moduleState(module).pointer;
       for (let m = 0; m < plan.memories.length; m++) {
-        memories.push(pool.take(plan.memories[m], plan));
+        memories.push(pool.take(plan.memories[m], plan, native, m));
       }
     }
     raw = new WebAssembly.Instance(plan.compiled, runtimeImports(plan, imports, state));

@@ -54,9 +54,10 @@ export type RunVariant = "pooled" | "plain";
 /**
  * Throws MalformedModuleError, with the runtime's own message, unless the runtime accepts
  * `original`. The rewrite only appends to index spaces, so a reference one past the end (an
- * invalid module) could become valid: the module as given is what must validate.
+ * invalid module) could become valid: the module as given is what must validate, before it is
+ * planned.
  */
-function validate(original: Uint8Array<ArrayBuffer>): void {
+export function validateForRuntime(original: Uint8Array<ArrayBuffer>): void {
   if (WebAssembly.validate(original)) return;
   try {
     new WebAssembly.Module(original);
@@ -81,16 +82,16 @@ function compile(bytes: Uint8Array<ArrayBuffer>): WebAssembly.Module {
 
 /**
  * Plans running `translation`'s module from its `bytes` (wasmpool's own copy, which the
- * translation's views point into), as `variant`. Throws MalformedModuleError when the runtime
- * refuses to compile the module.
+ * translation's views point into, validated by {@linkcode validateForRuntime}), as `variant`;
+ * `imaged` when every data segment is in the module's memory images, which the pool puts in
+ * place (then the rewrite empties every active segment).
  */
 export function planRun(
   bytes: Uint8Array<ArrayBuffer>,
   translation: Translation,
   variant: RunVariant,
+  imaged: boolean,
 ): RunPlan {
-  validate(bytes);
-  validate(bytes);
   const parsed = translation.parsed;
   const memories = translation.memories.map((m) => ({
     min: m.min,
@@ -99,7 +100,7 @@ export function planRun(
   }));
   const rewritten = rewriteModule(bytes, parsed, {
     memories: variant === "plain" ? null : memories,
-    emptyData: () => false,
+    emptyData: () => variant === "pooled" && imaged,
   });
   return {
     compiled: compile(rewritten.bytes),

@@ -34,7 +34,11 @@ export class RunEngine {
     const pooling = engine.pooling;
     this.pool = pooling === null
       ? null
-      : new HostMemoryPool(pooling.instanceLimits.count * pooling.moduleLimits.memories);
+      : new HostMemoryPool(pooling.instanceLimits.count * pooling.moduleLimits.memories, {
+        lib: engine.lib,
+        pointer: engine.pointer,
+        minReservedPages: engine.lib.runtime === "bun" ? 65536 : 0,
+      });
   }
 
   /** Gives back what `state`'s instance held: its memories to the pool, its pool slot. */
@@ -43,7 +47,7 @@ export class RunEngine {
     this.counters.releases += 1;
     const pool = this.pool;
     if (pool !== null && !this.engine.closed) {
-      for (const memory of state.memories) pool.give(memory, state.affinity);
+      for (const memory of state.memories) pool.give(memory);
     }
     if (state.ticket >= 0 && !this.engine.closed) {
       const code = this.engine.lib.instanceLeave(this.engine.pointer, state.ticket);

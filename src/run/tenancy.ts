@@ -38,6 +38,8 @@ export class RunState {
   readonly boxes: AliasBox[] = [];
   /** Whether the finalizer registered this state (dispose then unregisters it). */
   finalizing = false;
+  /** Its place among the states waiting for the finalizer's registration, or -1. */
+  pending = -1;
   /** Memories the user passed in as imports: theirs, so their own buffers are handed out. */
   userMemories: Set<WebAssembly.Memory> | null = null;
   /** The group; merged into another's when the instance shares a memory with it. */
