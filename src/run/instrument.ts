@@ -25,7 +25,7 @@ import { BinaryWriter } from "./binary_writer.ts";
 
 /** Where the rewrite put the guard's pieces: all appended, so existing indices stay put. */
 export interface GuardIndices {
-  /** The type `[] -> []` of the hooks. */
+  /** The type `[i32] -> []` of the hook (and of the guard's `kill`, which ignores it). */
   readonly type: number;
   /** The hook table. */
   readonly table: number;
@@ -35,7 +35,7 @@ export interface GuardIndices {
   readonly importedFunctions: number;
 }
 
-/** Hook numbers: entries of the hook table. */
+/** What the hook is asked to do: its argument. */
 export const Hook = { disposed: 0, grew: 1 } as const;
 
 /** What a module's code does, as far as recycling its instances is concerned. */
@@ -58,17 +58,18 @@ const enum Insert {
   AfterGrow = 2,
 }
 
-/** `if (dead) call_indirect hooks[hook]`, or `if (dead) unreachable`. */
+/** `if (dead) hook(disposed)`, or `if (dead) unreachable`. */
 function checkDead(guard: GuardIndices, trap: boolean): Uint8Array {
   const w = new BinaryWriter(16).u8(0x23).u32(guard.global).u8(0x04).u8(0x40);
   if (trap) w.u8(0x00);
-  else w.u8(0x41).u32(Hook.disposed).u8(0x11).u32(guard.type).u32(guard.table);
+  else w.u8(0x41).u32(Hook.disposed).u8(0x41).u32(0).u8(0x11).u32(guard.type).u32(guard.table);
   return w.u8(0x0b).finish().slice();
 }
 
-/** `call_indirect hooks[grew]`. */
+/** `hook(grew)`. */
 function callGrew(guard: GuardIndices): Uint8Array {
-  return new BinaryWriter(16).u8(0x41).u32(Hook.grew).u8(0x11).u32(guard.type).u32(guard.table)
+  return new BinaryWriter(16).u8(0x41).u32(Hook.grew).u8(0x41).u32(0).u8(0x11).u32(guard.type)
+    .u32(guard.table)
     .finish().slice();
 }
 

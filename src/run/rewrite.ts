@@ -7,11 +7,11 @@
  *   their offset, which is a constant inside the initial size, are kept).
  * - A guard: a mutable i32 global (`dead`, appended after the module's globals; not exported,
  *   which would make every read of it indirect), a function that sets it (appended after the
- *   module's functions), a funcref table of {@linkcode HOOK_COUNT} entries (appended after the
- *   module's tables) that wasmpool fills with its hooks, and a type `[] -> []` (appended after
+ *   module's functions), a funcref table of one entry (appended after the module's tables)
+ *   that wasmpool fills with its hook, and a type `[i32] -> []` (appended after
  *   the module's types). Every
  *   function that can be reached from outside (exported, in an element segment, referenced by
- *   a global) starts with `if (dead) call_indirect hooks[0]`, the hook that throws
+ *   a global) starts with `if (dead) hook(disposed)`, which throws
  *   DisposedError; see instrument.ts for the code changes.
  * - The start function is no longer started by the runtime: it is exported, and wasmpool calls
  *   it once the hooks are in place (the runtime would have run it last too).
@@ -43,8 +43,6 @@ export const KILL_EXPORT = "\u0000wasmpool.kill";
 export const HOOKS_EXPORT = "\u0000wasmpool.hooks";
 /** Export name of the module's start function, when it has one. */
 export const START_EXPORT = "\u0000wasmpool.start";
-/** Entries of the hook table: 0 throws DisposedError, 1 tells wasmpool a memory grew. */
-export const HOOK_COUNT = 2;
 
 /** How a defined memory is imported after the rewrite: sizes in pages. */
 export interface ImportedMemoryType {
@@ -142,7 +140,7 @@ export function rewriteModule(
 
   // What each section becomes: a writer of its new contents, or null to drop it.
   const rewrite = new Map<number, (body: ByteReader | null) => BinaryWriter | null>([
-    [Section.type, (body) => append(body, 1, (w) => w.u8(0x60).u8(0).u8(0))],
+    [Section.type, (body) => append(body, 1, (w) => w.u8(0x60).u8(1).u8(I32).u8(0))],
     [Section.function, (body) => append(body, 1, (w) => w.u32(guard.type))],
     [
       Section.import,
@@ -156,7 +154,7 @@ export function rewriteModule(
     ],
     [
       Section.table,
-      (body) => append(body, 1, (w) => w.u8(FUNCREF).u8(0x01).u32(HOOK_COUNT).u32(HOOK_COUNT)),
+      (body) => append(body, 1, (w) => w.u8(FUNCREF).u8(0x01).u32(1).u32(1)),
     ],
     [Section.memory, (body) => options.memories === null ? body && copy(body) : null],
     [

@@ -30,6 +30,9 @@ const Tracker = write_tracker.Tracker;
 
 const host_page_bytes: u64 = sys.page_size_bytes;
 
+/// Runs of written pages restored (and protected one by one) per scan of a reset.
+const protect_runs_max = 16;
+
 /// One tracker for the whole process, shared by every engine and Worker: one userfaultfd may
 /// register a range again (two would refuse each other with EBUSY), and the runtime reuses the
 /// address space of memories it freed.
@@ -165,10 +168,12 @@ pub const HostMemory = struct {
     pub fn reset(self: *HostMemory, counters: *Counters) bool {
         if (!self.tracked) return self.reset_whole(counters);
         const t = shared_tracker().?;
-        var runs: [64]write_tracker.Run = undefined;
+        var runs: [protect_runs_max]write_tracker.Run = undefined;
         var from = @intFromPtr(self.base);
         const end = from + self.size_bytes;
-        while (from < end) {
+        var batches: u32 = 0;
+        while (from < end) : (batches += 1) {
+            assert(batches < self.size_bytes / host_page_bytes);
             var scan: write_tracker.Scan = undefined;
             if (t.scan(from, end, &runs, .peek, &scan)) |_| return self.reset_whole(counters);
             for (runs[0..scan.runs_count]) |run| {
@@ -177,12 +182,15 @@ pub const HostMemory = struct {
                 image_mod.restore_range(self.holds, self.base, offset, run.end - run.start);
                 Counters.add(&counters.pages_restored, (run.end - run.start) / host_page_bytes);
             }
+            // Protected after the copies (a peek scan leaves them writable), so that the copies
+            // take no write-protect fault; run by run, so a reset of an untouched memory costs
+            // one walk, not two.
+            for (runs[0..scan.runs_count]) |run| {
+                if (t.protect(run.start, run.end - run.start)) |errno| return self.fail(.protect, errno);
+            }
             assert(scan.walk_end > from and scan.walk_end <= end);
             from = scan.walk_end;
         }
-        // Protected after the copies (a peek scan left the pages writable), so that the copies
-        // take no write-protect fault: one walk of the range.
-        if (t.protect(@intFromPtr(self.base), self.size_bytes)) |errno| return self.fail(.protect, errno);
         return true;
     }
 
