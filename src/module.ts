@@ -95,6 +95,12 @@ export class Module {
   readonly imports: readonly ModuleImportDescriptor[];
   /** The module's exports, in order. */
   readonly exports: readonly ModuleExportDescriptor[];
+  /**
+   * Why this module's running instances cannot be recycled (reset in place between tenants),
+   * or null when they can: with pooling, a disposed instance then serves the next
+   * `instantiate` of the module, unless its tenant grew a memory or a table.
+   */
+  readonly notRecyclable: string | null;
 
   /**
    * Translates `bytes` for `engine`: parses it, validates it against the engine's limits,
@@ -151,6 +157,7 @@ export class Module {
       type: i.desc,
     })));
     this.exports = Object.freeze(parsed.exports.map((e) => ({ name: e.name, kind: e.kind })));
+    this.notRecyclable = run.notRecyclable;
     this.#state = { engine: state, translation, pointer, bytes: copy, run };
     state.modules.add(pointer);
     finalizer.register(this, { engine: state, pointer });

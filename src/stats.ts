@@ -96,6 +96,28 @@ export interface EngineStats {
   readonly hostMemoriesReplaced: number;
   /** Free host memories dropped to make room for a memory of another shape. */
   readonly hostMemoriesEvicted: number;
+  /** Host memories dropped because the native side could not reset or prepare them. */
+  readonly hostMemoriesFailed: number;
+  /** Instantiations served by an idle recycled ("warm") instance, reset in place. */
+  readonly warmHits: number;
+  /** Instantiations of a recyclable module that found no idle instance (one was made). */
+  readonly warmMisses: number;
+  /** Idle recycled instances waiting for a tenant, in this isolate. */
+  readonly warmIdle: number;
+  /** Tenancies whose instance was reset in place for the next tenant. */
+  readonly recycled: number;
+  /**
+   * Recycled instances destroyed at a tenancy's end instead: the tenant grew a memory or a
+   * table, or shared a memory with another instance, or a reset failed.
+   */
+  readonly recycleFallbacks: number;
+  /**
+   * Instantiations of a recyclable module that needed an instance of their own: the tenant
+   * passed other imported global values, or a wasm function as a function import.
+   */
+  readonly ownInstances: number;
+  /** Instantiations of modules whose instances cannot be recycled (see `Module#notRecyclable`). */
+  readonly notRecyclable: number;
 }
 
 const STATS_FIELDS = [
@@ -151,16 +173,26 @@ export function readStats(state: EngineState): EngineStats {
   const run = state.run;
   const pool = run?.pool;
   const counters = pool?.counters;
-  stats.runningInstances = run?.live.size ?? 0;
+  let dedicated = 0;
+  if (run) { for (const s of run.live) if (!s.recycled) dedicated++; }
+  stats.runningInstances = dedicated + (run?.tenants.size ?? 0);
   stats.hostMemories = pool?.size ?? 0;
   stats.hostMemoriesFree = pool?.freeCount ?? 0;
   stats.hostMemoriesCreated = counters?.created ?? 0;
   stats.hostMemoriesReused = counters?.reused ?? 0;
   stats.hostMemoriesReplaced = counters?.replaced ?? 0;
   stats.hostMemoriesEvicted = counters?.evicted ?? 0;
+  stats.hostMemoriesFailed = counters?.failed ?? 0;
+  stats.warmHits = run?.counters.warmHits ?? 0;
+  stats.warmMisses = run?.counters.warmMisses ?? 0;
+  stats.warmIdle = run?.idleCount ?? 0;
+  stats.recycled = run?.counters.recycled ?? 0;
+  stats.recycleFallbacks = run?.counters.recycleFallbacks ?? 0;
+  stats.ownInstances = run?.counters.ownInstances ?? 0;
+  stats.notRecyclable = run?.counters.notRecyclable ?? 0;
   if (state.pooling === null && run) {
     // On demand, running instances take no native slot: count them here.
-    stats.liveInstances = (stats.liveInstances as number) + run.live.size;
+    stats.liveInstances = (stats.liveInstances as number) + dedicated;
     stats.instantiations = (stats.instantiations as number) + run.counters.instantiations;
     stats.deallocations = (stats.deallocations as number) + run.counters.releases;
   }

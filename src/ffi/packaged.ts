@@ -31,12 +31,12 @@ export const PACKAGED_GLIBC_VERSION = "2.17";
 export const PACKAGED_LIBRARIES: Readonly<Record<string, PackagedLibrary>> = {
   "x86_64-linux": {
     path: "lib/x86_64-linux/libwasmpool.so",
-    sha256: "6a0d6a08ce90b33c08517ffc7f250d2c498fa146ac6a5f0671030dc11dd59087",
-    sizeBytes: 118240,
+    sha256: "c325d11d284de58baf937d47fad3c86e72a7135b5d61e8c1ac15fbe78cd274bb",
+    sizeBytes: 117776,
   },
   "aarch64-linux": {
     path: "lib/aarch64-linux/libwasmpool.so",
-    sha256: "c2be1e8488cd3accbaa37ee5a691f5db654d9555a04ba2239e34278db96d66c6",
-    sizeBytes: 111752,
+    sha256: "52db95b74f5c3795c6681923e8a222695ca83c854992ec6262b71b7e2d5280a3",
+    sizeBytes: 111400,
   },
 };

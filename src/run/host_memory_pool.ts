@@ -147,10 +147,16 @@ export class HostMemoryPool {
     failed: 0,
   };
 
-  /** A pool of at most `capacity` memories, adopted by `engine`. */
-  constructor(capacity: number, engine: NativeEngine) {
+  readonly #reclaim: () => boolean;
+
+  /**
+   * A pool of at most `capacity` memories, adopted by `engine`; `reclaim` frees memories held
+   * elsewhere (by idle warm instances) when the pool is full, and says whether it did.
+   */
+  constructor(capacity: number, engine: NativeEngine, reclaim: () => boolean = () => false) {
     this.#capacity = capacity;
     this.#engine = engine;
+    this.#reclaim = reclaim;
   }
 
   /** Memories alive (in use or free). */
@@ -169,16 +175,13 @@ export class HostMemoryPool {
    * else a new one.
    */
   take(shape: MemoryShape, affinity: object, module: NativePointer, index: number): HostMemory {
-    const free = this.#free.get(shape.key);
-    while (free !== undefined && free.length > 0) {
-      this.#freeCount -= 1;
-      const memory = takeAffine(free, affinity);
-      if (memory.prepare(module, index)) {
-        this.counters.reused += 1;
-        return this.#lend(memory, affinity);
-      }
-      this.#count -= 1;
-      this.counters.failed += 1;
+    const free = this.#takeFree(shape, affinity, module, index);
+    if (free !== null) return free;
+    // At capacity, memories idle warm instances hold come back first, then a free one of
+    // another shape goes.
+    while (this.#count >= this.#capacity && this.#reclaim()) {
+      const reclaimed = this.#takeFree(shape, affinity, module, index);
+      if (reclaimed !== null) return reclaimed;
     }
     if (this.#count >= this.#capacity) this.#evict();
     const memory = new HostMemory(shape, this.#engine);
@@ -193,6 +196,26 @@ export class HostMemoryPool {
       );
     }
     return this.#lend(memory, affinity);
+  }
+
+  #takeFree(
+    shape: MemoryShape,
+    affinity: object,
+    module: NativePointer,
+    index: number,
+  ): HostMemory | null {
+    const free = this.#free.get(shape.key);
+    while (free !== undefined && free.length > 0) {
+      this.#freeCount -= 1;
+      const memory = takeAffine(free, affinity);
+      if (memory.prepare(module, index)) {
+        this.counters.reused += 1;
+        return this.#lend(memory, affinity);
+      }
+      this.#count -= 1;
+      this.counters.failed += 1;
+    }
+    return null;
   }
 
   #lend(memory: HostMemory, affinity: object): HostMemory {

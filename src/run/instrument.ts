@@ -73,9 +73,12 @@ function callGrew(guard: GuardIndices): Uint8Array {
     .finish().slice();
 }
 
-/** The body of the guard's `kill` function: `dead = 1`, with its size. */
+/**
+ * The body of the guard's `kill(dead)` function, with its size: `dead = argument` (1: entering
+ * the instance's code throws; 0, for a recycled instance: it runs again).
+ */
 function killBody(guard: GuardIndices): Uint8Array {
-  const code = new BinaryWriter(16).u8(0).u8(0x41).u8(1).u8(0x24).u32(guard.global).u8(0x0b);
+  const code = new BinaryWriter(16).u8(0).u8(0x20).u8(0).u8(0x24).u32(guard.global).u8(0x0b);
   return new BinaryWriter(16).u32(code.length).bytes(code.finish()).finish().slice();
 }
 
@@ -84,13 +87,15 @@ type Insertions = number[];
 
 /**
  * Decodes every body of `parsed`'s code section, finds where checks go, and returns the new
- * code section (with the guard's `kill` function appended) and what the code does.
+ * code section (with the guard's `kill` function appended, then the `extra` bodies, each with
+ * its size) and what the code does.
  */
 export function instrumentCode(
   bytes: Uint8Array,
   parsed: ParsedModule,
   guard: GuardIndices,
   escapes: (functionIndex: number) => boolean,
+  extra: readonly Uint8Array[] = [],
 ): { section: BinaryWriter; facts: CodeFacts } {
   const bodies = moduleFunctionBodies(bytes, parsed);
   const facts = { memoryGrows: 0, tableGrows: 0, dataDrops: 0, elemDrops: 0, catches: false };
@@ -100,7 +105,7 @@ export function instrumentCode(
   // By Insert kind; what a check after a call does depends on the whole module (catches).
   const snippets = [checkDead(guard, false), checkDead(guard, facts.catches), callGrew(guard)];
   const kill = killBody(guard);
-  const section = new BinaryWriter(bytes.length / 8 + 64).u32(bodies.length + 1);
+  const section = new BinaryWriter(bytes.length / 8 + 64).u32(bodies.length + 1 + extra.length);
   for (let i = 0; i < bodies.length; i++) {
     const body = bodies[i];
     const points = insertions[i];
@@ -120,6 +125,7 @@ export function instrumentCode(
     section.bytes(bytes.subarray(at, body.end));
   }
   section.bytes(kill);
+  for (const body of extra) section.bytes(body);
   return { section, facts };
 }
 

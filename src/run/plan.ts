@@ -10,6 +10,7 @@ import { MalformedModuleError, WasmpoolError } from "../errors.ts";
 import type { Translation } from "../module/translate.ts";
 import type { ExternKind } from "../module/types.ts";
 import type { CodeFacts } from "./instrument.ts";
+import { codeObstacle, declaredObstacle } from "./recyclability.ts";
 import { rewriteModule } from "./rewrite.ts";
 
 /** The shape of a pooled memory: a memory is reused only for exactly this shape. */
@@ -46,6 +47,10 @@ export interface RunPlan {
   readonly imports: readonly ItemPlan[];
   /** Every export, in order. */
   readonly exports: readonly ItemPlan[];
+  /** Why instances cannot be recycled (recyclability.ts); null when they can. */
+  readonly notRecyclable: string | null;
+  /** The declared arity of each function import, in order (for recycled instances). */
+  readonly importArities: readonly number[];
 }
 
 /** The two ways a module runs: its memories pooled, or made by the runtime (on demand). */
@@ -98,13 +103,19 @@ export function planRun(
     max: m.max,
     key: `${m.min}:${m.max}`,
   }));
+  const declared = declaredObstacle(parsed, variant === "pooled", imaged);
   const rewritten = rewriteModule(bytes, parsed, {
     memories: variant === "plain" ? null : memories,
     emptyData: () => variant === "pooled" && imaged,
+    recycle: declared === null,
   });
   return {
     compiled: compile(rewritten.bytes),
     facts: rewritten.facts,
+    notRecyclable: declared ?? codeObstacle(rewritten.facts),
+    importArities: parsed.imports.flatMap((i) =>
+      i.desc.kind === "function" ? [parsed.types[i.desc.type].params.length] : []
+    ),
     start: parsed.start !== null,
     memories: variant === "plain" ? [] : memories,
     imports: parsed.imports.map((i) => ({ module: i.module, name: i.name, kind: i.desc.kind })),

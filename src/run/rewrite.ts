@@ -28,6 +28,7 @@ import { ByteReader } from "../module/reader.ts";
 import type { ParsedModule } from "../module/types.ts";
 import { BinaryWriter } from "./binary_writer.ts";
 import { type CodeFacts, type GuardIndices, instrumentCode } from "./instrument.ts";
+import { passiveCopies, resetBody } from "./reset_function.ts";
 
 /** The import module name of the memories the rewrite turns into imports. */
 export const MEMORY_IMPORT_MODULE = "\u0000wasmpool";
@@ -41,6 +42,8 @@ export function memoryImportName(index: number): string {
 export const KILL_EXPORT = "\u0000wasmpool.kill";
 /** Export name of the guard's hook table. */
 export const HOOKS_EXPORT = "\u0000wasmpool.hooks";
+/** Export name of the function that resets a recycled instance's tables and globals. */
+export const RESET_EXPORT = "\u0000wasmpool.reset";
 /** Export name of the module's start function, when it has one. */
 export const START_EXPORT = "\u0000wasmpool.start";
 
@@ -58,6 +61,8 @@ export interface RewriteOptions {
   readonly memories: readonly ImportedMemoryType[] | null;
   /** Whether data segment `index` (among all data segments) is emptied. */
   readonly emptyData: (index: number) => boolean;
+  /** Whether instances are recycled: then a `reset` function is added (reset_function.ts). */
+  readonly recycle?: boolean;
 }
 
 const Section = {
@@ -135,13 +140,31 @@ export function rewriteModule(
     importedFunctions: counts.function,
   };
   const kill = counts.function + parsed.functions.length;
+  const recycle = options.recycle === true;
+  const copies = recycle ? passiveCopies(parsed) : [];
+  const extra = recycle ? [resetBody(parsed, parsed.elements.length)] : [];
   const escaping = escapingFunctions(parsed);
-  const code = instrumentCode(bytes, parsed, guard, (f) => escaping.has(f));
+  const code = instrumentCode(bytes, parsed, guard, (f) => escaping.has(f), extra);
 
   // What each section becomes: a writer of its new contents, or null to drop it.
   const rewrite = new Map<number, (body: ByteReader | null) => BinaryWriter | null>([
-    [Section.type, (body) => append(body, 1, (w) => w.u8(0x60).u8(1).u8(I32).u8(0))],
-    [Section.function, (body) => append(body, 1, (w) => w.u32(guard.type))],
+    [Section.type, (body) =>
+      append(body, recycle ? 2 : 1, (w) => {
+        w.u8(0x60).u8(1).u8(I32).u8(0);
+        if (recycle) w.u8(0x60).u8(0).u8(1).u8(I32); // reset: [] -> [i32]
+      })],
+    [Section.function, (body) =>
+      append(body, recycle ? 2 : 1, (w) => {
+        w.u32(guard.type);
+        if (recycle) w.u32(guard.type + 1);
+      })],
+    [
+      Section.element,
+      (body) =>
+        copies.length === 0 ? body && copy(body) : append(body, copies.length, (w) => {
+          for (const c of copies) w.bytes(c.finish());
+        }),
+    ],
     [
       Section.import,
       (body) =>
@@ -161,12 +184,16 @@ export function rewriteModule(
       Section.global,
       (body) => append(body, 1, (w) => w.u8(I32).u8(0x01).u8(OP_I32_CONST).u8(0).u8(OP_END)),
     ],
-    [Section.export, (body) =>
-      append(body, parsed.start === null ? 2 : 3, (w) => {
-        w.name(KILL_EXPORT).u8(0x00).u32(kill);
-        w.name(HOOKS_EXPORT).u8(0x01).u32(guard.table);
-        if (parsed.start !== null) w.name(START_EXPORT).u8(0x00).u32(parsed.start);
-      })],
+    [
+      Section.export,
+      (body) =>
+        append(body, 2 + (parsed.start === null ? 0 : 1) + (recycle ? 1 : 0), (w) => {
+          w.name(KILL_EXPORT).u8(0x00).u32(kill);
+          w.name(HOOKS_EXPORT).u8(0x01).u32(guard.table);
+          if (parsed.start !== null) w.name(START_EXPORT).u8(0x00).u32(parsed.start);
+          if (recycle) w.name(RESET_EXPORT).u8(0x00).u32(kill + 1);
+        }),
+    ],
     [Section.start, () => null],
     [Section.code, () => code.section],
     [Section.data, (body) => body && rewriteData(bytes, body, options.emptyData)],
