@@ -187,7 +187,7 @@ export function instantiate(
   const plan = moduleState(module).run;
   const run = runEngine(engine);
   if (run.pool !== null) {
-    if (plan.notRecyclable === null) {
+    if (plan.notRecyclable === null && engine.pooling!.recycleInstances) {
       const recycled = instantiateRecycled(engine, run, module, plan, imports);
       if (recycled !== null) return recycled;
       run.counters.ownInstances += 1;

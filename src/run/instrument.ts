@@ -50,7 +50,15 @@ export interface CodeFacts {
   readonly elemDrops: number;
   /** Whether the code can catch exceptions (`try`, `try_table`). */
   readonly catches: boolean;
+  /** Instructions that change a table (`table.set`, `.fill`, `.copy`, `.init`, `.grow`). */
+  readonly tableWrites: number;
+  /** The globals the code sets (`global.set`), by index. */
+  readonly globalsSet: ReadonlySet<number>;
 }
+
+const TABLE_SET = 0x26;
+const TABLE_FILL = 0xfc011;
+const GLOBAL_SET = 0x24;
 
 const enum Insert {
   Entry = 0,
@@ -87,24 +95,33 @@ type Insertions = number[];
 
 /**
  * Decodes every body of `parsed`'s code section, finds where checks go, and returns the new
- * code section (with the guard's `kill` function appended, then the `extra` bodies, each with
- * its size) and what the code does.
+ * code section (with the guard's `kill` function appended, then the bodies `more` makes from
+ * what the code does, each with its size) and what the code does.
  */
 export function instrumentCode(
   bytes: Uint8Array,
   parsed: ParsedModule,
   guard: GuardIndices,
   escapes: (functionIndex: number) => boolean,
-  extra: readonly Uint8Array[] = [],
+  more: (facts: CodeFacts) => readonly Uint8Array[] = () => [],
 ): { section: BinaryWriter; facts: CodeFacts } {
   const bodies = moduleFunctionBodies(bytes, parsed);
-  const facts = { memoryGrows: 0, tableGrows: 0, dataDrops: 0, elemDrops: 0, catches: false };
+  const facts = {
+    memoryGrows: 0,
+    tableGrows: 0,
+    dataDrops: 0,
+    elemDrops: 0,
+    catches: false,
+    tableWrites: 0,
+    globalsSet: new Set<number>(),
+  };
   const insertions: Insertions[] = bodies.map((body) =>
     findInsertions(bytes, body, guard, escapes(guard.importedFunctions + body.index), facts)
   );
   // By Insert kind; what a check after a call does depends on the whole module (catches).
   const snippets = [checkDead(guard, false), checkDead(guard, facts.catches), callGrew(guard)];
   const kill = killBody(guard);
+  const extra = more(facts);
   const section = new BinaryWriter(bytes.length / 8 + 64).u32(bodies.length + 1 + extra.length);
   for (let i = 0; i < bodies.length; i++) {
     const body = bodies[i];
@@ -140,6 +157,8 @@ function findInsertions(
     dataDrops: number;
     elemDrops: number;
     catches: boolean;
+    tableWrites: number;
+    globalsSet: Set<number>;
   },
 ): Insertions {
   const points: Insertions = [];
@@ -160,6 +179,16 @@ function findInsertions(
         break;
       case Op.table_grow:
         facts.tableGrows++;
+        facts.tableWrites++;
+        break;
+      case TABLE_SET:
+      case TABLE_FILL:
+      case Op.table_copy:
+      case Op.table_init:
+        facts.tableWrites++;
+        break;
+      case GLOBAL_SET:
+        facts.globalsSet.add(ins.globalIndex);
         break;
       case Op.data_drop:
         facts.dataDrops++;

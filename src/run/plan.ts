@@ -47,6 +47,8 @@ export interface RunPlan {
   readonly imports: readonly ItemPlan[];
   /** Every export, in order. */
   readonly exports: readonly ItemPlan[];
+  /** Whether a recycled instance's tables or globals need resetting (its `reset` export). */
+  readonly resets: boolean;
   /** Why instances cannot be recycled (recyclability.ts); null when they can. */
   readonly notRecyclable: string | null;
   /** The declared arity of each function import, in order (for recycled instances). */
@@ -112,6 +114,7 @@ export function planRun(
   return {
     compiled: compile(rewritten.bytes),
     facts: rewritten.facts,
+    resets: rewritten.resets,
     notRecyclable: declared ?? codeObstacle(rewritten.facts),
     importArities: parsed.imports.flatMap((i) =>
       i.desc.kind === "function" ? [parsed.types[i.desc.type].params.length] : []

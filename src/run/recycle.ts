@@ -228,9 +228,6 @@ function disposed(_lease: object): never {
 /** The tenant's wrapper of the instance's function `raw`, which `lease` keeps alive. */
 export function tenantFunction(tenant: Tenant, lease: object, raw: CallableFunction): Fn {
   const fn = raw as Fn;
-  const after = (): void => {
-    if (--tenant.depth === 0 && tenant.endPending) finishTenancy(tenant);
-  };
   switch (fn.length) {
     case 0:
       return function () {
@@ -239,7 +236,7 @@ export function tenantFunction(tenant: Tenant, lease: object, raw: CallableFunct
         try {
           return fn();
         } finally {
-          after();
+          if (--tenant.depth === 0 && tenant.endPending) finishTenancy(tenant);
         }
       };
     case 1:
@@ -249,7 +246,7 @@ export function tenantFunction(tenant: Tenant, lease: object, raw: CallableFunct
         try {
           return fn(a);
         } finally {
-          after();
+          if (--tenant.depth === 0 && tenant.endPending) finishTenancy(tenant);
         }
       };
     case 2:
@@ -259,7 +256,7 @@ export function tenantFunction(tenant: Tenant, lease: object, raw: CallableFunct
         try {
           return fn(a, b);
         } finally {
-          after();
+          if (--tenant.depth === 0 && tenant.endPending) finishTenancy(tenant);
         }
       };
     case 3:
@@ -269,7 +266,7 @@ export function tenantFunction(tenant: Tenant, lease: object, raw: CallableFunct
         try {
           return fn(a, b, c);
         } finally {
-          after();
+          if (--tenant.depth === 0 && tenant.endPending) finishTenancy(tenant);
         }
       };
     default:
@@ -279,7 +276,7 @@ export function tenantFunction(tenant: Tenant, lease: object, raw: CallableFunct
         try {
           return fn(...args);
         } finally {
-          after();
+          if (--tenant.depth === 0 && tenant.endPending) finishTenancy(tenant);
         }
       };
   }

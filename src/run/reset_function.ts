@@ -16,6 +16,7 @@
 
 import type { ConstExpr, ElementSegment, ParsedModule } from "../module/types.ts";
 import { BinaryWriter } from "./binary_writer.ts";
+import type { CodeFacts } from "./instrument.ts";
 
 const OP = {
   end: 0x0b,
@@ -113,8 +114,16 @@ export function passiveCopies(parsed: ParsedModule): BinaryWriter[] {
   });
 }
 
-/** The body (with its size) of `reset`; `firstCopy` is the element index of the first copy. */
-export function resetBody(parsed: ParsedModule, firstCopy: number): Uint8Array {
+/**
+ * The body (with its size) of `reset`; `firstCopy` is the element index of the first copy.
+ * Only what a tenant can change is reset: the tables when code writes one or one is exported,
+ * each mutable global that code sets or that is exported. `resets` says whether anything is.
+ */
+export function resetBody(
+  parsed: ParsedModule,
+  firstCopy: number,
+  facts: CodeFacts,
+): { body: Uint8Array; resets: boolean } {
   const code = new BinaryWriter(64).u32(0); // no locals
   let importedGlobals = 0;
   let importedTables = 0;
@@ -122,17 +131,25 @@ export function resetBody(parsed: ParsedModule, firstCopy: number): Uint8Array {
     if (i.desc.kind === "global") importedGlobals++;
     if (i.desc.kind === "table") importedTables++;
   }
-  parsed.tables.forEach((table, t) => {
+  const exported = (kind: string, index: number): boolean =>
+    parsed.exports.some((e) => e.kind === kind && e.index === index);
+  const tablesChange = facts.tableWrites > 0 ||
+    parsed.tables.some((_, t) => exported("table", importedTables + t));
+  const globalChanges = (g: number): boolean =>
+    parsed.globals[g].type.mutable &&
+    (facts.globalsSet.has(importedGlobals + g) || exported("global", importedGlobals + g));
+  const tables = tablesChange ? parsed.tables : [];
+  tables.forEach((table, t) => {
     code.u8(OP.prefix).u32(OP.tableSize).u32(importedTables + t);
     code.u8(OP.i32Const).bytes(sleb(BigInt(table.min))).u8(OP.i32Ne);
     code.u8(OP.if).u8(OP.blockEmpty).u8(OP.i32Const).u8(1).u8(OP.return).u8(OP.end);
   });
   parsed.globals.forEach((global, g) => {
-    if (!global.type.mutable) return;
+    if (!globalChanges(g)) return;
     writeConst(code, global.init);
     code.u8(OP.globalSet).u32(importedGlobals + g);
   });
-  parsed.tables.forEach((table, t) => {
+  tables.forEach((table, t) => {
     if (table.min === 0) return;
     const init = parsed.tableInits[t] ?? { kind: "ref.null", type: table.element };
     code.u8(OP.i32Const).bytes(sleb(0n));
@@ -140,12 +157,14 @@ export function resetBody(parsed: ParsedModule, firstCopy: number): Uint8Array {
     code.u8(OP.i32Const).bytes(sleb(BigInt(table.min)));
     code.u8(OP.prefix).u32(OP.tableFill).u32(importedTables + t);
   });
-  activeSegments(parsed).forEach((segment, k) => {
+  (tablesChange ? activeSegments(parsed) : []).forEach((segment, k) => {
     writeConst(code, segment.offset!);
     code.u8(OP.i32Const).bytes(sleb(0n));
     code.u8(OP.i32Const).bytes(sleb(BigInt(segment.elements.length)));
     code.u8(OP.prefix).u32(OP.tableInit).u32(firstCopy + k).u32(segment.table);
   });
   code.u8(OP.i32Const).u8(0).u8(OP.end);
-  return new BinaryWriter(code.length + 5).u32(code.length).bytes(code.finish()).finish().slice();
+  const body = new BinaryWriter(code.length + 5).u32(code.length).bytes(code.finish()).finish()
+    .slice();
+  return { body, resets: tablesChange || parsed.globals.some((_, g) => globalChanges(g)) };
 }

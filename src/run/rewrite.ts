@@ -109,6 +109,8 @@ export interface Rewritten {
   readonly bytes: Uint8Array<ArrayBuffer>;
   /** What the module's code does (found while instrumenting it). */
   readonly facts: CodeFacts;
+  /** Whether the added `reset` function resets anything (else it need not be called). */
+  readonly resets: boolean;
 }
 
 /**
@@ -142,9 +144,14 @@ export function rewriteModule(
   const kill = counts.function + parsed.functions.length;
   const recycle = options.recycle === true;
   const copies = recycle ? passiveCopies(parsed) : [];
-  const extra = recycle ? [resetBody(parsed, parsed.elements.length)] : [];
   const escaping = escapingFunctions(parsed);
-  const code = instrumentCode(bytes, parsed, guard, (f) => escaping.has(f), extra);
+  let resets = false;
+  const code = instrumentCode(bytes, parsed, guard, (f) => escaping.has(f), (facts) => {
+    if (!recycle) return [];
+    const reset = resetBody(parsed, parsed.elements.length, facts);
+    resets = reset.resets;
+    return [reset.body];
+  });
 
   // What each section becomes: a writer of its new contents, or null to drop it.
   const rewrite = new Map<number, (body: ByteReader | null) => BinaryWriter | null>([
@@ -237,7 +244,7 @@ export function rewriteModule(
     if (written !== null) out.section(id, written);
   }
   emitMissingBefore(-1);
-  return { bytes: out.finish().slice(), facts: code.facts };
+  return { bytes: out.finish().slice(), facts: code.facts, resets };
 }
 
 /** A vector section's entries copied, with `added` more written by `more` after them. */

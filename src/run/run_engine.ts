@@ -141,7 +141,7 @@ export class RunEngine {
     for (const memory of state.memories) {
       if (memory.stale() || memory.rawBytes !== memory.shape.min * 65536) return false;
     }
-    if (warm.reset() !== 0) return false; // a table grew
+    if (warm.plan.resets && warm.reset() !== 0) return false; // a table grew
     for (const memory of state.memories) {
       memory.detachAliases();
       if (!memory.reset()) return false;

@@ -178,9 +178,7 @@ pub const HostMemory = struct {
             if (t.scan(from, end, &runs, .peek, &scan)) |_| return self.reset_whole(counters);
             for (runs[0..scan.runs_count]) |run| {
                 assert(run.start >= from and run.end <= end and run.start < run.end);
-                const offset = run.start - @intFromPtr(self.base);
-                image_mod.restore_range(self.holds, self.base, offset, run.end - run.start);
-                Counters.add(&counters.pages_restored, (run.end - run.start) / host_page_bytes);
+                if (!self.restore_run(t, run.start, run.end, counters)) return self.reset_whole(counters);
             }
             // Protected after the copies (a peek scan leaves them writable), so that the copies
             // take no write-protect fault; run by run, so a reset of an untouched memory costs
@@ -192,6 +190,35 @@ pub const HostMemory = struct {
             from = scan.walk_end;
         }
         return true;
+    }
+
+    /// Restores one run of pages the scan found unprotected. Where the image is mapped, a page
+    /// only read is still the image's own (shared) page: only the copies, pages written, are
+    /// restored, so that read pages stay shared. False when the finer scan fails.
+    fn restore_run(self: *HostMemory, t: Tracker, start: u64, end: u64, counters: *Counters) bool {
+        const base = @intFromPtr(self.base);
+        const image_end = if (self.mapped) base + self.holds.?.size_bytes else base;
+        if (start < image_end) {
+            var runs: [protect_runs_max]write_tracker.Run = undefined;
+            var from = start;
+            const until = @min(end, image_end);
+            var batches: u32 = 0;
+            while (from < until) : (batches += 1) {
+                assert(batches < (until - start) / host_page_bytes);
+                var scan: write_tracker.Scan = undefined;
+                if (t.scan(from, until, &runs, .copies, &scan)) |_| return false;
+                for (runs[0..scan.runs_count]) |copy| self.restore_range(copy.start, copy.end, counters);
+                from = scan.walk_end;
+            }
+        }
+        if (end > image_end) self.restore_range(@max(start, image_end), end, counters);
+        return true;
+    }
+
+    fn restore_range(self: *HostMemory, start: u64, end: u64, counters: *Counters) void {
+        const offset = start - @intFromPtr(self.base);
+        image_mod.restore_range(self.holds, self.base, offset, end - start);
+        Counters.add(&counters.pages_restored, (end - start) / host_page_bytes);
     }
 
     /// Restores the whole accessible part: without tracking, or when a scan failed (then the
