@@ -306,3 +306,34 @@ describe("recycled instances", () => {
     assert.equal(fn(b, "load")(0), 1);
   });
 });
+
+describe("Engine#warm", () => {
+  it("makes instances ahead of time that the next instantiations take", () => {
+    using engine = pooledEngine();
+    const module = new Module(engine, tenantModule({ exportTable: false }));
+    assert.equal(engine.warm(module, 3), 3);
+    assert.equal(engine.stats().warmIdle, 3);
+    const held = [
+      engine.instantiate(module),
+      engine.instantiate(module),
+      engine.instantiate(module),
+    ];
+    let stats = engine.stats();
+    assert.equal(stats.warmHits, 3);
+    assert.equal(stats.warmMisses, 0);
+    for (const instance of held) instance.dispose();
+    assert.equal(engine.warm(module, 2), 3, "three wait already");
+    stats = engine.stats();
+    assert.equal(stats.warmIdle, 3);
+  });
+
+  it("refuses a module whose instances cannot be recycled, naming why", () => {
+    using engine = pooledEngine();
+    const module = new Module(engine, tenantModule());
+    assert.throws(
+      () => engine.warm(module, 1),
+      (error: unknown) =>
+        error instanceof Error && /cannot be recycled: its export "table"/.test(error.message),
+    );
+  });
+});

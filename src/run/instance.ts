@@ -6,7 +6,12 @@
  */
 
 import { DeferredFinalizer } from "../deferred_finalizer.ts";
-import { DisposedError, LinkError, PoolExhaustedError } from "../errors.ts";
+import {
+  DisposedError,
+  LinkError,
+  PoolExhaustedError,
+  UnsupportedFeatureError,
+} from "../errors.ts";
 import type { EngineState } from "../internal.ts";
 import { type Module, moduleState } from "../module.ts";
 import { guardExports, unguard } from "./exports.ts";
@@ -288,6 +293,54 @@ function instantiateRecycled(
   const tenancy = new Tenancy(tenant);
   if (engine.finalization) tenantFinalizer.track(tenancy, tenant);
   return new Instance(module, tenancy);
+}
+
+/** @internal Makes idle warm instances of `module` until `count` wait; returns how many do. */
+export function warm(
+  engine: EngineState,
+  module: Module,
+  count: number,
+  imports: InstanceImports | undefined,
+): number {
+  const plan = moduleState(module).run;
+  const reason = engine.pooling === null
+    ? "the engine allocates on demand"
+    : !engine.pooling.recycleInstances
+    ? "recycleInstances is false"
+    : plan.notRecyclable;
+  if (reason !== null) {
+    throw new UnsupportedFeatureError(`instances of this module cannot be recycled: ${reason}`, 0);
+  }
+  const run = runEngine(engine);
+  // The functions are each tenant's own: only the globals matter here.
+  const bound = tenantImports(plan, stubFunctions(plan, imports), null)!;
+  let idle = run.idle.get(plan)?.length ?? 0;
+  for (; idle < count; idle++) {
+    let made;
+    try {
+      made = run.makeWarm(plan, moduleState(module).pointer, bound.globals);
+    } catch (error) {
+      throw instantiationError(error);
+    }
+    run.putIdle(made);
+  }
+  return idle;
+}
+
+/** `imports` with a stand-in for every function import (warm instances get each tenant's). */
+function stubFunctions(plan: RunPlan, imports: InstanceImports | undefined): InstanceImports {
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const d of plan.imports) {
+    const value = d.kind === "function" ? stub : (imports?.[d.module] as Record<string, unknown>)?.[
+      d.name
+    ];
+    (out[d.module] ??= {})[d.name] = value;
+  }
+  return out;
+}
+
+function stub(): never {
+  throw new DisposedError("an import of a recycled instance was called between tenants");
 }
 
 function instantiationError(error: unknown): unknown {
