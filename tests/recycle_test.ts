@@ -289,6 +289,20 @@ describe("recycled instances", () => {
     assert.equal(engine.stats().warmHits, 1);
   });
 
+  it("reset an instance whose tenant trapped, like any other", () => {
+    using engine = pooledEngine();
+    const module = new Module(engine, tenantModule({ exportTable: false }));
+    const a = engine.instantiate(module);
+    fn(a, "store")(700, 7);
+    fn(a, "bump")();
+    assert.throws(() => fn(a, "callAt")(3, 1, 2), WebAssembly.RuntimeError);
+    a.dispose();
+    using b = engine.instantiate(module);
+    assert.equal(engine.stats().warmHits, 1);
+    assert.equal(fn(b, "load")(700), 0);
+    assert.equal((b.exports.counter as GuardedGlobal).value, COUNTER_INITIAL);
+  });
+
   it("keep a stale tenant's references from the next tenant's state", () => {
     using engine = pooledEngine(1);
     const module = new Module(engine, tenantModule({ exportTable: false }));
