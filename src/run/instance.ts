@@ -15,6 +15,7 @@ import {
 import type { EngineState } from "../internal.ts";
 import { type Module, moduleState } from "../module.ts";
 import { guardExports, unguard } from "./exports.ts";
+import { importValues } from "./import_values.ts";
 import type { HostMemory } from "./host_memory_pool.ts";
 import { installHooks } from "./hooks.ts";
 import type { RunPlan } from "./plan.ts";
@@ -365,22 +366,12 @@ function runtimeImports(
     for (let m = 0; m < memories.length; m++) pooled[memoryImportName(m)] = memories[m].memory;
     out[MEMORY_IMPORT_MODULE] = pooled;
   }
-  if (declared.length === 0) return out as WebAssembly.Imports;
-  if (typeof imports !== "object" || imports === null) {
-    throw new LinkError(
-      `the module has ${declared.length} imports, and no import object was given`,
-    );
-  }
+  const values = importValues(declared, imports);
   for (let i = 0; i < declared.length; i++) {
     const d = declared[i];
-    const namespace = imports[d.module];
-    if ((typeof namespace !== "object" && typeof namespace !== "function") || namespace === null) {
-      throw new LinkError(`import module ${JSON.stringify(d.module)} is not an object`);
-    }
-    const value = (namespace as Record<string, unknown>)[d.name];
     (out[d.module] ??= Object.create(null))[d.name] = d.kind === "function"
-      ? value
-      : importObject(value, state);
+      ? values[i]
+      : importObject(values[i], state);
   }
   return out as WebAssembly.Imports;
 }

@@ -29,6 +29,7 @@ import type { EngineState } from "../internal.ts";
 import type { HostMemory } from "./host_memory_pool.ts";
 import { installHooks } from "./hooks.ts";
 import { type AliasBox, dropBox } from "./memory_record.ts";
+import { type ImportObject, importValues } from "./import_values.ts";
 import type { RunPlan } from "./plan.ts";
 import {
   KILL_EXPORT,
@@ -177,25 +178,16 @@ export class Tenant implements Owner, Finalizable {
  */
 export function tenantImports(
   plan: RunPlan,
-  imports: Readonly<Record<string, Readonly<Record<string, unknown>>>> | undefined,
+  imports: ImportObject | undefined,
   globals: readonly unknown[] | null,
 ): { fns: Fn[]; globals: unknown[] } | null {
   const fns: Fn[] = [];
   const values: unknown[] = [];
   const declared = plan.imports;
-  if (declared.length === 0) return { fns, globals: values };
-  if (typeof imports !== "object" || imports === null) {
-    throw new LinkError(
-      `the module has ${declared.length} imports, and no import object was given`,
-    );
-  }
+  const given = importValues(declared, imports);
   for (let i = 0; i < declared.length; i++) {
     const d = declared[i];
-    const namespace = imports[d.module];
-    if ((typeof namespace !== "object" && typeof namespace !== "function") || namespace === null) {
-      throw new LinkError(`import module ${JSON.stringify(d.module)} is not an object`);
-    }
-    const value = (namespace as Record<string, unknown>)[d.name];
+    const value = given[i];
     if (d.kind === "function") {
       if (typeof value !== "function") {
         throw new LinkError(
