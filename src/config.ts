@@ -127,6 +127,18 @@ export interface PoolingOptions {
    * few nanoseconds more) instead of the runtime's own. Default: true.
    */
   readonly recycleInstances?: boolean;
+  /**
+   * Whether a recycled instance's memories are reset off the disposing thread's path: when
+   * another idle instance of its module can serve the next tenant meanwhile (keep two or more
+   * warm: `Engine#warm`), the reset is queued to wasmpool's reset thread, which does it on
+   * another core. The thread spins 50 µs after its last reset, then sleeps; while it sleeps, a
+   * lone disposal is reset inline (waking the thread would cost what the reset does), and one
+   * within 50 µs of the previous wakes it. A memory still queued when it is wanted is reset
+   * then. Only on the main thread (a Worker's memories may be freed with its isolate at any
+   * time). Counted in `hostResetsBackground`, `hostResetsInline`, `hostResetsClaimed`.
+   * Default: true.
+   */
+  readonly backgroundResets?: boolean;
 }
 
 /** The resolved settings of a pooling strategy: every limit present and checked. */
@@ -149,6 +161,8 @@ export interface PoolingSettings {
   readonly maxUnusedWarmSlots: number;
   /** Whether running instances are recycled between tenants. */
   readonly recycleInstances: boolean;
+  /** Whether recycled instances' memories are reset on the reset thread. */
+  readonly backgroundResets: boolean;
 }
 
 const WASM_PAGE_BYTES = 65536;
@@ -266,6 +280,7 @@ function resolvePooling(options: PoolingOptions): PoolingSettings {
     memoryKeepResident,
     maxUnusedWarmSlots,
     recycleInstances: options.recycleInstances ?? true,
+    backgroundResets: options.backgroundResets ?? true,
   });
 }
 

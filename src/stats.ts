@@ -82,6 +82,20 @@ export interface EngineStats {
    * reset restores the whole memory: `hostFullResets`).
    */
   readonly hostWriteTracking: string;
+  /**
+   * Host-memory resets done by wasmpool's reset thread, off the path of the code that disposed
+   * the instance (the main thread's recycled instances, while disposals come in bursts).
+   */
+  readonly hostResetsBackground: number;
+  /** Host-memory resets done inline when their tenant ended (the reset thread slept). */
+  readonly hostResetsInline: number;
+  /**
+   * Queued host-memory resets done inline after all, because the memory was wanted again before
+   * the reset thread got to it (keep more warm instances: `Engine#warm`).
+   */
+  readonly hostResetsClaimed: number;
+  /** Times the reset thread was woken from sleep (a syscall on the disposing thread). */
+  readonly hostResetWakes: number;
   /** Running instances (`instantiate`) alive in this engine object (this isolate). */
   readonly runningInstances: number;
   /** Host memories (`WebAssembly.Memory`) the pool holds, in use or free, in this isolate. */
@@ -147,6 +161,10 @@ const STATS_FIELDS = [
   "hostFullResets",
   "hostImageSwitches",
   "hostWriteTracking",
+  "hostResetsBackground",
+  "hostResetsInline",
+  "hostResetsClaimed",
+  "hostResetWakes",
 ] as const;
 
 /** Why writes to host memories are not tracked, by write_tracker.zig's reason code. */

@@ -46,6 +46,7 @@ export function openBun(ffi: BunFfi, path: string): NativeLibrary {
     p === null || p === 0 ? null : p as NativePointer;
   return {
     runtime: "bun",
+    mainThread: (globalThis as unknown as { Bun: { isMainThread: boolean } }).Bun.isMainThread,
     path,
     abiVersion: () => s.wasmpool_abi_version() as number,
     engineCreate: (config) => out(s.wasmpool_engine_create(config)),
@@ -85,6 +86,11 @@ export function openBun(ffi: BunFfi, path: string): NativeLibrary {
       out(s.wasmpool_host_memory_adopt(engine, address, pages, maxPages, minReserved)),
     hostMemoryPrepare: s.wasmpool_host_memory_prepare as NativeLibrary["hostMemoryPrepare"],
     hostMemoryReset: s.wasmpool_host_memory_reset as NativeLibrary["hostMemoryReset"],
+    hostMemoryResetLater: s.wasmpool_host_memory_reset_later as NativeLibrary[
+      "hostMemoryResetLater"
+    ],
+    hostMemoryClaim: s.wasmpool_host_memory_claim as NativeLibrary["hostMemoryClaim"],
+    resetSettled: s.wasmpool_reset_settled as NativeLibrary["resetSettled"],
     hostMemoryFlags: s.wasmpool_host_memory_flags as NativeLibrary["hostMemoryFlags"],
     hostMemoryDrop: s.wasmpool_host_memory_drop as NativeLibrary["hostMemoryDrop"],
     arrayBuffer: (address, byteLength) => ffi.toArrayBuffer(address, 0, byteLength),

@@ -46,6 +46,8 @@ export function openDeno(path: string): NativeLibrary {
   const out = (p: unknown): NativePointer | null => (p === null ? null : p as NativePointer);
   return {
     runtime: "deno",
+    mainThread:
+      typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope === "undefined",
     path,
     abiVersion: () => s.wasmpool_abi_version() as number,
     engineCreate: (config) => out(s.wasmpool_engine_create(config)),
@@ -84,6 +86,11 @@ export function openDeno(path: string): NativeLibrary {
       out(s.wasmpool_host_memory_adopt(ptr(engine), ptr(address), pages, maxPages, minReserved)),
     hostMemoryPrepare: s.wasmpool_host_memory_prepare as NativeLibrary["hostMemoryPrepare"],
     hostMemoryReset: s.wasmpool_host_memory_reset as NativeLibrary["hostMemoryReset"],
+    hostMemoryResetLater: s.wasmpool_host_memory_reset_later as NativeLibrary[
+      "hostMemoryResetLater"
+    ],
+    hostMemoryClaim: s.wasmpool_host_memory_claim as NativeLibrary["hostMemoryClaim"],
+    resetSettled: s.wasmpool_reset_settled as NativeLibrary["resetSettled"],
     hostMemoryFlags: s.wasmpool_host_memory_flags as NativeLibrary["hostMemoryFlags"],
     hostMemoryDrop: s.wasmpool_host_memory_drop as NativeLibrary["hostMemoryDrop"],
     arrayBuffer: (address, byteLength) =>

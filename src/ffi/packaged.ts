@@ -31,12 +31,12 @@ export const PACKAGED_GLIBC_VERSION = "2.17";
 export const PACKAGED_LIBRARIES: Readonly<Record<string, PackagedLibrary>> = {
   "x86_64-linux": {
     path: "lib/x86_64-linux/libwasmpool.so",
-    sha256: "c325d11d284de58baf937d47fad3c86e72a7135b5d61e8c1ac15fbe78cd274bb",
-    sizeBytes: 117776,
+    sha256: "edaba87b0144bf87215bba4bc98128d6142f3c6aeba7cc2d4f6531b503281427",
+    sizeBytes: 124040,
   },
   "aarch64-linux": {
     path: "lib/aarch64-linux/libwasmpool.so",
-    sha256: "52db95b74f5c3795c6681923e8a222695ca83c854992ec6262b71b7e2d5280a3",
-    sizeBytes: 111400,
+    sha256: "4b30dd42e1b2ce74eee0d84fe21a76236b6e821e6a105c3e3368c2eda890ed6c",
+    sizeBytes: 117984,
   },
 };

@@ -58,12 +58,15 @@ export const SYMBOLS = {
   host_memory_adopt: { parameters: ["pointer", "pointer", "u32", "u32", "u32"], result: "pointer" },
   host_memory_prepare: { parameters: ["pointer", "pointer", "pointer", "u32"], result: "i32" },
   host_memory_reset: { parameters: ["pointer", "pointer"], result: "i32" },
+  host_memory_reset_later: { parameters: ["pointer", "pointer"], result: "i32" },
+  host_memory_claim: { parameters: ["pointer", "pointer", "u32"], result: "i32" },
+  reset_settled: { parameters: ["u32"], result: "u32" },
   host_memory_flags: { parameters: ["pointer"], result: "u32" },
   host_memory_drop: { parameters: ["pointer", "pointer"], result: "i32" },
 } as const satisfies Record<string, NativeSignature>;
 
 /** The ABI version this TypeScript side speaks; `abi_version()` must answer it. */
-export const ABI_VERSION = 5;
+export const ABI_VERSION = 6;
 
 /** A native pointer: an object in Deno, a number in Bun. Opaque outside src/ffi/. */
 export type NativePointer = { readonly __nativePointer: unique symbol };
@@ -72,6 +75,9 @@ export type NativePointer = { readonly __nativePointer: unique symbol };
 export interface NativeLibrary {
   /** Which runtime backs this library. */
   readonly runtime: "deno" | "bun";
+  /** Whether this isolate is the process's main one (not a Worker's, which may be torn down
+   * at any time, memories and all). */
+  readonly mainThread: boolean;
   /** Where the library was loaded from. */
   readonly path: string;
   /** `wasmpool_abi_version`. */
@@ -206,6 +212,19 @@ export interface NativeLibrary {
   ): number;
   /** `wasmpool_host_memory_reset`: 0, or a negative code (drop the memory). */
   hostMemoryReset(engine: NativePointer, memory: NativePointer): number;
+  /**
+   * `wasmpool_host_memory_reset_later`: a ticket > 0 when the reset was queued for the reset
+   * thread, 0 when it was done inline, or a negative code (drop the memory).
+   */
+  hostMemoryResetLater(engine: NativePointer, memory: NativePointer): number;
+  /**
+   * `wasmpool_host_memory_claim`: 0 when the memory is ready for its next use (a queued reset
+   * taken back and done now, or waited for), 1 when it is not yet and `wait` is 0, or a
+   * negative code (its reset failed: drop the memory).
+   */
+  hostMemoryClaim(engine: NativePointer, memory: NativePointer, wait: number): number;
+  /** `wasmpool_reset_settled`: 1 once the reset queued under `ticket` is over. */
+  resetSettled(ticket: number): number;
   /** `wasmpool_host_memory_flags`: bit 0 mapped in place, 1 tracked, 2 holds an image. */
   hostMemoryFlags(memory: NativePointer): number;
   /** `wasmpool_host_memory_drop`: gives the memory up and frees its record. */

@@ -60,6 +60,10 @@ export class HostMemory extends MemoryRecord {
   /** The native record (null once given up). */
   native: NativePointer | null;
   readonly #engine: NativeEngine;
+  /** Whether a reset was queued for the reset thread and not yet claimed. */
+  #queued = false;
+  /** A weak reference to it, what the set of memories in use holds. */
+  readonly ref: WeakRef<HostMemory> = new WeakRef(this);
 
   /** Makes a memory of `shape`, adopted by `engine`. */
   constructor(shape: MemoryShape, engine: NativeEngine) {
@@ -96,15 +100,53 @@ export class HostMemory extends MemoryRecord {
   prepare(module: NativePointer, index: number): boolean {
     if (this.native === null) return this.shape.min === 0;
     const { lib, pointer } = this.#engine;
+    this.#queued = false; // the native side finishes a queued reset first
     if (lib.hostMemoryPrepare(pointer, this.native, module, index) === 0) return true;
     this.giveUp();
     return false;
+  }
+
+  /**
+   * Restores what the last tenant changed, on the reset thread if it is awake (see
+   * zig/src/resetter.zig): then {@linkcode ready} must be called before the memory's next use.
+   * False when it cannot: the memory is given up.
+   */
+  resetLater(): boolean {
+    if (this.native === null) return this.shape.min === 0;
+    const { lib, pointer } = this.#engine;
+    const ticket = lib.hostMemoryResetLater(pointer, this.native);
+    if (ticket < 0) {
+      this.giveUp();
+      return false;
+    }
+    if (ticket > 0) {
+      this.#queued = true;
+      keepUntilSettled(this, ticket, lib);
+    }
+    return true;
+  }
+
+  /**
+   * Whether a reset queued by {@linkcode resetLater} is over: 0 when the memory is ready for
+   * its next use (the reset done, or taken back and done now), 1 when it is still being done
+   * and `wait` is false, -1 when it failed (the memory is given up).
+   */
+  ready(wait: boolean): number {
+    if (!this.#queued) return this.native === null && this.shape.min !== 0 ? -1 : 0;
+    const { lib, pointer } = this.#engine;
+    const result = lib.hostMemoryClaim(pointer, this.native!, wait ? 1 : 0);
+    if (result === 1) return 1;
+    this.#queued = false;
+    if (result === 0) return 0;
+    this.giveUp();
+    return -1;
   }
 
   /** Restores what the last tenant changed. False when it cannot: the memory is given up. */
   reset(): boolean {
     if (this.native === null) return this.shape.min === 0;
     const { lib, pointer } = this.#engine;
+    this.#queued = false; // the native side finishes a queued reset first
     if (lib.hostMemoryReset(pointer, this.native) === 0) return true;
     this.giveUp();
     return false;
@@ -116,19 +158,53 @@ export class HostMemory extends MemoryRecord {
     const { lib, pointer } = this.#engine;
     lib.hostMemoryDrop(pointer, this.native);
     this.native = null;
+    this.#queued = false;
+  }
+}
+
+// Memories whose reset was queued, oldest first, kept reachable until the reset thread is
+// done with them: the runtime unmaps a memory it collects, and a memory whose engine was
+// dropped without `close()` can be collected at any time (main thread only: see
+// `PoolingOptions.backgroundResets`).
+const queued: { memory: HostMemory; ticket: number }[] = [];
+let queuedHead = 0;
+
+function keepUntilSettled(memory: HostMemory, ticket: number, lib: NativeLibrary): void {
+  queued.push({ memory, ticket });
+  while (queuedHead < queued.length && lib.resetSettled(queued[queuedHead].ticket) !== 0) {
+    queuedHead += 1;
+  }
+  if (queuedHead === queued.length) {
+    queued.length = 0;
+    queuedHead = 0;
+  } else if (queuedHead > 64 && queuedHead * 2 > queued.length) {
+    queued.splice(0, queuedHead);
+    queuedHead = 0;
   }
 }
 
 // Memories handed out, in every pool of this isolate: after code grew a memory (the `grew`
 // hook), one that grew is given up at once, before the runtime can hand the bytes it moved
-// away from to another memory (JavaScriptCore's heap memories move on grow).
-const inUse = new Set<HostMemory>();
+// away from to another memory (JavaScriptCore's heap memories move on grow). Held weakly: an
+// engine dropped without `close()` must not keep its memories (its idle warm instances' are
+// never given back).
+const inUse = new Set<WeakRef<HostMemory>>();
+let sweepAtSize = 64;
 
 /** Gives up every memory in use that grew (see {@linkcode inUse}). */
 export function giveUpGrown(): void {
-  for (const memory of inUse) {
-    if (memory.native !== null && memory.stale()) memory.giveUp();
+  for (const ref of inUse) {
+    const memory = ref.deref();
+    if (memory === undefined) inUse.delete(ref);
+    else if (memory.native !== null && memory.stale()) memory.giveUp();
   }
+}
+
+function markInUse(memory: HostMemory): void {
+  inUse.add(memory.ref);
+  if (inUse.size < sweepAtSize) return;
+  for (const ref of inUse) if (ref.deref() === undefined) inUse.delete(ref);
+  sweepAtSize = 2 * inUse.size + 64;
 }
 
 /** The host memories of one engine object (one runtime isolate). */
@@ -220,13 +296,13 @@ export class HostMemoryPool {
 
   #lend(memory: HostMemory, affinity: object): HostMemory {
     memory.affinity = affinity;
-    inUse.add(memory);
+    markInUse(memory);
     return memory;
   }
 
   /** Gives `memory` back after its tenant: reset and pooled, or dropped if it grew. */
   give(memory: HostMemory): void {
-    inUse.delete(memory);
+    inUse.delete(memory.ref);
     memory.detachAliases();
     if (memory.stale() || memory.rawBytes !== memory.shape.min * 65536) {
       memory.giveUp();

@@ -9,6 +9,7 @@
 import type { NativePointer } from "../ffi/symbols.ts";
 import type { EngineState } from "../internal.ts";
 import { HostMemoryPool } from "./host_memory_pool.ts";
+import { IdleQueue } from "./idle_queue.ts";
 import type { RunPlan } from "./plan.ts";
 import { endTenancy, type Tenant, WarmInstance } from "./recycle.ts";
 import { retire, type RunState } from "./tenancy.ts";
@@ -35,6 +36,21 @@ export interface RunCounters {
   ownInstances: number;
 }
 
+/** How many of the oldest idle instances are looked at for one whose reset is over. */
+const READY_LOOKAHEAD = 4;
+
+/** 0 when every memory of `warm` is ready for a tenant, 1 when one is still being reset (and
+ * `wait` is false), -1 when a reset failed. */
+function readiness(warm: WarmInstance, wait: boolean): number {
+  let result = 0;
+  for (const memory of warm.state.memories) {
+    const ready = memory.ready(wait);
+    if (ready < 0) return -1;
+    if (ready > 0) result = 1;
+  }
+  return result;
+}
+
 /** The running layer of one engine object. */
 export class RunEngine {
   /** The engine. */
@@ -45,9 +61,11 @@ export class RunEngine {
   readonly live: Set<RunState> = new Set();
   /** Tenants of warm instances not yet ended. */
   readonly tenants: Set<Tenant> = new Set();
-  /** Idle warm instances, by module plan, most recently used last. */
-  readonly idle: Map<RunPlan, WarmInstance[]> = new Map();
+  /** Idle warm instances, by module plan, oldest first. */
+  readonly idle: Map<RunPlan, IdleQueue<WarmInstance>> = new Map();
   #idleCount = 0;
+  /** Whether warm instances' memories are reset on the reset thread (`backgroundResets`). */
+  readonly #background: boolean;
   /** Counts. */
   readonly counters: RunCounters = {
     instantiations: 0,
@@ -73,6 +91,7 @@ export class RunEngine {
       },
       () => this.reclaimIdle(),
     );
+    this.#background = pooling !== null && pooling.backgroundResets && engine.lib.mainThread;
   }
 
   /** Idle warm instances. */
@@ -80,18 +99,35 @@ export class RunEngine {
     return this.#idleCount;
   }
 
-  /** An idle warm instance of `plan`'s module, or null. */
+  /**
+   * An idle warm instance of `plan`'s module, ready for a tenant, or null: the oldest ready one
+   * among the oldest few (the reset thread may still be resetting the others), else the oldest,
+   * whose reset is then finished here. One whose reset failed is destroyed.
+   */
   takeIdle(plan: RunPlan): WarmInstance | null {
     const idle = this.idle.get(plan);
-    if (idle === undefined || idle.length === 0) return null;
-    this.#idleCount -= 1;
-    return idle.pop()!;
+    while (idle !== undefined && idle.length > 0) {
+      let chosen = 0;
+      const look = Math.min(idle.length, READY_LOOKAHEAD);
+      for (let i = 0; i < look; i++) {
+        if (readiness(idle.at(i), false) === 0) {
+          chosen = i;
+          break;
+        }
+      }
+      const warm = idle.take(chosen);
+      this.#idleCount -= 1;
+      if (readiness(warm, true) === 0) return warm;
+      this.counters.recycleFallbacks += 1;
+      this.destroyWarm(warm);
+    }
+    return null;
   }
 
   /** Puts back an idle warm instance taken and not used. */
   putIdle(warm: WarmInstance): void {
     let idle = this.idle.get(warm.plan);
-    if (idle === undefined) this.idle.set(warm.plan, idle = []);
+    if (idle === undefined) this.idle.set(warm.plan, idle = new IdleQueue());
     idle.push(warm);
     this.#idleCount += 1;
   }
@@ -142,9 +178,12 @@ export class RunEngine {
       if (memory.stale() || memory.rawBytes !== memory.shape.min * 65536) return false;
     }
     if (warm.plan.resets && warm.reset() !== 0) return false; // a table grew
+    // In the background only when another idle instance can serve the next tenant meanwhile:
+    // else the next tenant would wait for this very reset, across cores.
+    const later = this.#background && (this.idle.get(warm.plan)?.length ?? 0) > 0;
     for (const memory of state.memories) {
       memory.detachAliases();
-      if (!memory.reset()) return false;
+      if (!(later ? memory.resetLater() : memory.reset())) return false;
     }
     if (warm.killed) {
       warm.kill(0);
@@ -164,7 +203,7 @@ export class RunEngine {
     for (const idle of this.idle.values()) {
       if (idle.length === 0) continue;
       this.#idleCount -= 1;
-      this.destroyWarm(idle.shift()!);
+      this.destroyWarm(idle.take(0));
       return true;
     }
     return false;

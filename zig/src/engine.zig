@@ -134,6 +134,13 @@ pub const Stats = extern struct {
     host_image_switches: u64,
     /// Why host-memory writes are not tracked (write_tracker.Reason), 0 when they are.
     host_tracking_unavailable: u64,
+    /// Host-memory resets done by the resetter's thread, done inline at the tenant's end, and
+    /// queued ones taken back inline because the memory was wanted first; and the thread's
+    /// wakes (resetter.zig).
+    host_resets_background: u64,
+    host_resets_inline: u64,
+    host_resets_claimed: u64,
+    host_reset_wakes: u64,
 };
 
 pub const Engine = struct {
@@ -357,6 +364,7 @@ pub const Engine = struct {
         if (!self.modules.contains(module)) return .bad_module;
         if (module.live_instances.load(.acquire) != 0) return .bad_module;
         if (self.pool) |*pool| self.purge_locked(pool, module);
+        self.host_memories.forget_images(module.images);
         _ = self.modules.remove(module);
         module_mod.destroy(self.allocator, module);
         return .ok;
@@ -813,6 +821,10 @@ pub const Engine = struct {
         result.host_full_resets = host.full_resets.load(.monotonic);
         result.host_image_switches = host.image_switches.load(.monotonic);
         result.host_tracking_unavailable = @intCast(host_memory.tracking_unavailable_reason());
+        result.host_resets_background = host.resets_background.load(.monotonic);
+        result.host_resets_inline = host.resets_inline.load(.monotonic);
+        result.host_resets_claimed = host.resets_claimed.load(.monotonic);
+        result.host_reset_wakes = host.reset_wakes.load(.monotonic);
         if (self.pool) |*pool| {
             result.live_instances = pool.index_allocator.live_count() - self.quarantined_slots;
             result.instance_capacity = pool.limits.instance_count;

@@ -27,6 +27,7 @@ const image_mod = @import("image.zig");
 const Image = image_mod.Image;
 const write_tracker = @import("write_tracker.zig");
 const Tracker = write_tracker.Tracker;
+const resetter = @import("resetter.zig");
 
 const host_page_bytes: u64 = sys.page_size_bytes;
 
@@ -74,8 +75,16 @@ pub const Counters = struct {
     full_resets: std.atomic.Value(u64) = .init(0),
     /// Times a memory was given another module's image (or zeros).
     image_switches: std.atomic.Value(u64) = .init(0),
+    /// Resets done by the resetter's thread, off the caller's path (resetter.zig).
+    resets_background: std.atomic.Value(u64) = .init(0),
+    /// Resets done inline when the tenant ended (the thread slept, and no burst woke it).
+    resets_inline: std.atomic.Value(u64) = .init(0),
+    /// Queued resets taken back and done inline, because the memory was wanted first.
+    resets_claimed: std.atomic.Value(u64) = .init(0),
+    /// Times the resetter's thread was woken (a futex syscall on the caller's path).
+    reset_wakes: std.atomic.Value(u64) = .init(0),
 
-    fn add(counter: *std.atomic.Value(u64), n: u64) void {
+    pub fn add(counter: *std.atomic.Value(u64), n: u64) void {
         _ = counter.fetchAdd(n, .monotonic);
     }
 };
@@ -98,6 +107,13 @@ pub const HostMemory = struct {
     /// The failure behind the last operation that returned false, and its errno.
     failure: Failure = .none,
     errno: sys.Errno = 0,
+    /// Where its reset stands (a resetter.State), and its links in the resetter's queue.
+    reset_state: std.atomic.Value(u32) = .init(0),
+    reset_next: ?*HostMemory = null,
+    reset_prev: ?*HostMemory = null,
+    /// The counters of the engine that queued it, and its ticket (resetter.settled).
+    reset_counters: ?*Counters = null,
+    reset_ticket: u32 = 0,
 
     /// Adopts a fresh memory of `size_bytes` (all zeros) at `base`.
     pub fn adopt(self: *HostMemory, base: [*]align(sys.page_size_bytes) u8, size_bytes: u64, in_place: bool) void {
@@ -291,9 +307,29 @@ pub const HostMemories = struct {
             defer self.mutex.unlock();
             if (!self.live.remove(memory)) return false;
         }
+        resetter.forget(memory);
         memory.drop();
         allocator.destroy(memory);
         return true;
+    }
+
+    /// `images` (a module's) are about to be freed: every memory holding one is made to hold
+    /// zeros instead (after any queued reset of it, which reads the image), so that no memory
+    /// points at a freed image, nor mistakes a later image at the same address for its own. A
+    /// memory that cannot be emptied is marked failed: its pool drops it.
+    pub fn forget_images(self: *HostMemories, images: []const ?*Image) void {
+        self.mutex.lock();
+        defer self.mutex.unlock();
+        var it = self.live.keyIterator();
+        while (it.next()) |entry| {
+            const memory = entry.*;
+            const held = memory.holds orelse continue;
+            if (std.mem.indexOfScalar(?*Image, images, @constCast(held)) == null) continue;
+            if (resetter.claim(memory, true) == .failed) continue;
+            if (!memory.prepare(null, &self.counters)) {
+                memory.reset_state.store(@intFromEnum(resetter.State.failed), .release);
+            }
+        }
     }
 
     pub fn live_count(self: *HostMemories) u32 {
@@ -305,6 +341,7 @@ pub const HostMemories = struct {
     pub fn deinit(self: *HostMemories, allocator: std.mem.Allocator) void {
         var it = self.live.keyIterator();
         while (it.next()) |memory| {
+            resetter.forget(memory.*);
             memory.*.drop();
             allocator.destroy(memory.*);
         }
@@ -362,4 +399,25 @@ test "a host memory holds its image, is reset to it after a tenant, and switches
         try testing.expect(memory.prepare(null, &counters));
         try testing.expect(std.mem.allEqual(u8, base[0..size_bytes], 0));
     }
+}
+
+test "a module's images going away empty every memory holding one, after its queued reset" {
+    const size_bytes = 4 * 65536;
+    var errno: sys.Errno = 0;
+    const base = sys.map_read_write(size_bytes, &errno).?;
+    defer sys.unmap(base, size_bytes);
+    const image = try fill_image(testing.allocator, &[_]u8{3} ** 8192);
+    var memories: HostMemories = .{};
+    defer memories.deinit(testing.allocator);
+    const memory = memories.adopt(testing.allocator, base, size_bytes, true).?;
+    try testing.expect(memory.prepare(image, &memories.counters));
+    base[0] = 9;
+    base[3 * 65536] = 9;
+    // Queued for the thread, or done inline: either way it must be over before the image goes.
+    _ = resetter.later(memory, &memories.counters);
+    memories.forget_images(&.{image});
+    image.destroy(testing.allocator);
+    try testing.expectEqual(resetter.Claim.ready, resetter.claim(memory, true));
+    try testing.expectEqual(@as(?*const Image, null), memory.holds);
+    try testing.expect(std.mem.allEqual(u8, base[0..size_bytes], 0));
 }

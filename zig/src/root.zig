@@ -10,12 +10,13 @@ const Scratch = @import("scratch.zig").Scratch;
 const HostMemory = @import("host_memory.zig").HostMemory;
 const write_tracker = @import("write_tracker.zig");
 const placement = @import("placement.zig");
+const resetter = @import("resetter.zig");
 
 const allocator = std.heap.c_allocator;
 
 /// The ABI version; the TypeScript side refuses a library that answers another.
 export fn wasmpool_abi_version() u32 {
-    return 5;
+    return 6;
 }
 
 export fn wasmpool_engine_create(config: *engine_mod.Config) ?*Engine {
@@ -137,6 +138,7 @@ export fn wasmpool_host_memory_adopt(engine: *Engine, address: ?[*]u8, pages: u3
 /// one) for a new tenant. 0, or a negative code (the memory must then be dropped).
 export fn wasmpool_host_memory_prepare(engine: *Engine, memory: *HostMemory, module: *Module, index: u32) i32 {
     if (index >= module.header.defined_memories) return @intFromEnum(engine_mod.Code.bad_module);
+    if (resetter.claim(memory, true) != .ready) return @intFromEnum(engine_mod.Code.resource);
     if (!memory.prepare(module.image(index), &engine.host_memories.counters)) {
         return @intFromEnum(engine_mod.Code.resource);
     }
@@ -145,8 +147,39 @@ export fn wasmpool_host_memory_prepare(engine: *Engine, memory: *HostMemory, mod
 
 /// Restores what the last tenant wrote. 0, or a negative code (the memory must be dropped).
 export fn wasmpool_host_memory_reset(engine: *Engine, memory: *HostMemory) i32 {
+    if (resetter.claim(memory, true) != .ready) return @intFromEnum(engine_mod.Code.resource);
     if (!memory.reset(&engine.host_memories.counters)) return @intFromEnum(engine_mod.Code.resource);
     return 0;
+}
+
+/// Restores what the last tenant wrote, on the resetter's thread when it is awake (see
+/// resetter.zig): a ticket > 0 when queued (claim the memory before its next use, and keep it
+/// from being freed until `wasmpool_reset_settled(ticket)`), 0 done inline, or a negative code
+/// (the memory must be dropped).
+export fn wasmpool_host_memory_reset_later(engine: *Engine, memory: *HostMemory) i32 {
+    if (resetter.claim(memory, true) != .ready) return @intFromEnum(engine_mod.Code.resource);
+    return switch (resetter.later(memory, &engine.host_memories.counters)) {
+        .queued => |ticket| @intCast(ticket),
+        .inline_done => 0,
+        .failed => @intFromEnum(engine_mod.Code.resource),
+    };
+}
+
+/// 1 when the reset queued under `ticket` is over (the thread no longer touches its memory).
+export fn wasmpool_reset_settled(ticket: u32) u32 {
+    if (ticket == 0 or ticket > 0x7fff_ffff) return 1;
+    return @intFromBool(resetter.settled(ticket));
+}
+
+/// Makes a memory whose reset was queued ready for its next use: 0 ready, 1 still being reset
+/// (only with `wait` 0), or a negative code (its reset failed: drop it).
+export fn wasmpool_host_memory_claim(engine: *Engine, memory: *HostMemory, wait: u32) i32 {
+    _ = engine;
+    return switch (resetter.claim(memory, wait != 0)) {
+        .ready => 0,
+        .pending => 1,
+        .failed => @intFromEnum(engine_mod.Code.resource),
+    };
 }
 
 /// Whether the host memory is mapped in place, tracked, and holds an image: bits 0, 1, 2.
@@ -321,4 +354,13 @@ test {
     _ = @import("placement.zig");
     _ = @import("write_tracker.zig");
     _ = @import("host_memory.zig");
+    _ = @import("resetter.zig");
 }
+
+/// Runs when the library is unloaded (or the process exits): no thread of ours may go on
+/// running code that is about to be unmapped.
+fn on_unload() callconv(.c) void {
+    resetter.shutdown();
+}
+
+export const wasmpool_fini_array_entry: *const fn () callconv(.c) void linksection(".fini_array") = &on_unload;
