@@ -4,7 +4,9 @@
  * - instantiate + one call + dispose, for the small module and the 64 KiB and 5 MiB image
  *   modules of bench/image_modules.ts (`read()` reads offset 0): the runtime's own
  *   `new WebAssembly.Instance` + the same call (the baseline); wasmpool pooling with recycled
- *   instances (the default: an instance reset in place serves the next tenant); wasmpool pooling
+ *   instances (the default: an instance reset in place serves the next tenant), with one warm
+ *   instance (reset inline at disposal) and with two (reset on the reset thread while the
+ *   other serves the next tenant); wasmpool pooling
  *   with a new instance each time (`recycleInstances: false`); on demand; and Wasmtime 50's
  *   pooling + copy-on-write cycle (store, instantiate_pre, drop: no call) on the same bytes,
  *   where its library is installed;
@@ -74,6 +76,11 @@ for (const [name, bytes] of modules) {
         do_not_optimize((instance.exports.read as Read)());
       }).baseline(true);
       bench("wasmpool pooling, recycled", cycle(recycled, new Module(recycled, bytes)));
+      // Two warm instances: each tenant's reset runs on the reset thread while the other
+      // instance serves the next tenant (PoolingOptions.backgroundResets).
+      const twoWarm = new Module(recycled, bytes);
+      recycled.warm(twoWarm, 2);
+      bench("wasmpool pooling, recycled, 2 warm", cycle(recycled, twoWarm));
       bench("wasmpool pooling, new instance", cycle(fresh, new Module(fresh, bytes)));
       bench("wasmpool on-demand", cycle(onDemand, new Module(onDemand, bytes)));
       if (wasmtimeCycle !== null) bench("Wasmtime pooling + CoW (no call)", wasmtimeCycle);

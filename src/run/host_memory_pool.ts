@@ -171,6 +171,8 @@ let queuedHead = 0;
 
 function keepUntilSettled(memory: HostMemory, ticket: number, lib: NativeLibrary): void {
   queued.push({ memory, ticket });
+  // Swept every few pushes: a few settled memories held a little longer cost nothing.
+  if (queued.length - queuedHead < 8) return;
   while (queuedHead < queued.length && lib.resetSettled(queued[queuedHead].ticket) !== 0) {
     queuedHead += 1;
   }
