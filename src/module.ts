@@ -112,7 +112,12 @@ export class Module {
     else checkMinimums(parsed, state.limits.tableElements, state.limits.memoryPages);
     const translation = translate(parsed, state.limits);
     // Compiled once, here, so that a module the runtime refuses is refused at once.
-    const run = planRun(copy, translation, state.pooling === null ? "plain" : "pooled");
+    const run = planRun(
+      copy,
+      translation,
+      state.pooling === null ? "plain" : "pooled",
+      state.checks,
+    );
     ensureScratch(state, translation.scratchBytes);
 
     // [code, errno, step]: see wasmpool_module_create.

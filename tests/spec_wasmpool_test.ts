@@ -29,6 +29,9 @@ import { loadSpecFile, SPEC_FILES } from "./spec/suite.ts";
 
 const runtime = currentRuntime();
 
+/** A deadline no spec command comes near: the wrapper sets it on every call. */
+const DEADLINE_MS = 60_000;
+
 /** Limits wide enough for every module of the suite: it is the semantics under test here. */
 function pooling(): InstanceAllocationStrategy {
   return InstanceAllocationStrategy.pooling({
@@ -49,12 +52,29 @@ function pooling(): InstanceAllocationStrategy {
   });
 }
 
-function backend(name: string, strategy: () => InstanceAllocationStrategy): Backend<Module> {
-  const engine = new Engine(new Config().withAllocationStrategy(strategy()));
+/** What else the engine turns on: interruption (deadlines), fuel. */
+interface Checks {
+  readonly interruption?: boolean;
+  readonly fuel?: boolean;
+}
+
+function backend(
+  name: string,
+  strategy: () => InstanceAllocationStrategy,
+  checks: Checks = {},
+): Backend<Module> {
+  const config = new Config().withAllocationStrategy(strategy()).withFuel(checks.fuel === true);
+  if (checks.interruption) config.withInterruption();
+  const engine = new Engine(config);
   return {
     name,
     compile: (bytes) => new Module(engine, bytes),
-    instantiate: (module, imports) => engine.instantiate(module, imports),
+    instantiate: (module, imports) =>
+      engine.instantiate(
+        module,
+        imports,
+        checks.interruption ? { deadlineMs: DEADLINE_MS } : undefined,
+      ),
     errorClass: (error) =>
       error instanceof MalformedModuleError
         ? "CompileError"
@@ -65,9 +85,25 @@ function backend(name: string, strategy: () => InstanceAllocationStrategy): Back
   };
 }
 
+// Interruption and fuel change every module's code (checks at function entries, loop headers,
+// charges in every block) and its memories (the epoch memory after them): the same commands
+// must agree. Calls run with a generous deadline, so that the wrapper's path is the one taken.
 const candidates: [string, () => Backend<Module>][] = [
   ["wasmpool pooling", () => backend("wasmpool pooling", pooling)],
   ["wasmpool on-demand", () => backend("wasmpool on-demand", InstanceAllocationStrategy.onDemand)],
+  [
+    "wasmpool pooling, interruption",
+    () => backend("wasmpool pooling, interruption", pooling, { interruption: true }),
+  ],
+  ["wasmpool pooling, fuel", () => backend("wasmpool pooling, fuel", pooling, { fuel: true })],
+  [
+    "wasmpool on-demand, interruption and fuel",
+    () =>
+      backend("wasmpool on-demand, interruption and fuel", InstanceAllocationStrategy.onDemand, {
+        interruption: true,
+        fuel: true,
+      }),
+  ],
 ];
 
 function failuresOf(report: FileReport): string {

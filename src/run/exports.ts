@@ -13,6 +13,7 @@
  */
 
 import { DisposedError } from "../errors.ts";
+import { type CallControl, unwrapFunction } from "./calls.ts";
 import { type AliasBox, type MemoryRecord, recordOf } from "./memory_record.ts";
 import type { RunPlan } from "./plan.ts";
 import type { RunState } from "./tenancy.ts";
@@ -124,13 +125,13 @@ export class GuardedTable {
   /** Sets element `index` to `value` (the element type's default when omitted). */
   set(index: number, ...value: unknown[]): void {
     check(this.#state, "a table");
-    this.#table.set(index, ...value);
+    this.#table.set(index, ...value.map(unwrapFunction));
   }
 
   /** Grows by `delta` elements set to `init`; returns the previous length. */
   grow(delta: number, ...init: unknown[]): number {
     check(this.#state, "a table");
-    return this.#table.grow(delta, ...init);
+    return this.#table.grow(delta, ...init.map(unwrapFunction));
   }
 
   static {
@@ -160,7 +161,7 @@ export class GuardedGlobal {
   /** Sets the value; the runtime throws TypeError for an immutable global. */
   set value(value: unknown) {
     check(this.#state, "a global");
-    this.#global.value = value;
+    this.#global.value = unwrapFunction(value);
   }
 
   /** The value, like `WebAssembly.Global#valueOf`. */
@@ -181,11 +182,15 @@ export function unguard(value: unknown): Unguarded | null {
   return null;
 }
 
-/** The exports object of a running instance: frozen, null prototype, like the runtime's. */
+/**
+ * The exports object of a running instance: frozen, null prototype, like the runtime's. With
+ * `control` (interruption or fuel on), functions are its wrappers.
+ */
 export function guardExports(
   raw: WebAssembly.Instance,
   plan: RunPlan,
   state: RunState,
+  control: CallControl | null = null,
 ): Readonly<Record<string, unknown>> {
   const exports = raw.exports;
   const out: Record<string, unknown> = Object.create(null);
@@ -193,7 +198,7 @@ export function guardExports(
   let objects: Map<unknown, unknown> | null = null;
   for (const e of plan.exports) {
     const value = exports[e.name];
-    if (e.kind === "function") {
+    if (e.kind === "function" && control === null) {
       out[e.name] = value;
       continue;
     }
@@ -203,7 +208,9 @@ export function guardExports(
       continue;
     }
     let guarded: unknown;
-    if (e.kind === "memory") {
+    if (e.kind === "function") {
+      guarded = control!.wrap(value as (...args: unknown[]) => unknown);
+    } else if (e.kind === "memory") {
       const memory = value as WebAssembly.Memory;
       const aliased = !(state.userMemories?.has(memory) ?? false);
       guarded = new GuardedMemory(recordOf(memory), state, raw, aliased);

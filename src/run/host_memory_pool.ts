@@ -43,7 +43,9 @@ export class HostMemory extends MemoryRecord {
   constructor(shape: MemoryShape) {
     let memory: WebAssembly.Memory;
     try {
-      memory = new WebAssembly.Memory({ initial: shape.min, maximum: shape.max });
+      memory = new WebAssembly.Memory(
+        shape.max === null ? { initial: shape.min } : { initial: shape.min, maximum: shape.max },
+      );
     } catch (cause) {
       throw new ResourceError(
         `the runtime could not make a memory of ${shape.min} pages (maximum ${shape.max}): ` +
@@ -109,6 +111,16 @@ export class HostMemoryPool {
     if (free === undefined) this.#free.set(memory.shape.key, free = []);
     free.push(memory);
     this.#freeCount += 1;
+  }
+
+  /**
+   * Drops `memory` instead of pooling it: its tenant was interrupted, and its next tenant gets
+   * a memory never written by anyone (counted as a replacement).
+   */
+  discard(memory: HostMemory): void {
+    memory.detachAliases();
+    this.#count -= 1;
+    this.counters.replaced += 1;
   }
 
   /** Drops every free memory (the engine is closing). */

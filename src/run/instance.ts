@@ -6,13 +6,22 @@
  */
 
 import { DeferredFinalizer } from "../deferred_finalizer.ts";
-import { DisposedError, LinkError, PoolExhaustedError } from "../errors.ts";
+import {
+  ArgumentError,
+  DisposedError,
+  LinkError,
+  PoolExhaustedError,
+  ResourceError,
+} from "../errors.ts";
 import type { EngineState } from "../internal.ts";
 import { type Module, moduleState } from "../module.ts";
+import { CallControl, UNLIMITED_FUEL, unwrapFunction } from "./calls.ts";
+import { epochPage } from "./epoch.ts";
 import { guardExports, unguard } from "./exports.ts";
 import type { HostMemory } from "./host_memory_pool.ts";
 import { installHooks } from "./hooks.ts";
-import type { RunPlan } from "./plan.ts";
+import { anyChecks, EPOCH_IMPORT } from "./interrupt.ts";
+import type { MemoryShape, RunPlan } from "./plan.ts";
 import { KILL_EXPORT, MEMORY_IMPORT_MODULE, memoryImportName, START_EXPORT } from "./rewrite.ts";
 import { RunEngine } from "./run_engine.ts";
 import { link, retire, RunState } from "./tenancy.ts";
@@ -26,6 +35,23 @@ export type InstanceImports = Readonly<Record<string, Readonly<Record<string, un
 
 /** The exports of a running instance, by name. */
 export type InstanceExports = Readonly<Record<string, unknown>>;
+
+/** Options of `Engine#instantiate`; everything is optional. */
+export interface InstantiateOptions {
+  /**
+   * A deadline for the start function and, until {@linkcode Instance.setDeadline} changes it,
+   * for every call into the instance's exports: milliseconds from each call's start. A call
+   * that runs past it throws {@linkcode DeadlineExceededError}. Needs an engine with
+   * `Config#withInterruption`. Default: none.
+   */
+  readonly deadlineMs?: number | null;
+  /**
+   * The fuel the instance may use, in all its calls together, start function included (about
+   * one unit an instruction); past it, the call throws {@linkcode FuelExhaustedError}. Needs an
+   * engine with `Config#withFuel`. Default: 2^53 - 1, no limit in practice.
+   */
+  readonly fuel?: number;
+}
 
 // An instance collected without dispose() still gives back its memories and its slot. The
 // target is the runtime's instance, which its own exported functions and every guarded object
@@ -49,14 +75,22 @@ export class Instance<E extends InstanceExports = InstanceExports> {
   readonly #state: RunState;
   readonly #raw: WebAssembly.Instance;
   readonly #plan: RunPlan;
+  readonly #control: CallControl | null;
   #exports: E | null = null;
 
   /** @internal Made by `Engine#instantiate`. */
-  constructor(module: Module, state: RunState, raw: WebAssembly.Instance, plan: RunPlan) {
+  constructor(
+    module: Module,
+    state: RunState,
+    raw: WebAssembly.Instance,
+    plan: RunPlan,
+    control: CallControl | null,
+  ) {
     this.#module = module;
     this.#state = state;
     this.#raw = raw;
     this.#plan = plan;
+    this.#control = control;
   }
 
   /** The module this is an instance of. */
@@ -67,7 +101,41 @@ export class Instance<E extends InstanceExports = InstanceExports> {
   /** The exports, by name: functions, and guarded memories, tables and globals. */
   get exports(): E {
     if (this.#state.dead) throw new DisposedError("an instance was used after it was disposed");
-    return this.#exports ??= guardExports(this.#raw, this.#plan, this.#state) as E;
+    return this.#exports ??= guardExports(
+      this.#raw,
+      this.#plan,
+      this.#state,
+      this.#control,
+    ) as E;
+  }
+
+  /**
+   * Sets the deadline of every later call into the exports, in milliseconds from each call's
+   * start, or removes it (`null`). Needs an engine with `Config#withInterruption`; throws
+   * {@linkcode ArgumentError} otherwise, or for a value that is not a positive number.
+   */
+  setDeadline(ms: number | null): void {
+    if (this.#state.dead) throw new DisposedError("an instance was used after it was disposed");
+    const control = this.#control;
+    if (control === null || !this.#plan.checks.interruption) {
+      throw new ArgumentError(
+        "deadlines need an engine with interruption on: new Config().withInterruption()",
+      );
+    }
+    control.deadlineMs = checkDeadline(ms);
+  }
+
+  /**
+   * The fuel the instance has used so far (at most what it was given). Needs an engine with
+   * `Config#withFuel`; throws {@linkcode ArgumentError} otherwise.
+   */
+  get fuelConsumed(): number {
+    if (this.#state.dead) throw new DisposedError("an instance was used after it was disposed");
+    const control = this.#control;
+    if (control === null || !this.#plan.checks.fuel) {
+      throw new ArgumentError("fuel needs an engine with fuel on: new Config().withFuel()");
+    }
+    return control.fuelConsumed;
   }
 
   /** Whether `dispose()` was called (or the engine closed). */
@@ -105,13 +173,48 @@ export function runEngine(engine: EngineState): RunEngine {
   return engine.run ??= new RunEngine(engine);
 }
 
+/** The longest deadline: about 24 days, so that every deadline is a whole number of µs. */
+const MAX_DEADLINE_MS = 2 ** 31;
+
+function checkDeadline(ms: unknown): number | null {
+  if (ms === null || ms === undefined) return null;
+  if (typeof ms !== "number" || !(ms > 0) || ms > MAX_DEADLINE_MS) {
+    throw new ArgumentError(
+      `a deadline must be a number of milliseconds above 0 and at most ${MAX_DEADLINE_MS}, ` +
+        `or null, got ${String(ms)}`,
+    );
+  }
+  return ms;
+}
+
+function checkFuel(fuel: unknown): number {
+  if (fuel === undefined) return UNLIMITED_FUEL;
+  if (typeof fuel !== "number" || !Number.isInteger(fuel) || fuel < 0 || fuel > UNLIMITED_FUEL) {
+    throw new ArgumentError(
+      `fuel must be a whole number from 0 to ${UNLIMITED_FUEL}, got ${String(fuel)}`,
+    );
+  }
+  return fuel;
+}
+
 /** @internal Instantiates `module` to run on the runtime's engine. */
 export function instantiate(
   engine: EngineState,
   module: Module,
   imports: InstanceImports | undefined,
+  options: InstantiateOptions = {},
 ): Instance {
   const plan = moduleState(module).run;
+  const deadlineMs = checkDeadline(options.deadlineMs);
+  if (deadlineMs !== null && !plan.checks.interruption) {
+    throw new ArgumentError(
+      "deadlineMs needs an engine with interruption on: new Config().withInterruption()",
+    );
+  }
+  const fuel = checkFuel(options.fuel);
+  if (options.fuel !== undefined && !plan.checks.fuel) {
+    throw new ArgumentError("fuel needs an engine with fuel on: new Config().withFuel()");
+  }
   const run = runEngine(engine);
   let ticket = -1;
   if (engine.pooling !== null) {
@@ -127,22 +230,54 @@ export function instantiate(
   run.live.add(state);
   run.counters.instantiations += 1;
   let raw: WebAssembly.Instance;
+  let control: CallControl | null = null;
   try {
     const pool = run.pool;
+    let passed: WebAssembly.Memory[] = [];
     if (pool !== null) {
       for (let m = 0; m < plan.memories.length; m++) {
         memories.push(pool.take(plan.memories[m], plan));
       }
+      passed = memories.map((m) => m.memory);
+    } else if (plan.memories.length > 0) {
+      passed = plan.memories.map(freshMemory);
     }
-    raw = new WebAssembly.Instance(plan.compiled, runtimeImports(plan, imports, state));
+    const epoch = plan.checks.interruption ? epochPage(engine.lib) : null;
+    raw = new WebAssembly.Instance(
+      plan.compiled,
+      runtimeImports(plan, imports, state, passed, epoch?.memory ?? null),
+    );
     installHooks(raw);
-    if (plan.start) (raw.exports[START_EXPORT] as () => void)();
+    if (anyChecks(plan.checks)) {
+      control = new CallControl(raw, state, epoch);
+      control.deadlineMs = deadlineMs;
+      if (plan.checks.fuel) control.giveFuel(fuel);
+    }
+    if (plan.start) {
+      const start = raw.exports[START_EXPORT] as () => void;
+      if (control !== null) control.call(start, []);
+      else start();
+    }
   } catch (error) {
     retire(state);
     throw instantiationError(error);
   }
   if (engine.finalization) finalizer.track(raw, state);
-  return new Instance(module, state, raw, plan);
+  return new Instance(module, state, raw, plan, control);
+}
+
+/** A memory of `shape` for one instance on demand (its epoch memory must come after it). */
+function freshMemory(shape: MemoryShape): WebAssembly.Memory {
+  try {
+    return new WebAssembly.Memory(
+      shape.max === null ? { initial: shape.min } : { initial: shape.min, maximum: shape.max },
+    );
+  } catch (cause) {
+    throw new ResourceError(
+      `the runtime could not make a memory of ${shape.min} pages: ${cause}`,
+      { cause },
+    );
+  }
 }
 
 function instantiationError(error: unknown): unknown {
@@ -152,19 +287,24 @@ function instantiationError(error: unknown): unknown {
   return error;
 }
 
-/** The import object the runtime gets: the user's imports unguarded, plus pooled memories. */
+/**
+ * The import object the runtime gets: the user's imports unguarded (functions unwrapped), plus
+ * the memories wasmpool passes in and the epoch memory.
+ */
 function runtimeImports(
   plan: RunPlan,
   imports: InstanceImports | undefined,
   state: RunState,
+  memories: readonly WebAssembly.Memory[],
+  epoch: WebAssembly.Memory | null,
 ): WebAssembly.Imports | undefined {
-  const memories = state.memories;
   const declared = plan.imports;
-  if (declared.length === 0 && memories.length === 0) return undefined;
+  if (declared.length === 0 && memories.length === 0 && epoch === null) return undefined;
   const out: Record<string, Record<string, unknown>> = Object.create(null);
-  if (memories.length !== 0) {
+  if (memories.length !== 0 || epoch !== null) {
     const pooled: Record<string, unknown> = Object.create(null);
-    for (let m = 0; m < memories.length; m++) pooled[memoryImportName(m)] = memories[m].memory;
+    for (let m = 0; m < memories.length; m++) pooled[memoryImportName(m)] = memories[m];
+    if (epoch !== null) pooled[EPOCH_IMPORT] = epoch;
     out[MEMORY_IMPORT_MODULE] = pooled;
   }
   if (declared.length === 0) return out as WebAssembly.Imports;
@@ -181,7 +321,7 @@ function runtimeImports(
     }
     const value = (namespace as Record<string, unknown>)[d.name];
     (out[d.module] ??= Object.create(null))[d.name] = d.kind === "function"
-      ? value
+      ? unwrapFunction(value)
       : importObject(value, state);
   }
   return out as WebAssembly.Imports;

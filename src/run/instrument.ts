@@ -14,6 +14,11 @@
  * - after every `memory.grow`: `hook grew`, which detaches the aliases the host holds of a
  *   memory that grew, before any host code can read through them.
  *
+ * On an engine with interruption or fuel on (see interrupt.ts and fuel.ts), also: the epoch
+ * check at every loop header, after every call that can reach the host, and at the entry of
+ * every function that calls anything; and fuel's charges, at the start of every region, with
+ * the check at function entries and loop headers. Without them, nothing of these is inserted.
+ *
  * The same pass records what the code does that a reset could not undo (for recycling).
  *
  * @module
@@ -22,6 +27,8 @@
 import { type FunctionBody, InstructionReader, moduleFunctionBodies, Op } from "../module/code.ts";
 import type { ParsedModule } from "../module/types.ts";
 import { BinaryWriter } from "./binary_writer.ts";
+import { fuelCharge, FuelRegions } from "./fuel.ts";
+import { addedBodies, type CheckLayout, interruptCheck } from "./interrupt.ts";
 
 /** Where the rewrite put the guard's pieces: all appended, so existing indices stay put. */
 export interface GuardIndices {
@@ -56,7 +63,17 @@ const enum Insert {
   Entry = 0,
   AfterCall = 1,
   AfterGrow = 2,
+  /** The epoch check (interruption). */
+  Interrupt = 3,
+  /** Fuel: charge the argument (the region's cost). */
+  FuelCharge = 4,
+  /** Fuel: charge the argument, then check. */
+  FuelCheck = 5,
+  /** Nothing (a check found unneeded after it was placed). */
+  None = 6,
 }
+
+const FUEL_KINDS: readonly [number, number] = [Insert.FuelCharge, Insert.FuelCheck];
 
 /** `if (dead) call_indirect hooks[hook]`, or `if (dead) unreachable`. */
 function checkDead(guard: GuardIndices, trap: boolean): Uint8Array {
@@ -78,28 +95,64 @@ function killBody(guard: GuardIndices): Uint8Array {
   return new BinaryWriter(16).u32(code.length).bytes(code.finish()).finish().slice();
 }
 
-/** A body's insertions: pairs of (offset, kind), in offset order. */
+/** A body's insertions: triples of (offset, kind, argument), in offset order. */
 type Insertions = number[];
+
+/** What the code does: counted while finding insertions. */
+interface Facts {
+  memoryGrows: number;
+  tableGrows: number;
+  dataDrops: number;
+  elemDrops: number;
+  catches: boolean;
+}
 
 /**
  * Decodes every body of `parsed`'s code section, finds where checks go, and returns the new
- * code section (with the guard's `kill` function appended) and what the code does.
+ * code section (with the guard's `kill` function appended, then the functions `checks` adds)
+ * and what the code does. Without `checks`, the section is what it was before interruption and
+ * fuel existed, byte for byte.
  */
 export function instrumentCode(
   bytes: Uint8Array,
   parsed: ParsedModule,
   guard: GuardIndices,
   escapes: (functionIndex: number) => boolean,
+  checks: CheckLayout | null = null,
 ): { section: BinaryWriter; facts: CodeFacts } {
   const bodies = moduleFunctionBodies(bytes, parsed);
-  const facts = { memoryGrows: 0, tableGrows: 0, dataDrops: 0, elemDrops: 0, catches: false };
+  const facts: Facts = {
+    memoryGrows: 0,
+    tableGrows: 0,
+    dataDrops: 0,
+    elemDrops: 0,
+    catches: false,
+  };
   const insertions: Insertions[] = bodies.map((body) =>
-    findInsertions(bytes, body, guard, escapes(guard.importedFunctions + body.index), facts)
+    findInsertions(bytes, body, guard, escapes(guard.importedFunctions + body.index), facts, checks)
   );
   // By Insert kind; what a check after a call does depends on the whole module (catches).
-  const snippets = [checkDead(guard, false), checkDead(guard, facts.catches), callGrew(guard)];
+  const fixed = [
+    checkDead(guard, false),
+    checkDead(guard, facts.catches),
+    callGrew(guard),
+    checks !== null && checks.epochMemory >= 0 ? interruptCheck(checks) : new Uint8Array(0),
+  ];
+  const fuelSnippets = new Map<number, Uint8Array>();
+  const snippet = (kind: number, argument: number): Uint8Array => {
+    if (kind < fixed.length) return fixed[kind];
+    if (kind === Insert.None) return NOTHING;
+    const key = argument * 2 + (kind === Insert.FuelCheck ? 1 : 0);
+    let bytes = fuelSnippets.get(key);
+    if (bytes === undefined) {
+      bytes = fuelCharge(checks!, argument, kind === Insert.FuelCheck);
+      fuelSnippets.set(key, bytes);
+    }
+    return bytes;
+  };
   const kill = killBody(guard);
-  const section = new BinaryWriter(bytes.length / 8 + 64).u32(bodies.length + 1);
+  const added = checks === null ? [] : addedBodies(checks);
+  const section = new BinaryWriter(bytes.length / 8 + 64).u32(bodies.length + 1 + added.length);
   for (let i = 0; i < bodies.length; i++) {
     const body = bodies[i];
     const points = insertions[i];
@@ -108,48 +161,72 @@ export function instrumentCode(
       continue;
     }
     let size = body.end - body.start;
-    for (let p = 1; p < points.length; p += 2) size += snippets[points[p]].length;
+    for (let p = 0; p < points.length; p += 3) size += snippet(points[p + 1], points[p + 2]).length;
     section.u32(size);
     let at = body.start;
-    for (let p = 0; p < points.length; p += 2) {
+    for (let p = 0; p < points.length; p += 3) {
       section.bytes(bytes.subarray(at, points[p]));
-      section.bytes(snippets[points[p + 1]]);
+      section.bytes(snippet(points[p + 1], points[p + 2]));
       at = points[p];
     }
     section.bytes(bytes.subarray(at, body.end));
   }
   section.bytes(kill);
+  for (const b of added) section.bytes(b);
   return { section, facts };
 }
+
+const NOTHING = new Uint8Array(0);
 
 function findInsertions(
   bytes: Uint8Array,
   body: FunctionBody,
   guard: GuardIndices,
   escapes: boolean,
-  facts: {
-    memoryGrows: number;
-    tableGrows: number;
-    dataDrops: number;
-    elemDrops: number;
-    catches: boolean;
-  },
+  facts: Facts,
+  checks: CheckLayout | null,
 ): Insertions {
   const points: Insertions = [];
-  if (escapes) points.push(body.localsEnd, Insert.Entry);
+  if (escapes) points.push(body.localsEnd, Insert.Entry, 0);
+  const interrupt = checks !== null && checks.epochMemory >= 0;
+  const fuel = checks !== null && checks.fuelGlobal >= 0
+    ? new FuelRegions(points, FUEL_KINDS)
+    : null;
+  let fuelEntry = -1;
+  if (fuel !== null) {
+    fuel.enterFunction(body.localsEnd);
+    fuelEntry = fuel.lastSlot;
+  }
+  let interruptEntry = -1;
+  if (interrupt) {
+    points.push(body.localsEnd, Insert.Interrupt, 0);
+    interruptEntry = points.length - 2;
+  }
+  let calls = false;
   const reader = new InstructionReader(bytes, body);
   for (let ins = reader.next(); ins !== null; ins = reader.next()) {
+    fuel?.instruction(ins);
     switch (ins.opcode) {
       case Op.call:
-        if (ins.funcIndex < guard.importedFunctions) points.push(ins.end, Insert.AfterCall);
+        calls = true;
+        if (ins.funcIndex < guard.importedFunctions) afterCall(points, ins.end, interrupt);
         break;
       case Op.call_indirect:
       case Op.call_ref:
-        points.push(ins.end, Insert.AfterCall);
+        calls = true;
+        afterCall(points, ins.end, interrupt);
+        break;
+      case Op.return_call:
+      case Op.return_call_indirect:
+      case Op.return_call_ref:
+        calls = true;
+        break;
+      case Op.loop:
+        if (interrupt) points.push(ins.end, Insert.Interrupt, 0);
         break;
       case Op.memory_grow:
         facts.memoryGrows++;
-        points.push(ins.end, Insert.AfterGrow);
+        points.push(ins.end, Insert.AfterGrow, 0);
         break;
       case Op.table_grow:
         facts.tableGrows++;
@@ -166,5 +243,15 @@ function findInsertions(
         break;
     }
   }
+  // A function that calls nothing runs to its end or to a loop header: no check at its entry.
+  if (!calls) {
+    if (interruptEntry >= 0) points[interruptEntry] = Insert.None;
+    if (fuel !== null) fuel.functionIsLeaf(fuelEntry);
+  }
   return points;
+}
+
+function afterCall(points: Insertions, at: number, interrupt: boolean): void {
+  points.push(at, Insert.AfterCall, 0);
+  if (interrupt) points.push(at, Insert.Interrupt, 0);
 }

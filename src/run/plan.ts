@@ -10,14 +10,15 @@ import { MalformedModuleError, WasmpoolError } from "../errors.ts";
 import type { Translation } from "../module/translate.ts";
 import type { ExternKind } from "../module/types.ts";
 import type { CodeFacts } from "./instrument.ts";
+import { NO_CHECKS, type RunChecks } from "./interrupt.ts";
 import { rewriteModule } from "./rewrite.ts";
 
 /** The shape of a pooled memory: a memory is reused only for exactly this shape. */
 export interface MemoryShape {
   /** Initial pages. */
   readonly min: number;
-  /** Maximum pages. */
-  readonly max: number;
+  /** Maximum pages; null only on demand, for a module that declares none. */
+  readonly max: number | null;
   /** `min:max`, the pool's key. */
   readonly key: string;
 }
@@ -40,8 +41,13 @@ export interface RunPlan {
   readonly facts: CodeFacts;
   /** Whether the module has a start function (exported by the rewrite, called by wasmpool). */
   readonly start: boolean;
-  /** The pooled memories, by defined memory index; empty on demand. */
+  /**
+   * The memories wasmpool passes in, by defined memory index: pooled ones (pooling), or fresh
+   * ones (on demand with interruption, whose epoch memory must come after them); else empty.
+   */
   readonly memories: readonly MemoryShape[];
+  /** The checks compiled in. */
+  readonly checks: RunChecks;
   /** Every import, in order. */
   readonly imports: readonly ItemPlan[];
   /** Every export, in order. */
@@ -81,31 +87,34 @@ function compile(bytes: Uint8Array<ArrayBuffer>): WebAssembly.Module {
 
 /**
  * Plans running `translation`'s module from its `bytes` (wasmpool's own copy, which the
- * translation's views point into), as `variant`. Throws MalformedModuleError when the runtime
- * refuses to compile the module.
+ * translation's views point into), as `variant`, with `checks` compiled in. Throws
+ * MalformedModuleError when the runtime refuses to compile the module.
  */
 export function planRun(
   bytes: Uint8Array<ArrayBuffer>,
   translation: Translation,
   variant: RunVariant,
+  checks: RunChecks = NO_CHECKS,
 ): RunPlan {
   validate(bytes);
-  validate(bytes);
   const parsed = translation.parsed;
-  const memories = translation.memories.map((m) => ({
-    min: m.min,
-    max: m.max,
-    key: `${m.min}:${m.max}`,
-  }));
+  // On demand, memories stay the module's own, unless the epoch memory must follow them.
+  const memories: MemoryShape[] | null = variant === "pooled"
+    ? translation.memories.map((m) => ({ min: m.min, max: m.max, key: `${m.min}:${m.max}` }))
+    : checks.interruption
+    ? parsed.memories.map((m) => ({ min: m.min, max: m.max, key: `${m.min}:${m.max}` }))
+    : null;
   const rewritten = rewriteModule(bytes, parsed, {
-    memories: variant === "plain" ? null : memories,
+    memories,
     emptyData: () => false,
+    checks,
   });
   return {
     compiled: compile(rewritten.bytes),
     facts: rewritten.facts,
+    checks,
     start: parsed.start !== null,
-    memories: variant === "plain" ? [] : memories,
+    memories: memories ?? [],
     imports: parsed.imports.map((i) => ({ module: i.module, name: i.name, kind: i.desc.kind })),
     exports: parsed.exports.map((e) => ({ module: "", name: e.name, kind: e.kind })),
   };

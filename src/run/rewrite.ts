@@ -18,6 +18,10 @@
  * - The guard's function and table, and the start function, are exported under names starting
  *   with NUL, which no user export collides with (they are filtered out of `exports`).
  *
+ * - With interruption or fuel on (`checks`), the pieces interrupt.ts describes: the epoch
+ *   memory's import, types, the fuel counter, functions and their exports, and the checks in
+ *   the code. Without them, none of this is written.
+ *
  * Everything else is copied byte for byte, custom sections included. Indices of types,
  * functions, tables, memories and globals are all unchanged: only appended to.
  *
@@ -28,6 +32,18 @@ import { ByteReader } from "../module/reader.ts";
 import type { ParsedModule } from "../module/types.ts";
 import { BinaryWriter } from "./binary_writer.ts";
 import { type CodeFacts, type GuardIndices, instrumentCode } from "./instrument.ts";
+import {
+  addedExports,
+  addedFunctionTypes,
+  addedGlobals,
+  addedTypes,
+  type CheckLayout,
+  checkLayout,
+  EPOCH_IMPORT,
+  NO_CHECKS,
+  type RunChecks,
+  writeEpochImportType,
+} from "./interrupt.ts";
 
 /** The import module name of the memories the rewrite turns into imports. */
 export const MEMORY_IMPORT_MODULE = "\u0000wasmpool";
@@ -50,8 +66,8 @@ export const HOOK_COUNT = 2;
 export interface ImportedMemoryType {
   /** Initial pages: the module's own minimum. */
   readonly min: number;
-  /** Maximum pages: the module's maximum within the engine's limits. */
-  readonly max: number;
+  /** Maximum pages: the module's maximum within the engine's limits; null for none. */
+  readonly max: number | null;
 }
 
 /** What the rewrite changes. */
@@ -60,6 +76,11 @@ export interface RewriteOptions {
   readonly memories: readonly ImportedMemoryType[] | null;
   /** Whether data segment `index` (among all data segments) is emptied. */
   readonly emptyData: (index: number) => boolean;
+  /**
+   * The checks to compile in (interruption needs `memories`: the epoch memory is imported
+   * after them). Default: none.
+   */
+  readonly checks?: RunChecks;
 }
 
 const Section = {
@@ -124,11 +145,12 @@ export function rewriteModule(
       `rewrite: ${memories.length} memory types for ${parsed.memories.length} memories`,
     );
   }
-  const counts = { table: 0, global: 0, function: 0 };
+  const counts = { table: 0, global: 0, function: 0, memory: 0 };
   for (const i of parsed.imports) {
     if (i.desc.kind === "table") counts.table++;
     if (i.desc.kind === "global") counts.global++;
     if (i.desc.kind === "function") counts.function++;
+    if (i.desc.kind === "memory") counts.memory++;
   }
   const guard: GuardIndices = {
     type: parsed.types.length,
@@ -137,22 +159,55 @@ export function rewriteModule(
     importedFunctions: counts.function,
   };
   const kill = counts.function + parsed.functions.length;
+  const checks = options.checks ?? NO_CHECKS;
+  if (checks.interruption && options.memories === null) {
+    throw new RangeError("rewrite: interruption needs the defined memories imported");
+  }
+  const layout: CheckLayout | null = checks.interruption || checks.fuel
+    ? checkLayout(checks, {
+      types: guard.type + 1,
+      memories: counts.memory + parsed.memories.length,
+      globals: guard.global + 1,
+      functions: kill + 1,
+      dead: guard.global,
+    })
+    : null;
   const escaping = escapingFunctions(parsed);
-  const code = instrumentCode(bytes, parsed, guard, (f) => escaping.has(f));
+  const code = instrumentCode(bytes, parsed, guard, (f) => escaping.has(f), layout);
+  const epochImports = layout !== null && layout.epochMemory >= 0 ? 1 : 0;
+  const types = layout === null ? [] : addedTypes(layout);
+  const globals = layout === null ? [] : addedGlobals(layout);
+  const functionTypes = layout === null ? [] : addedFunctionTypes(layout);
+  const exports = layout === null ? [] : addedExports(layout);
 
   // What each section becomes: a writer of its new contents, or null to drop it.
   const rewrite = new Map<number, (body: ByteReader | null) => BinaryWriter | null>([
-    [Section.type, (body) => append(body, 1, (w) => w.u8(0x60).u8(0).u8(0))],
-    [Section.function, (body) => append(body, 1, (w) => w.u32(guard.type))],
+    [Section.type, (body) =>
+      append(body, 1 + types.length, (w) => {
+        w.u8(0x60).u8(0).u8(0);
+        for (const type of types) type(w);
+      })],
+    [Section.function, (body) =>
+      append(body, 1 + functionTypes.length, (w) => {
+        w.u32(guard.type);
+        for (const type of functionTypes) w.u32(type);
+      })],
     [
       Section.import,
       (body) =>
-        memories.length === 0 ? (body && copy(body)) : append(body, memories.length, (w) => {
-          memories.forEach((type, index) => {
-            w.name(MEMORY_IMPORT_MODULE).name(memoryImportName(index));
-            w.u8(0x02).u8(0x01).u32(type.min).u32(type.max);
-          });
-        }),
+        memories.length + epochImports === 0
+          ? (body && copy(body))
+          : append(body, memories.length + epochImports, (w) => {
+            memories.forEach((type, index) => {
+              w.name(MEMORY_IMPORT_MODULE).name(memoryImportName(index));
+              if (type.max === null) w.u8(0x02).u8(0x00).u32(type.min);
+              else w.u8(0x02).u8(0x01).u32(type.min).u32(type.max);
+            });
+            if (epochImports > 0) {
+              w.name(MEMORY_IMPORT_MODULE).name(EPOCH_IMPORT);
+              writeEpochImportType(w);
+            }
+          }),
     ],
     [
       Section.table,
@@ -161,14 +216,22 @@ export function rewriteModule(
     [Section.memory, (body) => options.memories === null ? body && copy(body) : null],
     [
       Section.global,
-      (body) => append(body, 1, (w) => w.u8(I32).u8(0x01).u8(OP_I32_CONST).u8(0).u8(OP_END)),
+      (body) =>
+        append(body, 1 + globals.length, (w) => {
+          w.u8(I32).u8(0x01).u8(OP_I32_CONST).u8(0).u8(OP_END);
+          for (const global of globals) global(w);
+        }),
     ],
-    [Section.export, (body) =>
-      append(body, parsed.start === null ? 2 : 3, (w) => {
-        w.name(KILL_EXPORT).u8(0x00).u32(kill);
-        w.name(HOOKS_EXPORT).u8(0x01).u32(guard.table);
-        if (parsed.start !== null) w.name(START_EXPORT).u8(0x00).u32(parsed.start);
-      })],
+    [
+      Section.export,
+      (body) =>
+        append(body, (parsed.start === null ? 2 : 3) + exports.length, (w) => {
+          w.name(KILL_EXPORT).u8(0x00).u32(kill);
+          w.name(HOOKS_EXPORT).u8(0x01).u32(guard.table);
+          if (parsed.start !== null) w.name(START_EXPORT).u8(0x00).u32(parsed.start);
+          for (const [name, index] of exports) w.name(name).u8(0x00).u32(index);
+        }),
+    ],
     [Section.start, () => null],
     [Section.code, () => code.section],
     [Section.data, (body) => body && rewriteData(bytes, body, options.emptyData)],

@@ -43,7 +43,10 @@ export class RunEngine {
     this.counters.releases += 1;
     const pool = this.pool;
     if (pool !== null && !this.engine.closed) {
-      for (const memory of state.memories) pool.give(memory, state.affinity);
+      for (const memory of state.memories) {
+        if (state.poisoned) pool.discard(memory);
+        else pool.give(memory, state.affinity);
+      }
     }
     if (state.ticket >= 0 && !this.engine.closed) {
       const code = this.engine.lib.instanceLeave(this.engine.pointer, state.ticket);

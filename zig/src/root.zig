@@ -9,12 +9,13 @@ const Module = @import("module.zig").Module;
 const Scratch = @import("scratch.zig").Scratch;
 const write_tracker = @import("write_tracker.zig");
 const placement = @import("placement.zig");
+const ticker = @import("ticker.zig");
 
 const allocator = std.heap.c_allocator;
 
 /// The ABI version; the TypeScript side refuses a library that answers another.
 export fn wasmpool_abi_version() u32 {
-    return 4;
+    return 5;
 }
 
 export fn wasmpool_engine_create(config: *engine_mod.Config) ?*Engine {
@@ -238,6 +239,34 @@ export fn wasmpool_write_tracker_restore(tracker: *write_tracker.Tracker, addres
     return @intCast(@min(pages, std.math.maxInt(i32)));
 }
 
+/// Takes a holder of the process's epoch ticker (ticker.zig) with a tick of `tick_us`: the
+/// first starts its thread. The holder (>= 0), or a negative `ticker.Error`.
+export fn wasmpool_ticker_acquire(tick_us: u32) i32 {
+    return ticker.acquire(tick_us);
+}
+
+/// Gives back a holder; the last one stops the thread. 0, or a negative `ticker.Error`.
+export fn wasmpool_ticker_release(holder: u32) i32 {
+    return ticker.release(holder);
+}
+
+/// Maps the ticker's page over the first host page of the epoch memory at `address` (after
+/// checking that the runtime reserved it for itself). 0, or a negative `ticker.Error`.
+export fn wasmpool_ticker_map(address: ?[*]u8, accessible_wasm_pages: u32, maximum_wasm_pages: u32) i32 {
+    return ticker.map_into(@intFromPtr(address), accessible_wasm_pages, maximum_wasm_pages);
+}
+
+/// The errno behind the last `page_failed` or `map_failed` of the ticker.
+export fn wasmpool_ticker_errno() u32 {
+    return ticker.errno();
+}
+
+/// The low 32 bits of CLOCK_MONOTONIC in microseconds: with the page's word (which lags by
+/// less than a tick), the exact time, through a call on the FFI fast path.
+export fn wasmpool_ticker_now_low() u32 {
+    return @truncate(ticker.now_us());
+}
+
 /// PAGEMAP_SCAN calls gather at most this many runs each (on the stack: 64 × 24 bytes).
 const scan_batch_runs = 64;
 
@@ -268,4 +297,5 @@ test {
     _ = @import("uffd_test.zig");
     _ = @import("placement.zig");
     _ = @import("write_tracker.zig");
+    _ = @import("ticker.zig");
 }
