@@ -120,11 +120,6 @@ export class FuelRegions {
     }
   }
 
-  /** Marks the function's own region as charge-only (it calls nothing and has no loop). */
-  functionIsLeaf(functionSlot: number): void {
-    this.#points[functionSlot - 1] = this.#kinds[Charge.Only];
-  }
-
   /** The slot of the cost of the region opened last (the function's, right after entering). */
   get lastSlot(): number {
     return this.#points.length - 1;

@@ -18,9 +18,9 @@
  *   The first host page is shared by the whole process; from offset 65536 on, the memory is
  *   the isolate's own (a thread runs one call stack at a time, so one deadline word serves
  *   every instance in the isolate).
- * - **The check** at every function entry that can call (a function that calls nothing runs
- *   to its end or to a loop header), every loop header and after every call that can reach
- *   the host: `if (epoch >= deadline) trip(2)`.
+ * - **The check** at every loop header, after every call of an imported function, and at the
+ *   entry of the functions call_graph.ts picks: `if (epoch >= deadline) trip(2)`; in a
+ *   function with loops against the deadline loaded into a local at its entry.
  * - **Tripping**: `dead = reason`, the reason into the epoch memory, then `unreachable`: a trap
  *   no wasm code can catch (a module that catches exceptions must not swallow an
  *   interruption), and from then on every entry of the instance finds it dead. The wrapper
@@ -179,15 +179,53 @@ export function writeTrip(w: BinaryWriter, layout: CheckLayout, reason: number):
   w.u8(0x00);
 }
 
+/**
+ * How the check reads the epoch: a plain `i64.load` (the choice: it sees the ticker's store at
+ * the next check in both runtimes, and costs least), or `i64.atomic.load` (measured by
+ * bench/deadline_bench.ts, and rejected: many times slower in JavaScriptCore).
+ */
+export type EpochLoad = "plain" | "atomic";
+let epochLoad: EpochLoad = "plain";
+
+/**
+ * @internal For the benchmark that measures the choice: how modules compiled from now on read
+ * the epoch. Returns the previous setting.
+ */
+export function setEpochLoad(load: EpochLoad): EpochLoad {
+  const previous = epochLoad;
+  epochLoad = load;
+  return previous;
+}
+
 /** `if (epoch >= deadline) trip(deadline)`: the interruption check. */
 export function interruptCheck(layout: CheckLayout): Uint8Array {
   const w = new BinaryWriter(48);
   // i32.const 0; i64.load epoch; i32.const 0; i64.load deadline; i64.ge_u; if
-  w.u8(0x41).u8(0).u8(0x29);
+  w.u8(0x41).u8(0);
+  if (epochLoad === "atomic") w.u8(0xfe).u32(0x11);
+  else w.u8(0x29);
   memarg(w, 3, layout.epochMemory, EPOCH_OFFSET);
   w.u8(0x41).u8(0).u8(0x29);
   memarg(w, 3, layout.epochMemory, DEADLINE_OFFSET);
   w.u8(0x5a).u8(0x04).u8(0x40);
+  writeTrip(w, layout, Dead.deadline);
+  return w.u8(0x0b).finish().slice();
+}
+
+/** `local = deadline`: the running call's deadline, loaded once at a function's entry. */
+export function loadDeadline(layout: CheckLayout, local: number): Uint8Array {
+  const w = new BinaryWriter(16).u8(0x41).u8(0).u8(0x29);
+  memarg(w, 3, layout.epochMemory, DEADLINE_OFFSET);
+  return w.u8(0x21).u32(local).finish().slice();
+}
+
+/** `if (epoch >= local) trip(deadline)`: the check against the deadline in `local`. */
+export function interruptCheckLocal(layout: CheckLayout, local: number): Uint8Array {
+  const w = new BinaryWriter(40).u8(0x41).u8(0);
+  if (epochLoad === "atomic") w.u8(0xfe).u32(0x11);
+  else w.u8(0x29);
+  memarg(w, 3, layout.epochMemory, EPOCH_OFFSET);
+  w.u8(0x20).u32(local).u8(0x5a).u8(0x04).u8(0x40);
   writeTrip(w, layout, Dead.deadline);
   return w.u8(0x0b).finish().slice();
 }

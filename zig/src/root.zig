@@ -267,6 +267,17 @@ export fn wasmpool_ticker_now_low() u32 {
     return @truncate(ticker.now_us());
 }
 
+/// Runs when the library is unloaded (or the process exits): no thread of ours may go on
+/// running code that is about to be unmapped.
+fn on_unload() callconv(.c) void {
+    ticker.shutdown();
+}
+
+comptime {
+    @export(&on_unload_entry, .{ .name = "wasmpool_fini_array_entry", .section = ".fini_array", .linkage = .strong });
+}
+const on_unload_entry: *const fn () callconv(.c) void = &on_unload;
+
 /// PAGEMAP_SCAN calls gather at most this many runs each (on the stack: 64 × 24 bytes).
 const scan_batch_runs = 64;
 

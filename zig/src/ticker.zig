@@ -157,6 +157,21 @@ pub fn release(holder: u32) i32 {
     return 0;
 }
 
+/// Stops the thread whatever the holders: the library is being unloaded (Deno closes it as the
+/// process exits, with engines still open), and the thread must not run code that is gone.
+pub fn shutdown() void {
+    mutex.lock();
+    defer mutex.unlock();
+    if (thread) |t| {
+        stopping.store(true, .release);
+        poke();
+        t.join();
+        thread = null;
+    }
+    holders = @splat(0);
+    holder_count = 0;
+}
+
 /// Whether the thread runs (tests).
 pub fn running() bool {
     mutex.lock();
