@@ -44,6 +44,8 @@ function tickerError(lib: NativeLibrary, code: number, what: string): ResourceEr
 export class EpochPage {
   /** The memory every module compiled with interruption imports. */
   readonly memory: WebAssembly.Memory;
+  /** The memory of no pages a module without memories imports before it (interrupt.ts). */
+  readonly pad: WebAssembly.Memory = new WebAssembly.Memory({ initial: 0, maximum: 0 });
   readonly #words: Uint32Array;
   readonly #lib: NativeLibrary;
   /** The deadline in force, in µs (Infinity: none), as the memory holds it. */

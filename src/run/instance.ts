@@ -16,11 +16,11 @@ import {
 import type { EngineState } from "../internal.ts";
 import { type Module, moduleState } from "../module.ts";
 import { CallControl, UNLIMITED_FUEL, unwrapFunction } from "./calls.ts";
-import { epochPage } from "./epoch.ts";
+import { type EpochPage, epochPage } from "./epoch.ts";
 import { guardExports, unguard } from "./exports.ts";
 import type { HostMemory } from "./host_memory_pool.ts";
 import { installHooks } from "./hooks.ts";
-import { anyChecks, EPOCH_IMPORT } from "./interrupt.ts";
+import { anyChecks, EPOCH_IMPORT, PAD_IMPORT } from "./interrupt.ts";
 import type { MemoryShape, RunPlan } from "./plan.ts";
 import { KILL_EXPORT, MEMORY_IMPORT_MODULE, memoryImportName, START_EXPORT } from "./rewrite.ts";
 import { RunEngine } from "./run_engine.ts";
@@ -245,7 +245,7 @@ export function instantiate(
     const epoch = plan.checks.interruption ? epochPage(engine.lib) : null;
     raw = new WebAssembly.Instance(
       plan.compiled,
-      runtimeImports(plan, imports, state, passed, epoch?.memory ?? null),
+      runtimeImports(plan, imports, state, passed, epoch),
     );
     installHooks(raw);
     if (anyChecks(plan.checks)) {
@@ -296,7 +296,7 @@ function runtimeImports(
   imports: InstanceImports | undefined,
   state: RunState,
   memories: readonly WebAssembly.Memory[],
-  epoch: WebAssembly.Memory | null,
+  epoch: EpochPage | null,
 ): WebAssembly.Imports | undefined {
   const declared = plan.imports;
   if (declared.length === 0 && memories.length === 0 && epoch === null) return undefined;
@@ -304,7 +304,10 @@ function runtimeImports(
   if (memories.length !== 0 || epoch !== null) {
     const pooled: Record<string, unknown> = Object.create(null);
     for (let m = 0; m < memories.length; m++) pooled[memoryImportName(m)] = memories[m];
-    if (epoch !== null) pooled[EPOCH_IMPORT] = epoch;
+    if (epoch !== null) {
+      pooled[EPOCH_IMPORT] = epoch.memory;
+      pooled[PAD_IMPORT] = epoch.pad;
+    }
     out[MEMORY_IMPORT_MODULE] = pooled;
   }
   if (declared.length === 0) return out as WebAssembly.Imports;

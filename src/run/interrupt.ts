@@ -5,8 +5,11 @@
  * owns the layout of the added pieces and the bytes of the interruption check:
  *
  * - **The epoch memory**: one more imported memory, `"\0wasmpool" "epoch"` (shared, 2 pages,
- *   maximum 65536), appended after every other memory import, so that no memory index moves.
- *   Defined memories are imported too (see plan.ts). Its layout:
+ *   maximum 65536), appended after every other memory import, so that no memory index moves
+ *   (and never memory 0: see {@linkcode PAD_IMPORT}). Defined memories are imported too (see
+ *   plan.ts). The check reads it with plain loads: an atomic load costs 7 ns in
+ *   JavaScriptCore, a plain one sees the ticker's store at the next check in both runtimes
+ *   (bench/deadline_bench.ts). Its layout:
  *
  *       offset 0        the epoch: CLOCK_MONOTONIC in µs (u64), stored every tick by the ticker
  *                       thread (zig/src/ticker.zig) into the one page every isolate maps here
@@ -96,15 +99,25 @@ export interface CheckLayout {
   readonly firstFunction: number;
 }
 
-/** Lays the added pieces out after the module's own and the guard's. */
+/**
+ * Lays the added pieces out after the module's own and the guard's. With `pad`, the epoch
+ * memory comes after one more memory (see {@linkcode PAD_IMPORT}).
+ */
 export function checkLayout(
   checks: RunChecks,
-  at: { types: number; memories: number; globals: number; functions: number; dead: number },
+  at: {
+    types: number;
+    memories: number;
+    pad: boolean;
+    globals: number;
+    functions: number;
+    dead: number;
+  },
 ): CheckLayout {
   return {
     checks,
     deadGlobal: at.dead,
-    epochMemory: checks.interruption ? at.memories : -1,
+    epochMemory: checks.interruption ? at.memories + (at.pad ? 1 : 0) : -1,
     fuelGlobal: checks.fuel ? at.globals : -1,
     firstType: at.types,
     firstFunction: at.functions,
@@ -119,6 +132,20 @@ export function addedTypes(layout: CheckLayout): ((w: BinaryWriter) => void)[] {
     types.push((w) => void w.u8(0x60).u8(0).u8(1).u8(F64));
   }
   return types;
+}
+
+/**
+ * The import field name of a memory of no pages imported before the epoch memory of a module
+ * that has no memory, so that the epoch memory is never memory 0: JavaScriptCore hoists a
+ * plain load from memory 0 out of a loop that stores nothing (measured with Bun 1.4.5: the loop
+ * never sees the ticker again), and loads from other memories it does not. The module uses no
+ * memory, so nothing reads the pad.
+ */
+export const PAD_IMPORT = "pad";
+
+/** The pad memory's import entry: 0 pages, maximum 0. */
+export function writePadImportType(w: BinaryWriter): void {
+  w.u8(0x02).u8(0x01).u32(0).u32(0);
 }
 
 /** The epoch memory's import entry (the module name is written by the caller). */

@@ -41,8 +41,10 @@ import {
   checkLayout,
   EPOCH_IMPORT,
   NO_CHECKS,
+  PAD_IMPORT,
   type RunChecks,
   writeEpochImportType,
+  writePadImportType,
 } from "./interrupt.ts";
 
 /** The import module name of the memories the rewrite turns into imports. */
@@ -167,6 +169,7 @@ export function rewriteModule(
     ? checkLayout(checks, {
       types: guard.type + 1,
       memories: counts.memory + parsed.memories.length,
+      pad: counts.memory + parsed.memories.length === 0,
       globals: guard.global + 1,
       functions: kill + 1,
       dead: guard.global,
@@ -174,7 +177,9 @@ export function rewriteModule(
     : null;
   const escaping = escapingFunctions(parsed);
   const code = instrumentCode(bytes, parsed, guard, (f) => escaping.has(f), layout);
-  const epochImports = layout !== null && layout.epochMemory >= 0 ? 1 : 0;
+  // The epoch memory, after a memory that is never used when it would be memory 0.
+  const epochImports = layout === null || layout.epochMemory < 0 ? 0 : layout.epochMemory + 1 -
+    (counts.memory + parsed.memories.length);
   const types = layout === null ? [] : addedTypes(layout);
   const globals = layout === null ? [] : addedGlobals(layout);
   const functionTypes = layout === null ? [] : addedFunctionTypes(layout);
@@ -203,6 +208,10 @@ export function rewriteModule(
               if (type.max === null) w.u8(0x02).u8(0x00).u32(type.min);
               else w.u8(0x02).u8(0x01).u32(type.min).u32(type.max);
             });
+            if (epochImports === 2) {
+              w.name(MEMORY_IMPORT_MODULE).name(PAD_IMPORT);
+              writePadImportType(w);
+            }
             if (epochImports > 0) {
               w.name(MEMORY_IMPORT_MODULE).name(EPOCH_IMPORT);
               writeEpochImportType(w);
