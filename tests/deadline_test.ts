@@ -28,6 +28,7 @@ import {
   startSpinModule,
   tailCallModule,
 } from "./fixtures/runaway_modules.ts";
+import type { SpinResult } from "./fixtures/spin_worker.ts";
 import { buildModule } from "./fixtures/wasm_builder.ts";
 import { callerModule, tenantModule } from "./fixtures/run_modules.ts";
 import { parseModule } from "../src/module/parse.ts";
@@ -240,6 +241,33 @@ describe("deadlines", () => {
       assert.ok(usedMs < wallMs / 2, `${usedMs} ms of CPU in ${wallMs} ms idle`);
     },
   );
+
+  it("stop a guest in a Worker attached to the engine; its thread is idle after", {
+    timeout: GUARD_MS,
+  }, async () => {
+    using engine = interruptible("pooling");
+    const worker = new Worker(new URL("./fixtures/spin_worker.ts", import.meta.url).href, {
+      type: "module",
+    });
+    try {
+      const result = await new Promise<SpinResult>((resolve, reject) => {
+        worker.onmessage = (event: MessageEvent<SpinResult>) => resolve(event.data);
+        worker.onerror = (event: ErrorEvent) => reject(new Error(event.message));
+        worker.postMessage({ handle: engine.handle(), deadlineMs: DEADLINE_MS });
+      });
+      assert.equal(result.error, null);
+      assert.equal(result.stopped, "DeadlineExceededError");
+      assert.equal(result.deadlineMs, DEADLINE_MS);
+      assert.ok(result.elapsedMs >= DEADLINE_MS);
+      // The Worker is alive and has nothing to run: the process stays idle.
+      const before = cpuTicks();
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const usedMs = (cpuTicks() - before) * 10;
+      assert.ok(usedMs < 250, `${usedMs} ms of CPU in 500 ms with the Worker idle`);
+    } finally {
+      worker.terminate();
+    }
+  });
 
   it("rewrite a module without checks exactly as before interruption existed", () => {
     // SHA-256 of the rewrite of the modules below, pooled and on demand, as the rewrite made
