@@ -85,6 +85,13 @@ export function openDeno(path: string): NativeLibrary {
     tickerErrno: s.wasmpool_ticker_errno as NativeLibrary["tickerErrno"],
     tickerNowLow: s.wasmpool_ticker_now_low as NativeLibrary["tickerNowLow"],
     pointerOf: (buffer) => out(deno.UnsafePointer.of(buffer)),
+    moduleImaged: (module) => s.wasmpool_module_imaged(ptr(module)) as number,
+    hostMemoryAdopt: (engine, address, pages, maxPages, minReserved) =>
+      out(s.wasmpool_host_memory_adopt(ptr(engine), ptr(address), pages, maxPages, minReserved)),
+    hostMemoryPrepare: s.wasmpool_host_memory_prepare as NativeLibrary["hostMemoryPrepare"],
+    hostMemoryReset: s.wasmpool_host_memory_reset as NativeLibrary["hostMemoryReset"],
+    hostMemoryFlags: s.wasmpool_host_memory_flags as NativeLibrary["hostMemoryFlags"],
+    hostMemoryDrop: s.wasmpool_host_memory_drop as NativeLibrary["hostMemoryDrop"],
     arrayBuffer: (address, byteLength) =>
       deno.UnsafePointerView.getArrayBuffer(deno.UnsafePointer.create(BigInt(address)), byteLength),
     address: (pointer) => Number(deno.UnsafePointer.value(pointer)),

@@ -59,10 +59,16 @@ export const SYMBOLS = {
   ticker_map: { parameters: ["pointer", "u32", "u32"], result: "i32" },
   ticker_errno: { parameters: [], result: "u32" },
   ticker_now_low: { parameters: [], result: "u32" },
+  module_imaged: { parameters: ["pointer"], result: "u32" },
+  host_memory_adopt: { parameters: ["pointer", "pointer", "u32", "u32", "u32"], result: "pointer" },
+  host_memory_prepare: { parameters: ["pointer", "pointer", "pointer", "u32"], result: "i32" },
+  host_memory_reset: { parameters: ["pointer", "pointer"], result: "i32" },
+  host_memory_flags: { parameters: ["pointer"], result: "u32" },
+  host_memory_drop: { parameters: ["pointer", "pointer"], result: "i32" },
 } as const satisfies Record<string, NativeSignature>;
 
 /** The ABI version this TypeScript side speaks; `abi_version()` must answer it. */
-export const ABI_VERSION = 5;
+export const ABI_VERSION = 6;
 
 /** A native pointer: an object in Deno, a number in Bun. Opaque outside src/ffi/. */
 export type NativePointer = { readonly __nativePointer: unique symbol };
@@ -203,6 +209,29 @@ export interface NativeLibrary {
   tickerNowLow(): number;
   /** The address of the first byte of `buffer` (a memory's buffer, say); null when empty. */
   pointerOf(buffer: ArrayBufferLike | ArrayBufferView): NativePointer | null;
+  /** `wasmpool_module_imaged`: 1 when every data segment of the module is in its images. */
+  moduleImaged(module: NativePointer): number;
+  /** `wasmpool_host_memory_adopt`: the record of a runtime's memory, or null. */
+  hostMemoryAdopt(
+    engine: NativePointer,
+    address: NativePointer,
+    pages: number,
+    maxPages: number,
+    minReservedPages: number,
+  ): NativePointer | null;
+  /** `wasmpool_host_memory_prepare`: 0, or a negative code (drop the memory). */
+  hostMemoryPrepare(
+    engine: NativePointer,
+    memory: NativePointer,
+    module: NativePointer,
+    index: number,
+  ): number;
+  /** `wasmpool_host_memory_reset`: 0, or a negative code (drop the memory). */
+  hostMemoryReset(engine: NativePointer, memory: NativePointer): number;
+  /** `wasmpool_host_memory_flags`: bit 0 mapped in place, 1 tracked, 2 holds an image. */
+  hostMemoryFlags(memory: NativePointer): number;
+  /** `wasmpool_host_memory_drop`: gives the memory up and frees its record. */
+  hostMemoryDrop(engine: NativePointer, memory: NativePointer): number;
   /** An ArrayBuffer over `byteLength` bytes of native memory at `address` (no copy). */
   arrayBuffer(address: number, byteLength: number): ArrayBuffer;
   /** The numeric address of a pointer. */

@@ -49,7 +49,7 @@ export class CallControl {
   readonly #state: RunState;
   readonly #page: EpochPage | null;
   readonly #why: () => number;
-  readonly #kill: () => void;
+  readonly #kill: (dead: number) => void;
   readonly #fuel: (() => number) | null;
   readonly #setFuel: ((fuel: number) => void) | null;
   #deadlineMs: number | null = null;
@@ -65,7 +65,7 @@ export class CallControl {
     this.#state = state;
     this.#page = page;
     this.#why = exports[WHY_EXPORT] as () => number;
-    this.#kill = exports[KILL_EXPORT] as () => void;
+    this.#kill = exports[KILL_EXPORT] as (dead: number) => void;
     this.#fuel = (exports[FUEL_EXPORT] as (() => number) | undefined) ?? null;
     this.#setFuel = (exports[SET_FUEL_EXPORT] as ((fuel: number) => void) | undefined) ?? null;
   }
@@ -182,7 +182,7 @@ export class CallControl {
     this.#poisoned = error;
     this.#state.poisoned = true;
     // Functions called directly (taken from a table) find it dead too.
-    if (this.#why() === Dead.alive) this.#kill();
+    if (this.#why() === Dead.alive) this.#kill(Dead.disposed);
   }
 
   #again(first: WasmpoolError): WasmpoolError {

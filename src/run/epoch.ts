@@ -15,7 +15,15 @@
 
 import { ResourceError } from "../errors.ts";
 import type { NativeLibrary } from "../ffi/symbols.ts";
-import { DEADLINE_OFFSET, EPOCH_MAX_PAGES, EPOCH_PAGES, TRIPPED_OFFSET } from "./interrupt.ts";
+import {
+  DEADLINE_OFFSET,
+  EPOCH_IMPORT,
+  EPOCH_MAX_PAGES,
+  EPOCH_PAGES,
+  PAD_IMPORT,
+  TRIPPED_OFFSET,
+} from "./interrupt.ts";
+import { memoryImportName } from "./rewrite.ts";
 
 const TWO_32 = 2 ** 32;
 const DEADLINE_WORD = DEADLINE_OFFSET / 4;
@@ -156,4 +164,21 @@ export function acquireTicker(lib: NativeLibrary, tickMs: number): number {
 export function releaseTicker(lib: NativeLibrary, holder: number): void {
   const code = lib.tickerRelease(holder);
   if (code !== 0) throw new Error(`wasmpool: releasing ticker holder ${holder} gave ${code}`);
+}
+
+/**
+ * The imports of module `"\0wasmpool"` of a rewritten module: the memories wasmpool passes in,
+ * in order, and with interruption `epoch`'s memory and the pad before it.
+ */
+export function wasmpoolImports(
+  memories: readonly WebAssembly.Memory[],
+  epoch: EpochPage | null,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = Object.create(null);
+  for (let m = 0; m < memories.length; m++) out[memoryImportName(m)] = memories[m];
+  if (epoch !== null) {
+    out[EPOCH_IMPORT] = epoch.memory;
+    out[PAD_IMPORT] = epoch.pad;
+  }
+  return out;
 }

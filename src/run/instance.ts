@@ -12,17 +12,20 @@ import {
   LinkError,
   PoolExhaustedError,
   ResourceError,
+  UnsupportedFeatureError,
 } from "../errors.ts";
 import type { EngineState } from "../internal.ts";
 import { type Module, moduleState } from "../module.ts";
 import { CallControl, UNLIMITED_FUEL, unwrapFunction } from "./calls.ts";
-import { type EpochPage, epochPage } from "./epoch.ts";
+import { type EpochPage, epochPage, wasmpoolImports } from "./epoch.ts";
 import { guardExports, unguard } from "./exports.ts";
+import { importValues } from "./import_values.ts";
 import type { HostMemory } from "./host_memory_pool.ts";
 import { installHooks } from "./hooks.ts";
-import { anyChecks, EPOCH_IMPORT, PAD_IMPORT } from "./interrupt.ts";
+import { anyChecks } from "./interrupt.ts";
 import type { MemoryShape, RunPlan } from "./plan.ts";
-import { KILL_EXPORT, MEMORY_IMPORT_MODULE, memoryImportName, START_EXPORT } from "./rewrite.ts";
+import { KILL_EXPORT, MEMORY_IMPORT_MODULE, START_EXPORT } from "./rewrite.ts";
+import { endTenancy, startTenant, Tenant, tenantFunction, tenantImports } from "./recycle.ts";
 import { RunEngine } from "./run_engine.ts";
 import { link, retire, RunState } from "./tenancy.ts";
 
@@ -53,15 +56,115 @@ export interface InstantiateOptions {
   readonly fuel?: number;
 }
 
-// An instance collected without dispose() still gives back its memories and its slot. The
-// target is the runtime's instance, which its own exported functions and every guarded object
-// keep alive; the held state references none of them.
+// An instance collected without dispose() still gives back its memories and its slot. For a
+// dedicated instance the target is the runtime's instance, which its own exported functions and
+// every guarded object keep alive; for a tenant of a recycled one, the tenant's lease, which its
+// wrappers and guarded objects keep alive. The held values reference none of them.
 const finalizer = new DeferredFinalizer<RunState>((state) => retire(state));
+const tenantFinalizer = new DeferredFinalizer<Tenant>((tenant) => endTenancy(tenant));
+
+/** What an Instance stands on: a dedicated instance, or a tenancy of a recycled one. */
+interface Backing {
+  /** Whether it is over. */
+  readonly dead: boolean;
+  /** The calls into it, with interruption or fuel on; else null. */
+  readonly control: CallControl | null;
+  /** Makes the exports object. */
+  exports(): InstanceExports;
+  /** Ends it. */
+  dispose(): void;
+}
+
+/** An instance made for one tenant, disposed with it. */
+class Dedicated implements Backing {
+  readonly #state: RunState;
+  readonly #raw: WebAssembly.Instance;
+  readonly #plan: RunPlan;
+  readonly control: CallControl | null;
+
+  constructor(
+    state: RunState,
+    raw: WebAssembly.Instance,
+    plan: RunPlan,
+    control: CallControl | null,
+  ) {
+    this.#state = state;
+    this.#raw = raw;
+    this.#plan = plan;
+    this.control = control;
+  }
+
+  get dead(): boolean {
+    return this.#state.dead;
+  }
+
+  exports(): InstanceExports {
+    const state = this.#state;
+    const control = this.control;
+    return guardExports(
+      this.#raw,
+      this.#plan,
+      state,
+      state,
+      this.#raw,
+      control === null ? null : (fn) => control.wrap(fn as Fn),
+    );
+  }
+
+  dispose(): void {
+    const state = this.#state;
+    if (state.dead) return;
+    kill(this.#raw);
+    finalizer.untrack(state);
+    retire(state);
+  }
+}
+
+/** A tenancy of a recycled instance; this object is the tenant's lease. */
+class Tenancy implements Backing {
+  readonly #tenant: Tenant;
+  readonly control: CallControl | null;
+
+  constructor(tenant: Tenant, control: CallControl | null) {
+    this.#tenant = tenant;
+    this.control = control;
+  }
+
+  get dead(): boolean {
+    return this.#tenant.dead;
+  }
+
+  exports(): InstanceExports {
+    const tenant = this.#tenant;
+    const warm = tenant.warm;
+    const control = this.control;
+    return guardExports(
+      warm.raw,
+      warm.plan,
+      tenant,
+      warm.state,
+      this,
+      (fn) => tenantFunction(tenant, this, control === null ? fn : control.wrap(fn as Fn)),
+    );
+  }
+
+  dispose(): void {
+    const tenant = this.#tenant;
+    if (tenant.dead) return;
+    tenantFinalizer.untrack(tenant);
+    endTenancy(tenant);
+  }
+}
 
 /**
  * A running instance. Its `exports` behave like `WebAssembly.Instance#exports`: call its
  * functions, read its memories' `buffer`. Dispose it (or `using` it) to give its memories and
  * its slot back; everything it handed out then throws DisposedError or has length 0.
+ *
+ * With pooling, the instance of a module that allows it is recycled: kept alive after its
+ * tenant disposes it and reset in place for the next tenant (see the README: "Recycled
+ * instances"). Nothing of that shows but the speed: each tenant gets its own exports, which
+ * stop working when it disposes.
  *
  * @example
  * ```ts
@@ -72,25 +175,13 @@ const finalizer = new DeferredFinalizer<RunState>((state) => retire(state));
  */
 export class Instance<E extends InstanceExports = InstanceExports> {
   readonly #module: Module;
-  readonly #state: RunState;
-  readonly #raw: WebAssembly.Instance;
-  readonly #plan: RunPlan;
-  readonly #control: CallControl | null;
+  readonly #backing: Backing;
   #exports: E | null = null;
 
   /** @internal Made by `Engine#instantiate`. */
-  constructor(
-    module: Module,
-    state: RunState,
-    raw: WebAssembly.Instance,
-    plan: RunPlan,
-    control: CallControl | null,
-  ) {
+  constructor(module: Module, backing: Backing) {
     this.#module = module;
-    this.#state = state;
-    this.#raw = raw;
-    this.#plan = plan;
-    this.#control = control;
+    this.#backing = backing;
   }
 
   /** The module this is an instance of. */
@@ -100,13 +191,13 @@ export class Instance<E extends InstanceExports = InstanceExports> {
 
   /** The exports, by name: functions, and guarded memories, tables and globals. */
   get exports(): E {
-    if (this.#state.dead) throw new DisposedError("an instance was used after it was disposed");
-    return this.#exports ??= guardExports(
-      this.#raw,
-      this.#plan,
-      this.#state,
-      this.#control,
-    ) as E;
+    if (this.#backing.dead) throw new DisposedError("an instance was used after it was disposed");
+    return this.#exports ??= this.#backing.exports() as E;
+  }
+
+  /** Whether `dispose()` was called (or the engine closed). */
+  get disposed(): boolean {
+    return this.#backing.dead;
   }
 
   /**
@@ -115,9 +206,10 @@ export class Instance<E extends InstanceExports = InstanceExports> {
    * {@linkcode ArgumentError} otherwise, or for a value that is not a positive number.
    */
   setDeadline(ms: number | null): void {
-    if (this.#state.dead) throw new DisposedError("an instance was used after it was disposed");
-    const control = this.#control;
-    if (control === null || !this.#plan.checks.interruption) {
+    const backing = this.#backing;
+    if (backing.dead) throw new DisposedError("an instance was used after it was disposed");
+    const control = backing.control;
+    if (control === null || !moduleState(this.#module).run.checks.interruption) {
       throw new ArgumentError(
         "deadlines need an engine with interruption on: new Config().withInterruption()",
       );
@@ -130,31 +222,23 @@ export class Instance<E extends InstanceExports = InstanceExports> {
    * `Config#withFuel`; throws {@linkcode ArgumentError} otherwise.
    */
   get fuelConsumed(): number {
-    if (this.#state.dead) throw new DisposedError("an instance was used after it was disposed");
-    const control = this.#control;
-    if (control === null || !this.#plan.checks.fuel) {
+    const backing = this.#backing;
+    if (backing.dead) throw new DisposedError("an instance was used after it was disposed");
+    const control = backing.control;
+    if (control === null || !moduleState(this.#module).run.checks.fuel) {
       throw new ArgumentError("fuel needs an engine with fuel on: new Config().withFuel()");
     }
     return control.fuelConsumed;
   }
 
-  /** Whether `dispose()` was called (or the engine closed). */
-  get disposed(): boolean {
-    return this.#state.dead;
-  }
-
   /**
-   * Gives the instance's memories and pool slot back: its functions throw DisposedError, the
-   * buffers it handed out are detached, and the next tenant of its memories sees none of its
-   * bytes. Instances it shares a memory with keep the memory until they are disposed too.
-   * Calling it again does nothing.
+   * Gives the instance's memories and pool slot back (or, recycled, the instance itself, reset
+   * for the next tenant): its functions throw DisposedError, the buffers it handed out are
+   * detached, and the next tenant sees none of its state. Instances it shares a memory with
+   * keep the memory until they are disposed too. Calling it again does nothing.
    */
   dispose(): void {
-    const state = this.#state;
-    if (state.dead) return;
-    kill(this.#raw);
-    finalizer.untrack(state);
-    retire(state);
+    this.#backing.dispose();
   }
 
   /** Same as {@linkcode Instance.dispose}, for `using`. */
@@ -165,13 +249,15 @@ export class Instance<E extends InstanceExports = InstanceExports> {
 
 /** Sets the instance's `dead` flag: from now on, entering its code throws DisposedError. */
 function kill(raw: WebAssembly.Instance): void {
-  (raw.exports[KILL_EXPORT] as () => void)();
+  (raw.exports[KILL_EXPORT] as (dead: number) => void)(1);
 }
 
 /** @internal The running layer of `engine`, made on first use. */
 export function runEngine(engine: EngineState): RunEngine {
   return engine.run ??= new RunEngine(engine);
 }
+
+type Fn = (...args: unknown[]) => unknown;
 
 /** The longest deadline: about 24 days, so that every deadline is a whole number of µs. */
 const MAX_DEADLINE_MS = 2 ** 31;
@@ -197,14 +283,13 @@ function checkFuel(fuel: unknown): number {
   return fuel;
 }
 
-/** @internal Instantiates `module` to run on the runtime's engine. */
-export function instantiate(
-  engine: EngineState,
-  module: Module,
-  imports: InstanceImports | undefined,
-  options: InstantiateOptions = {},
-): Instance {
-  const plan = moduleState(module).run;
+/** What an instance's calls start with: its deadline and fuel, checked against its engine. */
+interface CallSettings {
+  readonly deadlineMs: number | null;
+  readonly fuel: number;
+}
+
+function callSettings(plan: RunPlan, options: InstantiateOptions): CallSettings {
   const deadlineMs = checkDeadline(options.deadlineMs);
   if (deadlineMs !== null && !plan.checks.interruption) {
     throw new ArgumentError(
@@ -215,7 +300,44 @@ export function instantiate(
   if (options.fuel !== undefined && !plan.checks.fuel) {
     throw new ArgumentError("fuel needs an engine with fuel on: new Config().withFuel()");
   }
+  return { deadlineMs, fuel };
+}
+
+/** The calls into `raw` with `settings`, when its module has checks; else null. */
+function callControl(
+  engine: EngineState,
+  plan: RunPlan,
+  raw: WebAssembly.Instance,
+  state: RunState,
+  settings: CallSettings,
+): CallControl | null {
+  if (!anyChecks(plan.checks)) return null;
+  const page = plan.checks.interruption ? epochPage(engine.lib) : null;
+  const control = new CallControl(raw, state, page);
+  control.deadlineMs = settings.deadlineMs;
+  if (plan.checks.fuel) control.giveFuel(settings.fuel);
+  return control;
+}
+
+/** @internal Instantiates `module` to run on the runtime's engine. */
+export function instantiate(
+  engine: EngineState,
+  module: Module,
+  imports: InstanceImports | undefined,
+  options: InstantiateOptions = {},
+): Instance {
+  const plan = moduleState(module).run;
+  const settings = callSettings(plan, options);
   const run = runEngine(engine);
+  if (run.pool !== null) {
+    if (plan.notRecyclable === null && engine.pooling!.recycleInstances) {
+      const recycled = instantiateRecycled(engine, run, module, plan, imports, settings);
+      if (recycled !== null) return recycled;
+      run.counters.ownInstances += 1;
+    } else {
+      run.counters.notRecyclable += 1;
+    }
+  }
   let ticket = -1;
   if (engine.pooling !== null) {
     ticket = engine.lib.instanceAdmit(engine.pointer);
@@ -235,8 +357,9 @@ export function instantiate(
     const pool = run.pool;
     let passed: WebAssembly.Memory[] = [];
     if (pool !== null) {
+      const native = moduleState(module).pointer;
       for (let m = 0; m < plan.memories.length; m++) {
-        memories.push(pool.take(plan.memories[m], plan));
+        memories.push(pool.take(plan.memories[m], plan, native, m));
       }
       passed = memories.map((m) => m.memory);
     } else if (plan.memories.length > 0) {
@@ -248,14 +371,10 @@ export function instantiate(
       runtimeImports(plan, imports, state, passed, epoch),
     );
     installHooks(raw);
-    if (anyChecks(plan.checks)) {
-      control = new CallControl(raw, state, epoch);
-      control.deadlineMs = deadlineMs;
-      if (plan.checks.fuel) control.giveFuel(fuel);
-    }
+    control = callControl(engine, plan, raw, state, settings);
     if (plan.start) {
       const start = raw.exports[START_EXPORT] as () => void;
-      if (control !== null) control.call(start, []);
+      if (control !== null) control.call(start as Fn, []);
       else start();
     }
   } catch (error) {
@@ -263,7 +382,7 @@ export function instantiate(
     throw instantiationError(error);
   }
   if (engine.finalization) finalizer.track(raw, state);
-  return new Instance(module, state, raw, plan, control);
+  return new Instance(module, new Dedicated(state, raw, plan, control));
 }
 
 /** A memory of `shape` for one instance on demand (its epoch memory must come after it). */
@@ -278,6 +397,119 @@ function freshMemory(shape: MemoryShape): WebAssembly.Memory {
       { cause },
     );
   }
+}
+
+function admit(engine: EngineState): number {
+  const ticket = engine.lib.instanceAdmit(engine.pointer);
+  if (ticket < 0) {
+    throw new PoolExhaustedError(
+      `Limit of ${engine.pooling!.instanceLimits.count} concurrent instances has been reached`,
+    );
+  }
+  return ticket;
+}
+
+/**
+ * A tenancy of a warm instance of `module` (an idle one, else a new one); null when this tenant
+ * needs an instance of its own (see `tenantImports`).
+ */
+function instantiateRecycled(
+  engine: EngineState,
+  run: RunEngine,
+  module: Module,
+  plan: RunPlan,
+  imports: InstanceImports | undefined,
+  settings: CallSettings,
+): Instance | null {
+  const idle = run.takeIdle(plan);
+  const bound = tenantImports(plan, imports, idle?.globals ?? null);
+  if (bound === null) {
+    if (idle !== null) run.putIdle(idle);
+    return null;
+  }
+  let ticket: number;
+  try {
+    ticket = admit(engine);
+  } catch (error) {
+    if (idle !== null) run.putIdle(idle);
+    throw error;
+  }
+  let warm = idle;
+  if (warm === null) {
+    try {
+      warm = run.makeWarm(plan, moduleState(module).pointer, bound.globals);
+    } catch (error) {
+      engine.lib.instanceLeave(engine.pointer, ticket);
+      throw instantiationError(error);
+    }
+    run.counters.warmMisses += 1;
+  } else {
+    run.counters.warmHits += 1;
+  }
+  const fns = warm.fns;
+  for (let i = 0; i < bound.fns.length; i++) fns[i] = bound.fns[i];
+  const tenant = new Tenant(engine, run, warm, ticket);
+  run.tenants.add(tenant);
+  run.counters.instantiations += 1;
+  let control: CallControl | null = null;
+  try {
+    control = callControl(engine, plan, warm.raw, warm.state, settings);
+    startTenant(tenant, control);
+  } catch (error) {
+    endTenancy(tenant);
+    throw instantiationError(error);
+  }
+  const tenancy = new Tenancy(tenant, control);
+  if (engine.finalization) tenantFinalizer.track(tenancy, tenant);
+  return new Instance(module, tenancy);
+}
+
+/** @internal Makes idle warm instances of `module` until `count` wait; returns how many do. */
+export function warm(
+  engine: EngineState,
+  module: Module,
+  count: number,
+  imports: InstanceImports | undefined,
+): number {
+  const plan = moduleState(module).run;
+  const reason = engine.pooling === null
+    ? "the engine allocates on demand"
+    : !engine.pooling.recycleInstances
+    ? "recycleInstances is false"
+    : plan.notRecyclable;
+  if (reason !== null) {
+    throw new UnsupportedFeatureError(`instances of this module cannot be recycled: ${reason}`, 0);
+  }
+  const run = runEngine(engine);
+  // The functions are each tenant's own: only the globals matter here.
+  const bound = tenantImports(plan, stubFunctions(plan, imports), null)!;
+  let idle = run.idle.get(plan)?.length ?? 0;
+  for (; idle < count; idle++) {
+    let made;
+    try {
+      made = run.makeWarm(plan, moduleState(module).pointer, bound.globals);
+    } catch (error) {
+      throw instantiationError(error);
+    }
+    run.putIdle(made);
+  }
+  return idle;
+}
+
+/** `imports` with a stand-in for every function import (warm instances get each tenant's). */
+function stubFunctions(plan: RunPlan, imports: InstanceImports | undefined): InstanceImports {
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const d of plan.imports) {
+    const value = d.kind === "function" ? stub : (imports?.[d.module] as Record<string, unknown>)?.[
+      d.name
+    ];
+    (out[d.module] ??= {})[d.name] = value;
+  }
+  return out;
+}
+
+function stub(): never {
+  throw new DisposedError("an import of a recycled instance was called between tenants");
 }
 
 function instantiationError(error: unknown): unknown {
@@ -302,30 +534,14 @@ function runtimeImports(
   if (declared.length === 0 && memories.length === 0 && epoch === null) return undefined;
   const out: Record<string, Record<string, unknown>> = Object.create(null);
   if (memories.length !== 0 || epoch !== null) {
-    const pooled: Record<string, unknown> = Object.create(null);
-    for (let m = 0; m < memories.length; m++) pooled[memoryImportName(m)] = memories[m];
-    if (epoch !== null) {
-      pooled[EPOCH_IMPORT] = epoch.memory;
-      pooled[PAD_IMPORT] = epoch.pad;
-    }
-    out[MEMORY_IMPORT_MODULE] = pooled;
+    out[MEMORY_IMPORT_MODULE] = wasmpoolImports(memories, epoch);
   }
-  if (declared.length === 0) return out as WebAssembly.Imports;
-  if (typeof imports !== "object" || imports === null) {
-    throw new LinkError(
-      `the module has ${declared.length} imports, and no import object was given`,
-    );
-  }
+  const values = importValues(declared, imports);
   for (let i = 0; i < declared.length; i++) {
     const d = declared[i];
-    const namespace = imports[d.module];
-    if ((typeof namespace !== "object" && typeof namespace !== "function") || namespace === null) {
-      throw new LinkError(`import module ${JSON.stringify(d.module)} is not an object`);
-    }
-    const value = (namespace as Record<string, unknown>)[d.name];
     (out[d.module] ??= Object.create(null))[d.name] = d.kind === "function"
-      ? unwrapFunction(value)
-      : importObject(value, state);
+      ? unwrapFunction(values[i])
+      : importObject(values[i], state);
   }
   return out as WebAssembly.Imports;
 }
@@ -336,7 +552,7 @@ function importObject(value: unknown, state: RunState): unknown {
     if (value instanceof WebAssembly.Memory) (state.userMemories ??= new Set()).add(value);
     return value;
   }
-  if (guarded.state.dead) {
+  if (guarded.owner.dead) {
     throw new DisposedError("an import belongs to an instance that was disposed");
   }
   // Sharing a memory makes one group: released together.

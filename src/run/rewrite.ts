@@ -7,11 +7,11 @@
  *   their offset, which is a constant inside the initial size, are kept).
  * - A guard: a mutable i32 global (`dead`, appended after the module's globals; not exported,
  *   which would make every read of it indirect), a function that sets it (appended after the
- *   module's functions), a funcref table of {@linkcode HOOK_COUNT} entries (appended after the
- *   module's tables) that wasmpool fills with its hooks, and a type `[] -> []` (appended after
+ *   module's functions), a funcref table of one entry (appended after the module's tables)
+ *   that wasmpool fills with its hook, and a type `[i32] -> []` (appended after
  *   the module's types). Every
  *   function that can be reached from outside (exported, in an element segment, referenced by
- *   a global) starts with `if (dead) call_indirect hooks[0]`, the hook that throws
+ *   a global) starts with `if (dead) hook(disposed)`, which throws
  *   DisposedError; see instrument.ts for the code changes.
  * - The start function is no longer started by the runtime: it is exported, and wasmpool calls
  *   it once the hooks are in place (the runtime would have run it last too).
@@ -46,6 +46,7 @@ import {
   writeEpochImportType,
   writePadImportType,
 } from "./interrupt.ts";
+import { passiveCopies, resetBody } from "./reset_function.ts";
 
 /** The import module name of the memories the rewrite turns into imports. */
 export const MEMORY_IMPORT_MODULE = "\u0000wasmpool";
@@ -59,10 +60,10 @@ export function memoryImportName(index: number): string {
 export const KILL_EXPORT = "\u0000wasmpool.kill";
 /** Export name of the guard's hook table. */
 export const HOOKS_EXPORT = "\u0000wasmpool.hooks";
+/** Export name of the function that resets a recycled instance's tables and globals. */
+export const RESET_EXPORT = "\u0000wasmpool.reset";
 /** Export name of the module's start function, when it has one. */
 export const START_EXPORT = "\u0000wasmpool.start";
-/** Entries of the hook table: 0 throws DisposedError, 1 tells wasmpool a memory grew. */
-export const HOOK_COUNT = 2;
 
 /** How a defined memory is imported after the rewrite: sizes in pages. */
 export interface ImportedMemoryType {
@@ -78,6 +79,8 @@ export interface RewriteOptions {
   readonly memories: readonly ImportedMemoryType[] | null;
   /** Whether data segment `index` (among all data segments) is emptied. */
   readonly emptyData: (index: number) => boolean;
+  /** Whether instances are recycled: then a `reset` function is added (reset_function.ts). */
+  readonly recycle?: boolean;
   /**
    * The checks to compile in (interruption needs `memories`: the epoch memory is imported
    * after them). Default: none.
@@ -129,6 +132,8 @@ export interface Rewritten {
   readonly bytes: Uint8Array<ArrayBuffer>;
   /** What the module's code does (found while instrumenting it). */
   readonly facts: CodeFacts;
+  /** Whether the added `reset` function resets anything (else it need not be called). */
+  readonly resets: boolean;
 }
 
 /**
@@ -161,22 +166,31 @@ export function rewriteModule(
     importedFunctions: counts.function,
   };
   const kill = counts.function + parsed.functions.length;
+  const recycle = options.recycle === true;
+  const copies = recycle ? passiveCopies(parsed) : [];
   const checks = options.checks ?? NO_CHECKS;
   if (checks.interruption && options.memories === null) {
     throw new RangeError("rewrite: interruption needs the defined memories imported");
   }
+  // After the guard's hook type and `kill`, and the recycling `reset`'s type and function.
   const layout: CheckLayout | null = checks.interruption || checks.fuel
     ? checkLayout(checks, {
-      types: guard.type + 1,
+      types: guard.type + (recycle ? 2 : 1),
       memories: counts.memory + parsed.memories.length,
       pad: counts.memory + parsed.memories.length === 0,
       globals: guard.global + 1,
-      functions: kill + 1,
+      functions: kill + (recycle ? 2 : 1),
       dead: guard.global,
     })
     : null;
   const escaping = escapingFunctions(parsed);
-  const code = instrumentCode(bytes, parsed, guard, (f) => escaping.has(f), layout);
+  let resets = false;
+  const code = instrumentCode(bytes, parsed, guard, (f) => escaping.has(f), (facts) => {
+    if (!recycle) return [];
+    const reset = resetBody(parsed, parsed.elements.length, facts);
+    resets = reset.resets;
+    return [reset.body];
+  }, layout);
   // The epoch memory, after a memory that is never used when it would be memory 0.
   const epochImports = layout === null || layout.epochMemory < 0 ? 0 : layout.epochMemory + 1 -
     (counts.memory + parsed.memories.length);
@@ -188,15 +202,24 @@ export function rewriteModule(
   // What each section becomes: a writer of its new contents, or null to drop it.
   const rewrite = new Map<number, (body: ByteReader | null) => BinaryWriter | null>([
     [Section.type, (body) =>
-      append(body, 1 + types.length, (w) => {
-        w.u8(0x60).u8(0).u8(0);
+      append(body, (recycle ? 2 : 1) + types.length, (w) => {
+        w.u8(0x60).u8(1).u8(I32).u8(0);
+        if (recycle) w.u8(0x60).u8(0).u8(1).u8(I32); // reset: [] -> [i32]
         for (const type of types) type(w);
       })],
     [Section.function, (body) =>
-      append(body, 1 + functionTypes.length, (w) => {
+      append(body, (recycle ? 2 : 1) + functionTypes.length, (w) => {
         w.u32(guard.type);
+        if (recycle) w.u32(guard.type + 1);
         for (const type of functionTypes) w.u32(type);
       })],
+    [
+      Section.element,
+      (body) =>
+        copies.length === 0 ? body && copy(body) : append(body, copies.length, (w) => {
+          for (const c of copies) w.bytes(c.finish());
+        }),
+    ],
     [
       Section.import,
       (body) =>
@@ -220,7 +243,7 @@ export function rewriteModule(
     ],
     [
       Section.table,
-      (body) => append(body, 1, (w) => w.u8(FUNCREF).u8(0x01).u32(HOOK_COUNT).u32(HOOK_COUNT)),
+      (body) => append(body, 1, (w) => w.u8(FUNCREF).u8(0x01).u32(1).u32(1)),
     ],
     [Section.memory, (body) => options.memories === null ? body && copy(body) : null],
     [
@@ -234,12 +257,17 @@ export function rewriteModule(
     [
       Section.export,
       (body) =>
-        append(body, (parsed.start === null ? 2 : 3) + exports.length, (w) => {
-          w.name(KILL_EXPORT).u8(0x00).u32(kill);
-          w.name(HOOKS_EXPORT).u8(0x01).u32(guard.table);
-          if (parsed.start !== null) w.name(START_EXPORT).u8(0x00).u32(parsed.start);
-          for (const [name, index] of exports) w.name(name).u8(0x00).u32(index);
-        }),
+        append(
+          body,
+          2 + (parsed.start === null ? 0 : 1) + (recycle ? 1 : 0) + exports.length,
+          (w) => {
+            w.name(KILL_EXPORT).u8(0x00).u32(kill);
+            w.name(HOOKS_EXPORT).u8(0x01).u32(guard.table);
+            if (parsed.start !== null) w.name(START_EXPORT).u8(0x00).u32(parsed.start);
+            if (recycle) w.name(RESET_EXPORT).u8(0x00).u32(kill + 1);
+            for (const [name, index] of exports) w.name(name).u8(0x00).u32(index);
+          },
+        ),
     ],
     [Section.start, () => null],
     [Section.code, () => code.section],
@@ -284,7 +312,7 @@ export function rewriteModule(
     if (written !== null) out.section(id, written);
   }
   emitMissingBefore(-1);
-  return { bytes: out.finish().slice(), facts: code.facts };
+  return { bytes: out.finish().slice(), facts: code.facts, resets };
 }
 
 /** A vector section's entries copied, with `added` more written by `more` after them. */
