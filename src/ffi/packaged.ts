@@ -31,12 +31,12 @@ export const PACKAGED_GLIBC_VERSION = "2.17";
 export const PACKAGED_LIBRARIES: Readonly<Record<string, PackagedLibrary>> = {
   "x86_64-linux": {
     path: "lib/x86_64-linux/libwasmpool.so",
-    sha256: "c325d11d284de58baf937d47fad3c86e72a7135b5d61e8c1ac15fbe78cd274bb",
-    sizeBytes: 117776,
+    sha256: "8500b61ac83bc0f333a0baf6dd95e88123be8f3e889041140790f718a85fff69",
+    sizeBytes: 123664,
   },
   "aarch64-linux": {
     path: "lib/aarch64-linux/libwasmpool.so",
-    sha256: "52db95b74f5c3795c6681923e8a222695ca83c854992ec6262b71b7e2d5280a3",
-    sizeBytes: 111400,
+    sha256: "2f3f5015c2b12837a2e88b29272d5721f60d8410abe76b425a2e4f71d41d961a",
+    sizeBytes: 117688,
   },
 };

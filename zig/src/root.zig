@@ -325,10 +325,7 @@ fn on_unload() callconv(.c) void {
     ticker.shutdown();
 }
 
-comptime {
-    @export(&on_unload_entry, .{ .name = "wasmpool_fini_array_entry", .section = ".fini_array", .linkage = .strong });
-}
-const on_unload_entry: *const fn () callconv(.c) void = &on_unload;
+export const wasmpool_fini_array_entry: *const fn () callconv(.c) void linksection(".fini_array") = &on_unload;
 
 /// PAGEMAP_SCAN calls gather at most this many runs each (on the stack: 64 × 24 bytes).
 const scan_batch_runs = 64;
