@@ -13,10 +13,16 @@
  * every 4,096 iterations behind a countdown, the deadline in a global): the figures that
  * decided the check. And a call of a trivial export (the wrapper's cost per call).
  *
+ * The real workloads take turns, round after round, instead of mitata's runs one after the other
+ * (tens of milliseconds each: the load of a shared machine changes between runs): each variant's
+ * time is the median of its rounds, printed with the median of its ratio to wasmpool without
+ * checks in the same round.
+ *
  * Then the latency from the deadline to the throw: 200 calls of a guest spinning in a loop,
- * each with a deadline of 5 ticks, measured from the call's start plus its deadline to the
- * throw, with the process otherwise idle. Prints mitata's tables and writes
- * `bench/results/deadline-<runtime>.json` and `bench/results/latency-<runtime>.json`.
+ * each with a deadline of 5 ticks and starting at a point of the tick that moves from call to
+ * call, measured from the call's start plus its deadline to the throw. Prints the tables and writes
+ * `bench/results/deadline-<runtime>.json` (mitata), `deadline-real-<runtime>.json` (the real
+ * workloads) and `latency-<runtime>.json`.
  *
  * @module
  */
@@ -333,14 +339,22 @@ for (const [name, encode] of tiktokenRows) {
   if (encode() !== expectedTokens) throw new Error(`tiktoken on ${name}: another token count`);
 }
 
-summary(() => {
-  group(`tiktoken (${tiktoken.package}@${tiktoken.version}): encode 100 KB of text`, () => {
-    for (const [name, encode] of tiktokenRows) {
-      const b = bench(name, () => do_not_optimize(encode()));
-      if (name === "WebAssembly.Instance") b.baseline(true);
-    }
-  });
-});
+// --- real workloads, interleaved -------------------------------------------------------------
+
+// A real workload runs for tens of milliseconds, long enough for the load of a shared machine
+// to change between mitata's runs of one variant and the next: these take turns instead, round
+// after round (the order rotating), and each variant's time is the median of its rounds.
+const REAL_ROUNDS = 41;
+
+interface RealGroup {
+  readonly title: string;
+  readonly rows: readonly [string, () => unknown][];
+}
+
+const realGroups: RealGroup[] = [{
+  title: `tiktoken (${tiktoken.package}@${tiktoken.version}): encode 100 KB of text, interleaved`,
+  rows: tiktokenRows,
+}];
 
 // --- sql.js -----------------------------------------------------------------------------------
 
@@ -393,14 +407,72 @@ for (const [name, query] of sqlRows) {
   if (query() !== expectedRows) throw new Error(`sql.js on ${name}: another result`);
 }
 
-summary(() => {
-  group(`sql.js (${sqlModule.package}@${sqlModule.version}): a query over ${SQL_ROWS} rows`, () => {
-    for (const [name, query] of sqlRows) {
-      const b = bench(name, () => do_not_optimize(query()));
-      if (name === "WebAssembly.Instance") b.baseline(true);
-    }
-  });
+realGroups.push({
+  title: `sql.js (${sqlModule.package}@${sqlModule.version}): a query over ${SQL_ROWS} rows, ` +
+    "interleaved",
+  rows: sqlRows,
 });
+
+/** Times each row of `group` in turns; returns each row's median and ratios to the baseline. */
+function interleaved(group: RealGroup): { name: string; medianNs: number; paired: number }[] {
+  const times = group.rows.map(() => [] as number[]);
+  const ratios = group.rows.map(() => [] as number[]);
+  const noChecks = group.rows.findIndex(([name]) => name === "wasmpool, no checks");
+  for (let round = 0; round < REAL_ROUNDS; round++) {
+    const took = new Array<number>(group.rows.length);
+    for (let k = 0; k < group.rows.length; k++) {
+      const i = (k + round) % group.rows.length;
+      const started = performance.now();
+      do_not_optimize(group.rows[i][1]());
+      took[i] = (performance.now() - started) * 1e6;
+    }
+    for (let i = 0; i < took.length; i++) {
+      times[i].push(took[i]);
+      ratios[i].push(took[i] / took[noChecks]);
+    }
+  }
+  return group.rows.map(([name], i) => ({
+    name,
+    medianNs: median(times[i]),
+    paired: median(ratios[i]),
+  }));
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+const realResults = realGroups.map((group) => ({ title: group.title, rows: interleaved(group) }));
+for (const { title, rows } of realResults) {
+  console.log(`• ${title}`);
+  for (const row of rows) {
+    console.log(
+      `  ${row.name.padEnd(36)} ${(row.medianNs / 1e6).toFixed(2)} ms  ` +
+        `${row.paired.toFixed(3)}× wasmpool without checks (median of paired rounds)`,
+    );
+  }
+}
+mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
+writeFileSync(
+  new URL(`./results/deadline-real-${RUNTIME}.json`, import.meta.url),
+  JSON.stringify(
+    {
+      runtime: RUNTIME,
+      benchmarks: realResults.flatMap(({ title, rows }) =>
+        rows.map((row) => ({
+          name: row.name,
+          group: title,
+          baseline: row.name === "WebAssembly.Instance",
+          stats: { p50: row.medianNs },
+          pairedRatioToNoChecks: row.paired,
+        }))
+      ),
+    },
+    null,
+    2,
+  ),
+);
 
 const result = await run();
 writeResults(`deadline-${RUNTIME}`, result);
@@ -427,6 +499,10 @@ for (let trial = 0; trial < TRIALS; trial++) {
     deadlineMs: DEADLINE_TICKS * TICK_MS,
   });
   const spin = instance.exports.spin as () => void;
+  // A call that starts right after the previous one stopped starts right after a tick: start
+  // at a random point of the tick instead, as calls do.
+  const phaseUntil = performance.now() + ((trial * 0.618034) % 1) * TICK_MS;
+  while (performance.now() < phaseUntil) { /* wait */ }
   const start = performance.now();
   try {
     spin();

@@ -13,10 +13,12 @@
  *   and its memories are dropped, not pooled, when it is disposed.
  *
  * On engines without interruption and fuel, exports are the runtime's own functions: nothing
- * here runs. The wrapper costs a JavaScript call and, with a deadline, a read of the clock
- * (about 20 to 40 ns a call; see bench/deadline_bench.ts): nothing for real workloads, which
- * make few calls that each do much, and it is what catches every trap, restores the deadline
- * word after a call that threw, and maps errors in one place. Functions a wrapper stands for
+ * here runs. The wrapper costs a JavaScript call (8 to 20 ns here) and, with a deadline shorter
+ * than 100 ticks, a read of the clock (50 ns here; see bench/deadline_bench.ts): nothing for
+ * real workloads, which make few calls that each do much, and it is what catches every trap,
+ * restores the deadline word after a call that threw, and maps errors in one place. (A deadline
+ * the guest counted itself from a start it recorded, with no JavaScript at the call, would not
+ * know which entries are calls from outside, and a trap would leave its bookkeeping behind.) Functions a wrapper stands for
  * are passed on unwrapped where the runtime needs its own (imports, tables, globals), so that
  * type checks and direct calls stay as they were; code reached that way runs under the
  * deadline of the call in progress (none when called from JavaScript outside one).
@@ -53,17 +55,25 @@ export class CallControl {
   readonly #fuel: (() => number) | null;
   readonly #setFuel: ((fuel: number) => void) | null;
   #deadlineMs: number | null = null;
+  readonly #tickUs: number;
   #fuelGiven = 0;
   #poisoned: WasmpoolError | null = null;
 
   /**
    * The calls into `raw` (an instance of a module compiled with checks), whose state is
-   * `state`; `page` is the isolate's epoch memory, with interruption.
+   * `state`; `page` is the isolate's epoch memory and `tickMs` the engine's tick, with
+   * interruption.
    */
-  constructor(raw: WebAssembly.Instance, state: RunState, page: EpochPage | null) {
+  constructor(
+    raw: WebAssembly.Instance,
+    state: RunState,
+    page: EpochPage | null,
+    tickMs: number | null,
+  ) {
     const exports = raw.exports;
     this.#state = state;
     this.#page = page;
+    this.#tickUs = Math.round((tickMs ?? 1) * 1000);
     this.#why = exports[WHY_EXPORT] as () => number;
     this.#kill = exports[KILL_EXPORT] as (dead: number) => void;
     this.#fuel = (exports[FUEL_EXPORT] as (() => number) | undefined) ?? null;
@@ -95,9 +105,65 @@ export class CallControl {
     return this.#poisoned !== null;
   }
 
-  /** A function that calls `fn` (an export of the instance) through {@linkcode call}. */
+  /**
+   * A function that calls `fn` (an export of the instance) as {@linkcode call} does, written out
+   * for the common arities: no rest parameter and no spread on the way (they cost as much as the
+   * rest of the wrapper in JavaScriptCore).
+   */
   wrap(fn: Fn): Fn {
-    const wrapper = (...args: unknown[]): unknown => this.call(fn, args);
+    let wrapper: Fn;
+    switch (fn.length) {
+      case 0:
+        wrapper = () => {
+          this.#enter();
+          try {
+            return fn();
+          } catch (error) {
+            throw this.#failure(error);
+          } finally {
+            this.#page?.leave();
+          }
+        };
+        break;
+      case 1:
+        wrapper = (a) => {
+          this.#enter();
+          try {
+            return fn(a);
+          } catch (error) {
+            throw this.#failure(error);
+          } finally {
+            this.#page?.leave();
+          }
+        };
+        break;
+      case 2:
+        wrapper = (a, b) => {
+          this.#enter();
+          try {
+            return fn(a, b);
+          } catch (error) {
+            throw this.#failure(error);
+          } finally {
+            this.#page?.leave();
+          }
+        };
+        break;
+      case 3:
+        wrapper = (a, b, c) => {
+          this.#enter();
+          try {
+            return fn(a, b, c);
+          } catch (error) {
+            throw this.#failure(error);
+          } finally {
+            this.#page?.leave();
+          }
+        };
+        break;
+      default:
+        wrapper = (...args) => this.call(fn, args);
+    }
     Object.defineProperty(wrapper, "name", { value: fn.name });
     Object.defineProperty(wrapper, "length", { value: fn.length });
     raws.set(wrapper, fn);
@@ -106,35 +172,20 @@ export class CallControl {
 
   /** Calls `fn` with `args` under the instance's deadline, mapping a stop to its error. */
   call(fn: Fn, args: unknown[]): unknown {
-    if (this.#poisoned !== null) throw this.#again(this.#poisoned);
-    const page = this.#page;
-    if (page === null) {
-      try {
-        return fn(...args);
-      } catch (error) {
-        throw this.#failure(error);
-      }
-    }
-    const depth = page.depth;
-    const outerUs = page.deadlineUs;
-    const outerMs = page.deadlineMs;
-    const outerStart = page.startUs;
-    if (depth === 0) page.clearTripped();
-    const ms = this.#deadlineMs;
-    if (ms !== null) {
-      const start = page.now();
-      const us = start + Math.ceil(ms * 1000);
-      if (us < outerUs) page.setDeadline(us, ms, start);
-    }
-    page.depth = depth + 1;
+    this.#enter();
     try {
       return fn(...args);
     } catch (error) {
       throw this.#failure(error);
     } finally {
-      page.depth = depth;
-      page.setDeadline(outerUs, outerMs, outerStart);
+      this.#page?.leave();
     }
+  }
+
+  /** Refuses a call into a poisoned instance; gives the call its deadline. */
+  #enter(): void {
+    if (this.#poisoned !== null) throw this.#again(this.#poisoned);
+    this.#page?.enter(this.#deadlineMs, this.#tickUs);
   }
 
   /** What a call that threw `error` throws: the error, or the stop it stands for. */

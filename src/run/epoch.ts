@@ -26,6 +26,9 @@ import {
 import { memoryImportName } from "./rewrite.ts";
 
 const TWO_32 = 2 ** 32;
+
+/** Deadlines of this many ticks or more are counted from the epoch (see `EpochPage#enter`). */
+export const COARSE_TICKS = 100;
 const DEADLINE_WORD = DEADLINE_OFFSET / 4;
 const TRIPPED_WORD = TRIPPED_OFFSET / 4;
 
@@ -64,6 +67,10 @@ export class EpochPage {
   startUs = 0;
   /** Calls into instances (through their wrappers) in progress on this thread. */
   depth = 0;
+  // The deadline in force when each call in progress started, by depth: put back after it.
+  readonly #outerUs: number[] = [];
+  readonly #outerMs: number[] = [];
+  readonly #outerStartUs: number[] = [];
 
   /** @internal Made once per isolate by {@linkcode epochPage}. */
   constructor(lib: NativeLibrary) {
@@ -103,6 +110,33 @@ export class EpochPage {
       lo = words[0];
     }
     return hi * TWO_32 + lo;
+  }
+
+  /**
+   * A call starts, with a deadline of `ms` (null: none) from now: the deadline in force becomes
+   * the earlier of the one in force and that one. Pair with {@linkcode EpochPage.leave}. A
+   * deadline of {@linkcode COARSE_TICKS} ticks (`tickUs`) or more is counted from the epoch plus
+   * a tick, which is never before the call's start, instead of from the clock (a read of the clock
+   * costs 50 ns here): at most one tick more, one percent of it.
+   */
+  enter(ms: number | null, tickUs: number): void {
+    const depth = this.depth;
+    this.#outerUs[depth] = this.deadlineUs;
+    this.#outerMs[depth] = this.deadlineMs;
+    this.#outerStartUs[depth] = this.startUs;
+    if (depth === 0) this.clearTripped();
+    if (ms !== null) {
+      const start = ms * 1000 >= COARSE_TICKS * tickUs ? this.epoch() + tickUs : this.now();
+      const us = start + Math.ceil(ms * 1000);
+      if (us < this.deadlineUs) this.setDeadline(us, ms, start);
+    }
+    this.depth = depth + 1;
+  }
+
+  /** The call started last ends, however: the deadline in force before it is put back. */
+  leave(): void {
+    const depth = --this.depth;
+    this.setDeadline(this.#outerUs[depth], this.#outerMs[depth], this.#outerStartUs[depth]);
   }
 
   /** Sets the deadline in force to `us` (Infinity: none), of `ms` from `startUs`. */

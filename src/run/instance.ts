@@ -313,7 +313,7 @@ function callControl(
 ): CallControl | null {
   if (!anyChecks(plan.checks)) return null;
   const page = plan.checks.interruption ? epochPage(engine.lib) : null;
-  const control = new CallControl(raw, state, page);
+  const control = new CallControl(raw, state, page, engine.tickMs);
   control.deadlineMs = settings.deadlineMs;
   if (plan.checks.fuel) control.giveFuel(settings.fuel);
   return control;
