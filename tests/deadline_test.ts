@@ -6,7 +6,6 @@
 // (bench/deadline_bench.ts): the bounds here are hang guards, in seconds.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import {
   ArgumentError,
@@ -29,10 +28,7 @@ import {
   tailCallModule,
 } from "./fixtures/runaway_modules.ts";
 import type { SpinResult } from "./fixtures/spin_worker.ts";
-import { buildModule } from "./fixtures/wasm_builder.ts";
-import { callerModule, tenantModule } from "./fixtures/run_modules.ts";
-import { parseModule } from "../src/module/parse.ts";
-import { rewriteModule } from "../src/run/rewrite.ts";
+import { GOLDEN_MODULES, type GoldenVariant, rewriteDigest } from "./fixtures/rewrite_golden.ts";
 
 const DEADLINE_MS = 20;
 /** A hang guard: a stopped guest comes back long before this. */
@@ -304,12 +300,14 @@ describe("deadlines", () => {
   });
 
   it("rewrite a module without checks exactly as before interruption existed", () => {
-    // SHA-256 of the rewrite of the modules below, pooled and on demand, as the rewrite made
-    // them before interruption and fuel (main at c9e7a85): off, they must not change by a byte.
+    // SHA-256 of the rewrite of the modules below, pooled, recycled and on demand, as the rewrite
+    // made them before interruption and fuel (main at c9e7a85): off, they must not change by a
+    // byte. A change of the rewrite made on purpose remakes the file with
+    // `deno run -A tests/fixtures/rewrite_golden.ts > tests/fixtures/rewrite_golden.json`.
     const golden = goldenRewrites();
     for (const [name, digests] of Object.entries(golden)) {
       const bytes = GOLDEN_MODULES[name]();
-      for (const variant of ["pooled", "plain"] as const) {
+      for (const variant of ["pooled", "plain", "recycled"] as const) {
         assert.equal(rewriteDigest(bytes, variant), digests[variant], `${name}, ${variant}`);
       }
     }
@@ -335,27 +333,7 @@ function threadCount(name: string): number {
   return count;
 }
 
-const GOLDEN_MODULES: Record<string, () => Uint8Array<ArrayBuffer>> = {
-  tenant: () => tenantModule(),
-  caller: () => callerModule(),
-  hostCall: hostCallModule,
-  recursion: recursionModule,
-  indirect: indirectCycleModule,
-  catching: catchingModule,
-  start: startSpinModule,
-  empty: () => buildModule({}),
-};
-
-function rewriteDigest(bytes: Uint8Array, variant: "pooled" | "plain"): string {
-  const parsed = parseModule(bytes);
-  const memories = variant === "plain"
-    ? null
-    : parsed.memories.map((m) => ({ min: m.min, max: Math.min(m.max ?? 65536, 160) }));
-  const rewritten = rewriteModule(bytes, parsed, { memories, emptyData: () => false });
-  return createHash("sha256").update(rewritten.bytes).digest("hex");
-}
-
-function goldenRewrites(): Record<string, { pooled: string; plain: string }> {
+function goldenRewrites(): Record<string, Record<GoldenVariant, string>> {
   return JSON.parse(
     readFileSync(new URL("./fixtures/rewrite_golden.json", import.meta.url), "utf8"),
   );

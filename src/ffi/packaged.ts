@@ -31,12 +31,12 @@ export const PACKAGED_GLIBC_VERSION = "2.17";
 export const PACKAGED_LIBRARIES: Readonly<Record<string, PackagedLibrary>> = {
   "x86_64-linux": {
     path: "lib/x86_64-linux/libwasmpool.so",
-    sha256: "8500b61ac83bc0f333a0baf6dd95e88123be8f3e889041140790f718a85fff69",
-    sizeBytes: 123664,
+    sha256: "152d7baac674c2c7106232c2091db74045f5b997b512be22b2ff163b330815a2",
+    sizeBytes: 123696,
   },
   "aarch64-linux": {
     path: "lib/aarch64-linux/libwasmpool.so",
-    sha256: "2f3f5015c2b12837a2e88b29272d5721f60d8410abe76b425a2e4f71d41d961a",
-    sizeBytes: 117688,
+    sha256: "f69f7e7c21f966683fe1842093a4862e8722c7d4240ce5cd0dd0005ba7f2b3db",
+    sizeBytes: 117720,
   },
 };
