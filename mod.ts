@@ -1,11 +1,13 @@
 /**
- * wasmpool: a pooling instance allocator for WebAssembly-style instances, for Deno and Bun.
+ * wasmpool: Wasmtime's pooling instance allocator for Deno and Bun. Many short-lived, isolated
+ * WebAssembly instances that run on the runtime's own engine, made in microseconds from memory
+ * kept between tenants, reset when disposed, and bounded by limits.
  *
- * An {@linkcode Engine} owns an allocator: on demand (a mapping per memory, made and unmapped
- * per instance) or pooling (address space for every instance reserved once, slots reused and
- * reset). A {@linkcode Module} is a module binary translated and validated for an engine;
- * {@linkcode Engine.allocate} allocates and initializes its memories, tables and globals.
- * Wasmpool does not run code: what runs in the memories is the caller's business.
+ * An {@linkcode Engine} owns an allocator: pooling (slots reserved once and reused, a hard cap
+ * on live instances) or on demand. A {@linkcode Module} is a module binary validated, checked
+ * against the engine's limits and compiled once; {@linkcode Engine.instantiate} makes an
+ * {@linkcode Instance} that runs (its exports behave like `WebAssembly.Instance#exports`), and
+ * {@linkcode Engine.allocate} is the allocator alone, for embedders that run code themselves.
  *
  * @example
  * ```ts
@@ -15,8 +17,8 @@
  *   InstanceAllocationStrategy.pooling({ instanceLimits: { count: 100 } }),
  * ));
  * const module = new Module(engine, wasmBytes);
- * using instance = engine.allocate(module);
- * new Uint8Array(instance.memories[0].buffer)[0] = 1;
+ * using instance = engine.instantiate(module, { env: { log: console.log } });
+ * (instance.exports.main as () => void)();
  * ```
  *
  * @module

@@ -60,8 +60,9 @@ export const IMAGE_5_MIB: ImageModuleOptions = Object.freeze({
 
 /**
  * A module with one defined memory and active data segments that cover `[0, imageBytes)`
- * with non-zero bytes (segment `i` is filled with `1 + i % 250`). Nothing else: no functions,
- * no imports.
+ * with non-zero bytes (segment `i` is filled with `1 + i % 250`), the memory exported as
+ * `"memory"`, and one function, `read()`, returning the i32 at offset 0 (the call the running
+ * benches make). No imports.
  *
  * @param options The image's size, its segments and the memory's limits.
  * @throws {RangeError} When the image does not fit the memory's minimum or a count is not
@@ -91,7 +92,17 @@ export function imageModuleBytes(options: ImageModuleOptions): Uint8Array<ArrayB
       data: new Uint8Array(end - offset).fill(1 + i % 250),
     });
   }
-  return buildModule({ memories: [{ min: minPages, max: maxPages, shared: false }], data });
+  return buildModule({
+    types: [{ params: [], results: ["i32"] }],
+    functions: [0],
+    memories: [{ min: minPages, max: maxPages, shared: false }],
+    exports: [
+      { name: "memory", kind: "memory", index: 0 },
+      { name: "read", kind: "function", index: 0 },
+    ],
+    bodies: [{ code: [0x41, 0x00, 0x28, 0x02, 0x00] }], // i32.const 0; i32.load
+    data,
+  });
 }
 
 /** One module of the image benches. */

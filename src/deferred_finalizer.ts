@@ -20,12 +20,14 @@ export interface Finalizable {
   readonly released: boolean;
   /** Whether it is registered with the registry (so that dispose unregisters it). */
   finalizing: boolean;
+  /** Its place among the values waiting for registration, or -1. */
+  pending: number;
 }
 
 /** A FinalizationRegistry with registration deferred to the end of the job. */
 export class DeferredFinalizer<T extends Finalizable> {
   readonly #registry: FinalizationRegistry<T>;
-  readonly #targets: object[] = [];
+  readonly #targets: (object | null)[] = [];
   readonly #held: T[] = [];
   #queued = false;
   readonly #flush = (): void => this.#register();
@@ -37,6 +39,7 @@ export class DeferredFinalizer<T extends Finalizable> {
 
   /** Registers `target` with `held` at the end of this job, unless `held` is released by then. */
   track(target: object, held: T): void {
+    held.pending = this.#held.length;
     this.#targets.push(target);
     this.#held.push(held);
     if (this.#held.length >= PENDING_LIMIT) this.#register();
@@ -46,9 +49,16 @@ export class DeferredFinalizer<T extends Finalizable> {
     }
   }
 
-  /** Unregisters `held` if it was registered. */
+  /**
+   * Unregisters `held` if it was registered, and lets go of its target if it still waits: a
+   * disposed instance must not be kept alive (with its memories) until the end of the job.
+   */
   untrack(held: T): void {
     if (held.finalizing) this.#registry.unregister(held);
+    if (held.pending >= 0) {
+      this.#targets[held.pending] = null;
+      held.pending = -1;
+    }
   }
 
   #register(): void {
@@ -57,9 +67,12 @@ export class DeferredFinalizer<T extends Finalizable> {
     const held = this.#held;
     for (let i = 0; i < held.length; i++) {
       const value = held[i];
+      const target = targets[i];
+      if (target === null) continue;
+      value.pending = -1;
       if (value.released) continue;
       value.finalizing = true;
-      this.#registry.register(targets[i], value, value);
+      this.#registry.register(target, value, value);
     }
     targets.length = 0;
     held.length = 0;

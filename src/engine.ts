@@ -12,6 +12,7 @@ import {
 } from "./config.ts";
 import { createScratch, engineState, registerEngine } from "./engine_state.ts";
 import {
+  ArgumentError,
   DisposedError,
   LimitError,
   LinkError,
@@ -28,6 +29,7 @@ import {
   type InstanceExports,
   type InstanceImports,
   instantiate,
+  warm,
 } from "./run/instance.ts";
 import { detachBuffer, type EngineState } from "./internal.ts";
 import type { Module } from "./module.ts";
@@ -254,6 +256,27 @@ export class Engine {
       throw new LinkError("the module was translated for another engine");
     }
     return instantiate(state, module, imports) as Instance<E>;
+  }
+
+  /**
+   * Makes instances of `module` ahead of time, until `count` wait idle for tenants, so that the
+   * next `count` instantiations are served at once (`stats().warmHits`). For a module whose
+   * instances are recycled (`module.notRecyclable === null`), with pooling; they count against
+   * the pool's memories, not its instances: the pool takes them back when it needs the room.
+   * `imports` give the values of the globals the module imports (its functions are each
+   * tenant's own). Returns how many wait idle now. Throws UnsupportedFeatureError, naming the
+   * reason, for a module whose instances cannot be recycled.
+   */
+  warm(module: Module, count: number, imports?: InstanceImports): number {
+    const state = this.#state;
+    if (state.closed) throw new DisposedError("the engine was used after close()");
+    if (module.engine !== this) {
+      throw new LinkError("the module was translated for another engine");
+    }
+    if (!Number.isInteger(count) || count < 0) {
+      throw new ArgumentError(`warm expects a whole number of instances, got ${count}`);
+    }
+    return warm(state, module, count, imports);
   }
 
   /** Counters and sizes of the allocator. */

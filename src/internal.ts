@@ -66,6 +66,8 @@ export class Slot {
   released = false;
   /** Whether the instance's lease is registered with the finalizer. */
   finalizing = false;
+  /** Its place among the slots waiting for the finalizer's registration, or -1. */
+  pending = -1;
   /** Whether the native dispose reported the slot quarantined (its reset failed). */
   quarantined = false;
 

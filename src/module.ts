@@ -14,7 +14,7 @@ import { translate, type Translation } from "./module/translate.ts";
 import type { ExternKind, ImportDesc } from "./module/types.ts";
 import { checkMinimums, validateModuleLimits } from "./module/validate.ts";
 import { Code, imageError } from "./native_errors.ts";
-import { planRun, type RunPlan } from "./run/plan.ts";
+import { planRun, type RunPlan, validateForRuntime } from "./run/plan.ts";
 
 /** One import a module declares. */
 export interface ModuleImportDescriptor {
@@ -95,6 +95,12 @@ export class Module {
   readonly imports: readonly ModuleImportDescriptor[];
   /** The module's exports, in order. */
   readonly exports: readonly ModuleExportDescriptor[];
+  /**
+   * Why this module's running instances cannot be recycled (reset in place between tenants),
+   * or null when they can: with pooling, a disposed instance then serves the next
+   * `instantiate` of the module, unless its tenant grew a memory or a table.
+   */
+  readonly notRecyclable: string | null;
 
   /**
    * Translates `bytes` for `engine`: parses it, validates it against the engine's limits,
@@ -111,8 +117,8 @@ export class Module {
     if (state.pooling !== null) validateModuleLimits(parsed, state.pooling.moduleLimits);
     else checkMinimums(parsed, state.limits.tableElements, state.limits.memoryPages);
     const translation = translate(parsed, state.limits);
-    // Compiled once, here, so that a module the runtime refuses is refused at once.
-    const run = planRun(copy, translation, state.pooling === null ? "plain" : "pooled");
+    // The runtime refuses it here or never: validated once, compiled below.
+    validateForRuntime(copy);
     ensureScratch(state, translation.scratchBytes);
 
     // [code, errno, step]: see wasmpool_module_create.
@@ -134,6 +140,15 @@ export class Module {
       }
       throw new WasmpoolError(`the native side refused the module image (code ${code[0]})`);
     }
+    let run: RunPlan;
+    try {
+      // With pooling, the data segments an image holds are emptied from the rewrite.
+      const imaged = state.pooling !== null && state.lib.moduleImaged(pointer) === 1;
+      run = planRun(copy, translation, state.pooling === null ? "plain" : "pooled", imaged);
+    } catch (error) {
+      state.lib.moduleDestroy(state.pointer, pointer);
+      throw error;
+    }
     this.engine = engine;
     this.imports = Object.freeze(parsed.imports.map((i) => ({
       module: i.module,
@@ -142,6 +157,7 @@ export class Module {
       type: i.desc,
     })));
     this.exports = Object.freeze(parsed.exports.map((e) => ({ name: e.name, kind: e.kind })));
+    this.notRecyclable = run.notRecyclable;
     this.#state = { engine: state, translation, pointer, bytes: copy, run };
     state.modules.add(pointer);
     finalizer.register(this, { engine: state, pointer });

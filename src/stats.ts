@@ -65,6 +65,23 @@ export interface EngineStats {
   readonly quarantineOperation: "madvise" | "mmap" | "mprotect" | null;
   /** The errno of the last quarantine's cause (0 when none). */
   readonly quarantineErrno: number;
+  /** The runtime's memories the running layer adopted, across isolates attached to the engine. */
+  readonly hostMemoriesAdopted: number;
+  /** Host-memory pages (4 KiB) restored after tenants: what resets cost. */
+  readonly hostPagesRestored: number;
+  /**
+   * Host-memory resets that restored a whole memory, because writes could not be tracked
+   * (see `hostWriteTracking`) or a scan failed: correct, but costing the memory's size.
+   */
+  readonly hostFullResets: number;
+  /** Times a host memory was given another module's image (or zeros). */
+  readonly hostImageSwitches: number;
+  /**
+   * `"tracked"` when resets of host memories restore exactly the pages a tenant wrote
+   * (userfaultfd write protection and PAGEMAP_SCAN, Linux 6.7+), else why not (then every
+   * reset restores the whole memory: `hostFullResets`).
+   */
+  readonly hostWriteTracking: string;
   /** Running instances (`instantiate`) alive in this engine object (this isolate). */
   readonly runningInstances: number;
   /** Host memories (`WebAssembly.Memory`) the pool holds, in use or free, in this isolate. */
@@ -79,6 +96,28 @@ export interface EngineStats {
   readonly hostMemoriesReplaced: number;
   /** Free host memories dropped to make room for a memory of another shape. */
   readonly hostMemoriesEvicted: number;
+  /** Host memories dropped because the native side could not reset or prepare them. */
+  readonly hostMemoriesFailed: number;
+  /** Instantiations served by an idle recycled ("warm") instance, reset in place. */
+  readonly warmHits: number;
+  /** Instantiations of a recyclable module that found no idle instance (one was made). */
+  readonly warmMisses: number;
+  /** Idle recycled instances waiting for a tenant, in this isolate. */
+  readonly warmIdle: number;
+  /** Tenancies whose instance was reset in place for the next tenant. */
+  readonly recycled: number;
+  /**
+   * Recycled instances destroyed at a tenancy's end instead: the tenant grew a memory or a
+   * table, or shared a memory with another instance, or a reset failed.
+   */
+  readonly recycleFallbacks: number;
+  /**
+   * Instantiations of a recyclable module that needed an instance of their own: the tenant
+   * passed other imported global values, or a wasm function as a function import.
+   */
+  readonly ownInstances: number;
+  /** Instantiations of modules whose instances cannot be recycled (see `Module#notRecyclable`). */
+  readonly notRecyclable: number;
 }
 
 const STATS_FIELDS = [
@@ -103,6 +142,20 @@ const STATS_FIELDS = [
   "uffdPrefetchedBytes",
   "quarantineOperation",
   "quarantineErrno",
+  "hostMemoriesAdopted",
+  "hostPagesRestored",
+  "hostFullResets",
+  "hostImageSwitches",
+  "hostWriteTracking",
+] as const;
+
+/** Why writes to host memories are not tracked, by write_tracker.zig's reason code. */
+const TRACKING_UNAVAILABLE = [
+  "tracked",
+  "unavailable: the kernel has no userfaultfd write protection or PAGEMAP_SCAN (Linux 6.7+)",
+  "unavailable: userfaultfd refused (EPERM: vm.unprivileged_userfaultfd, seccomp or an LSM)",
+  "unavailable: userfaultfd offers no asynchronous write protection",
+  "unavailable: opening the tracker failed",
 ] as const;
 
 /** The operations a quarantine can be caused by, by their native number. */
@@ -115,19 +168,31 @@ export function readStats(state: EngineState): EngineStats {
   const stats: Record<string, number | string | null> = { strategy: state.kind };
   STATS_FIELDS.forEach((field, i) => (stats[field] = Number(out[i])));
   stats.quarantineOperation = QUARANTINE_OPERATIONS[Number(stats.quarantineOperation)] ?? null;
+  stats.hostWriteTracking = TRACKING_UNAVAILABLE[Number(stats.hostWriteTracking)] ??
+    `unavailable (reason ${stats.hostWriteTracking})`;
   const run = state.run;
   const pool = run?.pool;
   const counters = pool?.counters;
-  stats.runningInstances = run?.live.size ?? 0;
+  let dedicated = 0;
+  if (run) { for (const s of run.live) if (!s.recycled) dedicated++; }
+  stats.runningInstances = dedicated + (run?.tenants.size ?? 0);
   stats.hostMemories = pool?.size ?? 0;
   stats.hostMemoriesFree = pool?.freeCount ?? 0;
   stats.hostMemoriesCreated = counters?.created ?? 0;
   stats.hostMemoriesReused = counters?.reused ?? 0;
   stats.hostMemoriesReplaced = counters?.replaced ?? 0;
   stats.hostMemoriesEvicted = counters?.evicted ?? 0;
+  stats.hostMemoriesFailed = counters?.failed ?? 0;
+  stats.warmHits = run?.counters.warmHits ?? 0;
+  stats.warmMisses = run?.counters.warmMisses ?? 0;
+  stats.warmIdle = run?.idleCount ?? 0;
+  stats.recycled = run?.counters.recycled ?? 0;
+  stats.recycleFallbacks = run?.counters.recycleFallbacks ?? 0;
+  stats.ownInstances = run?.counters.ownInstances ?? 0;
+  stats.notRecyclable = run?.counters.notRecyclable ?? 0;
   if (state.pooling === null && run) {
     // On demand, running instances take no native slot: count them here.
-    stats.liveInstances = (stats.liveInstances as number) + run.live.size;
+    stats.liveInstances = (stats.liveInstances as number) + dedicated;
     stats.instantiations = (stats.instantiations as number) + run.counters.instantiations;
     stats.deallocations = (stats.deallocations as number) + run.counters.releases;
   }

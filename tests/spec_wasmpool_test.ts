@@ -15,6 +15,7 @@ import assert from "node:assert/strict";
 import {
   Config,
   Engine,
+  GuardedMemory,
   InstanceAllocationStrategy,
   LimitError,
   LinkError,
@@ -22,6 +23,7 @@ import {
   Module,
   UnsupportedFeatureError,
 } from "../mod.ts";
+import { moduleState } from "../src/module.ts";
 import { type Backend, errorClassOf } from "./spec/backend.ts";
 import { type FileReport, runSpecFile } from "./spec/runner.ts";
 import { currentRuntime } from "./spec/skips.ts";
@@ -49,24 +51,60 @@ function pooling(): InstanceAllocationStrategy {
   });
 }
 
-function backend(name: string, strategy: () => InstanceAllocationStrategy): Backend<Module> {
+// Tenants before the one under test, on the instance it will get: each scribbles over the
+// exported memories, then disposes (the instance is reset for the next). Only for modules
+// without a start function, whose instantiation runs no code that could reach outside.
+const EARLIER_TENANTS = 2;
+
+function earlierTenants(engine: Engine, module: Module, imports: Record<string, unknown>): void {
+  if (module.notRecyclable !== null || moduleState(module).run.start) return;
+  for (let t = 0; t < EARLIER_TENANTS; t++) {
+    const tenant = engine.instantiate(module, imports as never);
+    for (const value of Object.values(tenant.exports)) {
+      if (!(value instanceof GuardedMemory)) continue;
+      const bytes = new Uint8Array(value.buffer);
+      for (let i = 0; i < bytes.length; i += 4093) bytes[i] = 0xa5 ^ t;
+    }
+    tenant.dispose();
+  }
+}
+
+function backend(
+  name: string,
+  strategy: () => InstanceAllocationStrategy,
+  recycledAfterOthers = false,
+): Backend<Module> {
   const engine = new Engine(new Config().withAllocationStrategy(strategy()));
   return {
     name,
     compile: (bytes) => new Module(engine, bytes),
-    instantiate: (module, imports) => engine.instantiate(module, imports),
+    instantiate: (module, imports) => {
+      if (recycledAfterOthers) earlierTenants(engine, module, imports);
+      return engine.instantiate(module, imports);
+    },
     errorClass: (error) =>
       error instanceof MalformedModuleError
         ? "CompileError"
         : error instanceof LinkError
         ? "LinkError"
         : errorClassOf(error),
-    close: () => engine.close(),
+    close: () => {
+      const stats = engine.stats();
+      warmHits.set(name, (warmHits.get(name) ?? 0) + stats.warmHits);
+      engine.close();
+    },
   };
 }
 
+/** Instantiations each backend served with a recycled instance, over every file. */
+const warmHits = new Map<string, number>();
+
 const candidates: [string, () => Backend<Module>][] = [
   ["wasmpool pooling", () => backend("wasmpool pooling", pooling)],
+  [
+    "wasmpool pooling, recycled instances after earlier tenants",
+    () => backend("wasmpool pooling, recycled", pooling, true),
+  ],
   ["wasmpool on-demand", () => backend("wasmpool on-demand", InstanceAllocationStrategy.onDemand)],
 ];
 
@@ -108,10 +146,15 @@ for (const [title, make] of candidates) {
         (n, r) => n + Object.values(r.refused).reduce((a, b) => a + b, 0),
         0,
       );
+      const recycled = [...warmHits].reduce(
+        (n, [name, hits]) => title.startsWith(name) ? n + hits : n,
+        0,
+      );
       console.log(
         `spec suite in ${runtime} through ${title}: ${compared} commands compared, all equal; ` +
-          `${refused} refused on purpose`,
+          `${refused} refused on purpose; ${recycled} instances were recycled ones`,
       );
+      if (title.includes("recycled")) assert.ok(recycled > 100, `${recycled} recycled`);
     });
   });
 }

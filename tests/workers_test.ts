@@ -12,6 +12,7 @@ import {
 } from "../mod.ts";
 import { buildModule } from "./fixtures/wasm_builder.ts";
 import type { WorkerResult, WorkerTask } from "./fixtures/pool_worker.ts";
+import type { RunWorkerResult, RunWorkerTask } from "./fixtures/run_worker.ts";
 
 const WORKERS = 4;
 const CYCLES = 10_000;
@@ -79,6 +80,52 @@ for (const uffd of [false, true]) {
     });
   });
 }
+
+function runRunWorker(task: RunWorkerTask): Promise<RunWorkerResult> {
+  const worker = new Worker(new URL("./fixtures/run_worker.ts", import.meta.url).href, {
+    type: "module",
+  });
+  return new Promise((resolve, reject) => {
+    worker.onmessage = (event: MessageEvent<RunWorkerResult>) => {
+      worker.terminate();
+      resolve(event.data);
+    };
+    worker.onerror = (event: ErrorEvent) => {
+      worker.terminate();
+      reject(new Error(`worker ${task.worker} failed: ${event.message}`));
+    };
+    worker.postMessage(task);
+  });
+}
+
+describe(`running instances in ${WORKERS} workers attached to one engine`, () => {
+  it("hold no more instances than instanceLimits.count between them, each fresh", async () => {
+    const COUNT = 6;
+    using engine = pooled({ instanceLimits: { count: COUNT } });
+    const held = new SharedArrayBuffer(8);
+    const handle = engine.handle();
+    const results = await Promise.all(Array.from(
+      { length: WORKERS },
+      (_, worker) => runRunWorker({ handle, worker, cycles: 2_000, hold: COUNT, held }),
+    ));
+    let instantiated = 0;
+    let poolFull = 0;
+    for (const r of results) {
+      assert.equal(r.error, null, `worker ${r.worker}: ${r.error}`);
+      assert.equal(r.dirty, 0, `worker ${r.worker} saw a previous tenant's state`);
+      instantiated += r.instantiated;
+      poolFull += r.poolFull;
+    }
+    const counts = new Int32Array(held);
+    assert.equal(counts[0], 0);
+    assert.ok(counts[1] <= COUNT, `${counts[1]} instances were alive at once`);
+    assert.ok(poolFull > 0, "the workers, wanting more than the pool holds, met its limit");
+    const stats = engine.stats();
+    assert.equal(stats.instantiations, instantiated);
+    assert.equal(stats.deallocations, instantiated);
+    assert.equal(stats.liveInstances, 0);
+  });
+});
 
 describe("engine handles", () => {
   it("an attached engine shares the pool; the pool lives until the last holder closes", () => {

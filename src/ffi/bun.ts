@@ -80,6 +80,13 @@ export function openBun(ffi: BunFfi, path: string): NativeLibrary {
     pointerOf: (
       buffer,
     ) => (buffer.byteLength === 0 ? null : ffi.ptr(buffer) as unknown as NativePointer),
+    moduleImaged: (module) => s.wasmpool_module_imaged(module) as number,
+    hostMemoryAdopt: (engine, address, pages, maxPages, minReserved) =>
+      out(s.wasmpool_host_memory_adopt(engine, address, pages, maxPages, minReserved)),
+    hostMemoryPrepare: s.wasmpool_host_memory_prepare as NativeLibrary["hostMemoryPrepare"],
+    hostMemoryReset: s.wasmpool_host_memory_reset as NativeLibrary["hostMemoryReset"],
+    hostMemoryFlags: s.wasmpool_host_memory_flags as NativeLibrary["hostMemoryFlags"],
+    hostMemoryDrop: s.wasmpool_host_memory_drop as NativeLibrary["hostMemoryDrop"],
     arrayBuffer: (address, byteLength) => ffi.toArrayBuffer(address, 0, byteLength),
     address: (pointer) => pointer as unknown as number,
   };

@@ -79,6 +79,13 @@ export function openDeno(path: string): NativeLibrary {
     writeTrackerScan: s.wasmpool_write_tracker_scan as NativeLibrary["writeTrackerScan"],
     writeTrackerRestore: s.wasmpool_write_tracker_restore as NativeLibrary["writeTrackerRestore"],
     pointerOf: (buffer) => out(deno.UnsafePointer.of(buffer)),
+    moduleImaged: (module) => s.wasmpool_module_imaged(ptr(module)) as number,
+    hostMemoryAdopt: (engine, address, pages, maxPages, minReserved) =>
+      out(s.wasmpool_host_memory_adopt(ptr(engine), ptr(address), pages, maxPages, minReserved)),
+    hostMemoryPrepare: s.wasmpool_host_memory_prepare as NativeLibrary["hostMemoryPrepare"],
+    hostMemoryReset: s.wasmpool_host_memory_reset as NativeLibrary["hostMemoryReset"],
+    hostMemoryFlags: s.wasmpool_host_memory_flags as NativeLibrary["hostMemoryFlags"],
+    hostMemoryDrop: s.wasmpool_host_memory_drop as NativeLibrary["hostMemoryDrop"],
     arrayBuffer: (address, byteLength) =>
       deno.UnsafePointerView.getArrayBuffer(deno.UnsafePointer.create(BigInt(address)), byteLength),
     address: (pointer) => Number(deno.UnsafePointer.value(pointer)),

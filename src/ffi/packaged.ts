@@ -31,12 +31,12 @@ export const PACKAGED_GLIBC_VERSION = "2.17";
 export const PACKAGED_LIBRARIES: Readonly<Record<string, PackagedLibrary>> = {
   "x86_64-linux": {
     path: "lib/x86_64-linux/libwasmpool.so",
-    sha256: "574978728d0804270bb7ecfde702d03541afe8e045425e03ac6b542d5168afa3",
-    sizeBytes: 109320,
+    sha256: "c325d11d284de58baf937d47fad3c86e72a7135b5d61e8c1ac15fbe78cd274bb",
+    sizeBytes: 117776,
   },
   "aarch64-linux": {
     path: "lib/aarch64-linux/libwasmpool.so",
-    sha256: "e249fc853d91d6a90fdedafe984ca94523da5d89aecdadfc73d7449fb06342fa",
-    sizeBytes: 102176,
+    sha256: "52db95b74f5c3795c6681923e8a222695ca83c854992ec6262b71b7e2d5280a3",
+    sizeBytes: 111400,
   },
 };

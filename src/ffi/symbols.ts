@@ -54,10 +54,16 @@ export const SYMBOLS = {
     result: "i32",
   },
   write_tracker_restore: { parameters: ["pointer", "pointer", "u32", "pointer"], result: "i32" },
+  module_imaged: { parameters: ["pointer"], result: "u32" },
+  host_memory_adopt: { parameters: ["pointer", "pointer", "u32", "u32", "u32"], result: "pointer" },
+  host_memory_prepare: { parameters: ["pointer", "pointer", "pointer", "u32"], result: "i32" },
+  host_memory_reset: { parameters: ["pointer", "pointer"], result: "i32" },
+  host_memory_flags: { parameters: ["pointer"], result: "u32" },
+  host_memory_drop: { parameters: ["pointer", "pointer"], result: "i32" },
 } as const satisfies Record<string, NativeSignature>;
 
 /** The ABI version this TypeScript side speaks; `abi_version()` must answer it. */
-export const ABI_VERSION = 4;
+export const ABI_VERSION = 5;
 
 /** A native pointer: an object in Deno, a number in Bun. Opaque outside src/ffi/. */
 export type NativePointer = { readonly __nativePointer: unique symbol };
@@ -181,6 +187,29 @@ export interface NativeLibrary {
   ): number;
   /** The address of the first byte of `buffer` (a memory's buffer, say); null when empty. */
   pointerOf(buffer: ArrayBufferLike | ArrayBufferView): NativePointer | null;
+  /** `wasmpool_module_imaged`: 1 when every data segment of the module is in its images. */
+  moduleImaged(module: NativePointer): number;
+  /** `wasmpool_host_memory_adopt`: the record of a runtime's memory, or null. */
+  hostMemoryAdopt(
+    engine: NativePointer,
+    address: NativePointer,
+    pages: number,
+    maxPages: number,
+    minReservedPages: number,
+  ): NativePointer | null;
+  /** `wasmpool_host_memory_prepare`: 0, or a negative code (drop the memory). */
+  hostMemoryPrepare(
+    engine: NativePointer,
+    memory: NativePointer,
+    module: NativePointer,
+    index: number,
+  ): number;
+  /** `wasmpool_host_memory_reset`: 0, or a negative code (drop the memory). */
+  hostMemoryReset(engine: NativePointer, memory: NativePointer): number;
+  /** `wasmpool_host_memory_flags`: bit 0 mapped in place, 1 tracked, 2 holds an image. */
+  hostMemoryFlags(memory: NativePointer): number;
+  /** `wasmpool_host_memory_drop`: gives the memory up and frees its record. */
+  hostMemoryDrop(engine: NativePointer, memory: NativePointer): number;
   /** An ArrayBuffer over `byteLength` bytes of native memory at `address` (no copy). */
   arrayBuffer(address: number, byteLength: number): ArrayBuffer;
   /** The numeric address of a pointer. */

@@ -15,10 +15,11 @@
 import { DisposedError } from "../errors.ts";
 import { type AliasBox, type MemoryRecord, recordOf } from "./memory_record.ts";
 import type { RunPlan } from "./plan.ts";
-import type { RunState } from "./tenancy.ts";
+import { grew } from "./hooks.ts";
+import type { Owner, RunState } from "./tenancy.ts";
 
-function check(state: RunState, what: string): void {
-  if (state.dead) {
+function check(owner: Owner, what: string): void {
+  if (owner.dead) {
     throw new DisposedError(`${what} was used after its instance was disposed`);
   }
 }
@@ -27,7 +28,9 @@ function check(state: RunState, what: string): void {
 export interface Unguarded {
   /** The runtime's object. */
   readonly raw: WebAssembly.Memory | WebAssembly.Table | WebAssembly.Global;
-  /** The state of the instance that handed it out. */
+  /** Who handed it out (its disposal ends the object). */
+  readonly owner: Owner;
+  /** The state of the instance it belongs to. */
   readonly state: RunState;
 }
 
@@ -39,26 +42,30 @@ let unguardGlobal: (global: GuardedGlobal) => Unguarded;
 /** A memory exported by a running instance: `WebAssembly.Memory`'s `buffer` and `grow`. */
 export class GuardedMemory {
   readonly #record: MemoryRecord;
+  readonly #owner: Owner;
   readonly #state: RunState;
   readonly #box: AliasBox | null;
-  // The runtime's instance: kept alive while this object is reachable.
-  readonly #owner: WebAssembly.Instance;
+  // What must live as long as this object: the runtime's instance, or a tenant's lease.
+  readonly #keepAlive: object;
 
   /**
-   * @internal Made by an instance's exports. The buffer of a memory an instance defines is an
-   * alias, detached at disposal; a memory the user passed in is the user's: its own buffer.
+   * @internal Made by an instance's exports, for `owner` (whose disposal ends it), of the
+   * instance whose state is `state`. The buffer of a memory an instance defines is an alias,
+   * detached at disposal; a memory the user passed in is the user's: its own buffer.
    */
   constructor(
     record: MemoryRecord,
+    owner: Owner,
     state: RunState,
-    owner: WebAssembly.Instance,
+    keepAlive: object,
     aliased: boolean,
   ) {
     this.#record = record;
-    this.#state = state;
     this.#owner = owner;
+    this.#state = state;
+    this.#keepAlive = keepAlive;
     this.#box = aliased ? { alias: null, record } : null;
-    if (this.#box !== null) state.boxes.push(this.#box);
+    if (this.#box !== null) owner.boxes.push(this.#box);
   }
 
   /**
@@ -66,10 +73,10 @@ export class GuardedMemory {
    * instance is disposed, which detach it (length 0), like a `WebAssembly.Memory`'s buffer.
    */
   get buffer(): ArrayBuffer {
-    check(this.#state, "a memory");
+    check(this.#owner, "a memory");
     const box = this.#box;
     if (box === null) return this.#record.memory.buffer as ArrayBuffer;
-    return this.#record.aliasFor(box, this.#state.engine.lib);
+    return this.#record.aliasFor(box, this.#owner.engine.lib);
   }
 
   /**
@@ -77,14 +84,14 @@ export class GuardedMemory {
    * runtime's RangeError past the maximum. Every buffer handed out over it is detached.
    */
   grow(delta: number): number {
-    check(this.#state, "a memory");
+    check(this.#owner, "a memory");
     const old = this.#record.memory.grow(delta);
-    this.#record.refresh();
+    grew();
     return old;
   }
 
   static {
-    unguardMemory = (m) => ({ raw: m.#record.memory, state: m.#state });
+    unguardMemory = (m) => ({ raw: m.#record.memory, owner: m.#owner, state: m.#state });
   }
 }
 
@@ -99,67 +106,75 @@ interface RuntimeTable {
 /** A table exported by a running instance: `WebAssembly.Table`'s `get`, `set`, `grow`, `length`. */
 export class GuardedTable {
   readonly #table: RuntimeTable;
+  readonly #owner: Owner;
   readonly #state: RunState;
-  readonly #owner: WebAssembly.Instance;
+  readonly #keepAlive: object;
 
-  /** @internal Made by an instance's exports. */
-  constructor(table: WebAssembly.Table, state: RunState, owner: WebAssembly.Instance) {
+  /** @internal Made by an instance's exports (see {@linkcode GuardedMemory}). */
+  constructor(table: WebAssembly.Table, owner: Owner, state: RunState, keepAlive: object) {
     this.#table = table as unknown as RuntimeTable;
-    this.#state = state;
     this.#owner = owner;
+    this.#state = state;
+    this.#keepAlive = keepAlive;
   }
 
   /** The number of elements. */
   get length(): number {
-    check(this.#state, "a table");
+    check(this.#owner, "a table");
     return this.#table.length;
   }
 
   /** Element `index`. */
   get(index: number): unknown {
-    check(this.#state, "a table");
+    check(this.#owner, "a table");
     return this.#table.get(index);
   }
 
   /** Sets element `index` to `value` (the element type's default when omitted). */
   set(index: number, ...value: unknown[]): void {
-    check(this.#state, "a table");
+    check(this.#owner, "a table");
     this.#table.set(index, ...value);
   }
 
   /** Grows by `delta` elements set to `init`; returns the previous length. */
   grow(delta: number, ...init: unknown[]): number {
-    check(this.#state, "a table");
+    check(this.#owner, "a table");
     return this.#table.grow(delta, ...init);
   }
 
   static {
-    unguardTable = (t) => ({ raw: t.#table as unknown as WebAssembly.Table, state: t.#state });
+    unguardTable = (t) => ({
+      raw: t.#table as unknown as WebAssembly.Table,
+      owner: t.#owner,
+      state: t.#state,
+    });
   }
 }
 
 /** A global exported by a running instance: `WebAssembly.Global`'s `value` and `valueOf`. */
 export class GuardedGlobal {
   readonly #global: WebAssembly.Global;
+  readonly #owner: Owner;
   readonly #state: RunState;
-  readonly #owner: WebAssembly.Instance;
+  readonly #keepAlive: object;
 
-  /** @internal Made by an instance's exports. */
-  constructor(global: WebAssembly.Global, state: RunState, owner: WebAssembly.Instance) {
+  /** @internal Made by an instance's exports (see {@linkcode GuardedMemory}). */
+  constructor(global: WebAssembly.Global, owner: Owner, state: RunState, keepAlive: object) {
     this.#global = global;
-    this.#state = state;
     this.#owner = owner;
+    this.#state = state;
+    this.#keepAlive = keepAlive;
   }
 
   /** The value. */
   get value(): unknown {
-    check(this.#state, "a global");
+    check(this.#owner, "a global");
     return this.#global.value;
   }
 
   /** Sets the value; the runtime throws TypeError for an immutable global. */
   set value(value: unknown) {
-    check(this.#state, "a global");
+    check(this.#owner, "a global");
     this.#global.value = value;
   }
 
@@ -169,7 +184,7 @@ export class GuardedGlobal {
   }
 
   static {
-    unguardGlobal = (g) => ({ raw: g.#global, state: g.#state });
+    unguardGlobal = (g) => ({ raw: g.#global, owner: g.#owner, state: g.#state });
   }
 }
 
@@ -181,11 +196,20 @@ export function unguard(value: unknown): Unguarded | null {
   return null;
 }
 
-/** The exports object of a running instance: frozen, null prototype, like the runtime's. */
+/**
+ * The exports object of a running instance: null prototype, like the runtime's (an export may be
+ * named `__proto__` or `toString`), but not frozen: freezing one costs about 160 ns in V8, a
+ * tenth of a recycled instance's whole cycle. Its functions are the runtime's own, unless `wrap`
+ * makes a guarded one of each (a recycled instance's tenant, whose functions must stop working
+ * when it ends though the instance lives).
+ */
 export function guardExports(
   raw: WebAssembly.Instance,
   plan: RunPlan,
+  owner: Owner,
   state: RunState,
+  keepAlive: object,
+  wrap: ((fn: CallableFunction) => CallableFunction) | null = null,
 ): Readonly<Record<string, unknown>> {
   const exports = raw.exports;
   const out: Record<string, unknown> = Object.create(null);
@@ -194,7 +218,7 @@ export function guardExports(
   for (const e of plan.exports) {
     const value = exports[e.name];
     if (e.kind === "function") {
-      out[e.name] = value;
+      out[e.name] = wrap === null ? value : wrap(value as CallableFunction);
       continue;
     }
     const known = objects?.get(value);
@@ -205,15 +229,15 @@ export function guardExports(
     let guarded: unknown;
     if (e.kind === "memory") {
       const memory = value as WebAssembly.Memory;
-      const aliased = !(state.userMemories?.has(memory) ?? false);
-      guarded = new GuardedMemory(recordOf(memory), state, raw, aliased);
+      const aliased = !(owner.userMemories?.has(memory) ?? false);
+      guarded = new GuardedMemory(recordOf(memory), owner, state, keepAlive, aliased);
     } else if (e.kind === "table") {
-      guarded = new GuardedTable(value as WebAssembly.Table, state, raw);
+      guarded = new GuardedTable(value as WebAssembly.Table, owner, state, keepAlive);
     } else {
-      guarded = new GuardedGlobal(value as WebAssembly.Global, state, raw);
+      guarded = new GuardedGlobal(value as WebAssembly.Global, owner, state, keepAlive);
     }
     (objects ??= new Map()).set(value, guarded);
     out[e.name] = guarded;
   }
-  return Object.freeze(out);
+  return out;
 }

@@ -5,18 +5,21 @@
  * - A memory is handed out only at exactly its shape (initial and maximum pages), so that
  *   `memory.size`, `memory.grow` results and grow failures are what a fresh memory gives.
  *   A wasm memory cannot shrink: a tenant that grew one costs a replacement.
+ * - Each memory is adopted by the native side (`zig/src/host_memory.zig`), which makes it hold
+ *   a module's image (mapped copy-on-write where the runtime reserved the memory in place,
+ *   copied where it did not) and, after a tenant, restores exactly the pages the tenant wrote.
  * - Free memories are kept per shape, most recently freed last, and remember the module whose
- *   tenant they held (affinity): a memory goes back to the same module first.
+ *   image they hold (affinity): a memory goes back to the same module first, and then costs
+ *   nothing to prepare.
  * - At most `capacity` memories exist at once (`instanceLimits.count × moduleLimits.memories`):
  *   when a shape has no free memory and the pool is at capacity, the least recently freed
  *   memory of another shape is dropped to make room.
- * - A memory is reset before it is pooled again: the next tenant sees zeros (the runtime then
- *   applies the module's data segments at instantiation).
  *
  * @module
  */
 
 import { ResourceError } from "../errors.ts";
+import type { NativeLibrary, NativePointer } from "../ffi/symbols.ts";
 import { MemoryRecord, registerRecord } from "./memory_record.ts";
 import type { MemoryShape } from "./plan.ts";
 
@@ -30,17 +33,36 @@ export interface HostMemoryCounters {
   replaced: number;
   /** Free memories dropped to make room for another shape. */
   evicted: number;
+  /** Memories dropped because the native side could not reset or prepare them. */
+  failed: number;
+}
+
+/** The native engine a pool's memories are adopted by. */
+export interface NativeEngine {
+  /** The library. */
+  readonly lib: NativeLibrary;
+  /** The native engine. */
+  readonly pointer: NativePointer;
+  /**
+   * How much the runtime must have reserved in place, in pages, for an image to be mapped over
+   * a memory: 0 in V8 (it reserves every memory's maximum in place), 65536 in JavaScriptCore
+   * (only its first few memories get a 4 GiB reservation; the rest live in its heap and move).
+   */
+  readonly minReservedPages: number;
 }
 
 /** A pooled memory. */
 export class HostMemory extends MemoryRecord {
   /** Its shape. */
   readonly shape: MemoryShape;
-  /** The module (its plan) whose tenant last held it, for affinity. */
+  /** The module (its plan) whose image it holds between tenants, for affinity. */
   affinity: object | null = null;
+  /** The native record (null once given up). */
+  native: NativePointer | null;
+  readonly #engine: NativeEngine;
 
-  /** Makes a memory of `shape`. */
-  constructor(shape: MemoryShape) {
+  /** Makes a memory of `shape`, adopted by `engine`. */
+  constructor(shape: MemoryShape, engine: NativeEngine) {
     let memory: WebAssembly.Memory;
     try {
       memory = new WebAssembly.Memory({ initial: shape.min, maximum: shape.max });
@@ -52,22 +74,89 @@ export class HostMemory extends MemoryRecord {
     }
     super(memory);
     this.shape = shape;
+    this.#engine = engine;
+    const { lib, pointer } = engine;
+    const address = lib.pointerOf(this.raw);
+    this.native = address === null
+      ? null
+      : lib.hostMemoryAdopt(pointer, address, shape.min, shape.max, engine.minReservedPages);
+    if (shape.min !== 0 && this.native === null) {
+      throw new ResourceError(
+        `the native side could not adopt a memory of ${shape.min} pages (at most ` +
+          "1,048,576 host memories per engine)",
+      );
+    }
     registerRecord(this);
+  }
+
+  /**
+   * Makes the memory hold the initial contents of `module`'s defined memory `index` (its image,
+   * or zeros). False when it cannot: the memory is then given up.
+   */
+  prepare(module: NativePointer, index: number): boolean {
+    if (this.native === null) return this.shape.min === 0;
+    const { lib, pointer } = this.#engine;
+    if (lib.hostMemoryPrepare(pointer, this.native, module, index) === 0) return true;
+    this.giveUp();
+    return false;
+  }
+
+  /** Restores what the last tenant changed. False when it cannot: the memory is given up. */
+  reset(): boolean {
+    if (this.native === null) return this.shape.min === 0;
+    const { lib, pointer } = this.#engine;
+    if (lib.hostMemoryReset(pointer, this.native) === 0) return true;
+    this.giveUp();
+    return false;
+  }
+
+  /** The native side forgets the memory (it grew, moved, or is dropped). */
+  giveUp(): void {
+    if (this.native === null) return;
+    const { lib, pointer } = this.#engine;
+    lib.hostMemoryDrop(pointer, this.native);
+    this.native = null;
+  }
+}
+
+// Memories handed out, in every pool of this isolate: after code grew a memory (the `grew`
+// hook), one that grew is given up at once, before the runtime can hand the bytes it moved
+// away from to another memory (JavaScriptCore's heap memories move on grow).
+const inUse = new Set<HostMemory>();
+
+/** Gives up every memory in use that grew (see {@linkcode inUse}). */
+export function giveUpGrown(): void {
+  for (const memory of inUse) {
+    if (memory.native !== null && memory.stale()) memory.giveUp();
   }
 }
 
 /** The host memories of one engine object (one runtime isolate). */
 export class HostMemoryPool {
   readonly #capacity: number;
+  readonly #engine: NativeEngine;
   readonly #free = new Map<string, HostMemory[]>();
   #count = 0;
   #freeCount = 0;
   /** What the pool did so far. */
-  readonly counters: HostMemoryCounters = { created: 0, reused: 0, replaced: 0, evicted: 0 };
+  readonly counters: HostMemoryCounters = {
+    created: 0,
+    reused: 0,
+    replaced: 0,
+    evicted: 0,
+    failed: 0,
+  };
 
-  /** A pool of at most `capacity` memories. */
-  constructor(capacity: number) {
+  readonly #reclaim: () => boolean;
+
+  /**
+   * A pool of at most `capacity` memories, adopted by `engine`; `reclaim` frees memories held
+   * elsewhere (by idle warm instances) when the pool is full, and says whether it did.
+   */
+  constructor(capacity: number, engine: NativeEngine, reclaim: () => boolean = () => false) {
     this.#capacity = capacity;
+    this.#engine = engine;
+    this.#reclaim = reclaim;
   }
 
   /** Memories alive (in use or free). */
@@ -80,31 +169,76 @@ export class HostMemoryPool {
     return this.#freeCount;
   }
 
-  /** A memory of `shape` for a tenant of `affinity`'s module: a free one, else a new one. */
-  take(shape: MemoryShape, affinity: object): HostMemory {
-    const free = this.#free.get(shape.key);
-    if (free !== undefined && free.length > 0) {
-      this.#freeCount -= 1;
-      this.counters.reused += 1;
-      return takeAffine(free, affinity);
+  /**
+   * A memory of `shape` holding the initial contents of `module`'s defined memory `index`, for
+   * a tenant of the module whose plan is `affinity`: a free one (of the same module first),
+   * else a new one.
+   */
+  take(shape: MemoryShape, affinity: object, module: NativePointer, index: number): HostMemory {
+    const free = this.#takeFree(shape, affinity, module, index);
+    if (free !== null) return free;
+    // At capacity, memories idle warm instances hold come back first, then a free one of
+    // another shape goes.
+    while (this.#count >= this.#capacity && this.#reclaim()) {
+      const reclaimed = this.#takeFree(shape, affinity, module, index);
+      if (reclaimed !== null) return reclaimed;
     }
     if (this.#count >= this.#capacity) this.#evict();
-    const memory = new HostMemory(shape);
+    const memory = new HostMemory(shape, this.#engine);
     this.#count += 1;
     this.counters.created += 1;
+    if (!memory.prepare(module, index)) {
+      this.#count -= 1;
+      this.counters.failed += 1;
+      throw new ResourceError(
+        `the native side could not put module memory ${index}'s initial contents in a new ` +
+          `memory of ${shape.min} pages`,
+      );
+    }
+    return this.#lend(memory, affinity);
+  }
+
+  #takeFree(
+    shape: MemoryShape,
+    affinity: object,
+    module: NativePointer,
+    index: number,
+  ): HostMemory | null {
+    const free = this.#free.get(shape.key);
+    while (free !== undefined && free.length > 0) {
+      this.#freeCount -= 1;
+      const memory = takeAffine(free, affinity);
+      if (memory.prepare(module, index)) {
+        this.counters.reused += 1;
+        return this.#lend(memory, affinity);
+      }
+      this.#count -= 1;
+      this.counters.failed += 1;
+    }
+    return null;
+  }
+
+  #lend(memory: HostMemory, affinity: object): HostMemory {
+    memory.affinity = affinity;
+    inUse.add(memory);
     return memory;
   }
 
   /** Gives `memory` back after its tenant: reset and pooled, or dropped if it grew. */
-  give(memory: HostMemory, affinity: object): void {
+  give(memory: HostMemory): void {
+    inUse.delete(memory);
     memory.detachAliases();
     if (memory.stale() || memory.rawBytes !== memory.shape.min * 65536) {
+      memory.giveUp();
       this.#count -= 1;
       this.counters.replaced += 1;
       return;
     }
-    new Uint8Array(memory.raw).fill(0);
-    memory.affinity = affinity;
+    if (!memory.reset()) {
+      this.#count -= 1;
+      this.counters.failed += 1;
+      return;
+    }
     let free = this.#free.get(memory.shape.key);
     if (free === undefined) this.#free.set(memory.shape.key, free = []);
     free.push(memory);
@@ -113,6 +247,7 @@ export class HostMemoryPool {
 
   /** Drops every free memory (the engine is closing). */
   clear(): void {
+    for (const free of this.#free.values()) for (const memory of free) memory.giveUp();
     this.#count -= this.#freeCount;
     this.#freeCount = 0;
     this.#free.clear();
@@ -121,7 +256,7 @@ export class HostMemoryPool {
   #evict(): void {
     for (const free of this.#free.values()) {
       if (free.length === 0) continue;
-      free.shift();
+      free.shift()!.giveUp();
       this.#count -= 1;
       this.#freeCount -= 1;
       this.counters.evicted += 1;

@@ -6,14 +6,21 @@
  */
 
 import { DeferredFinalizer } from "../deferred_finalizer.ts";
-import { DisposedError, LinkError, PoolExhaustedError } from "../errors.ts";
+import {
+  DisposedError,
+  LinkError,
+  PoolExhaustedError,
+  UnsupportedFeatureError,
+} from "../errors.ts";
 import type { EngineState } from "../internal.ts";
 import { type Module, moduleState } from "../module.ts";
 import { guardExports, unguard } from "./exports.ts";
+import { importValues } from "./import_values.ts";
 import type { HostMemory } from "./host_memory_pool.ts";
 import { installHooks } from "./hooks.ts";
 import type { RunPlan } from "./plan.ts";
 import { KILL_EXPORT, MEMORY_IMPORT_MODULE, memoryImportName, START_EXPORT } from "./rewrite.ts";
+import { endTenancy, startTenant, Tenant, tenantFunction, tenantImports } from "./recycle.ts";
 import { RunEngine } from "./run_engine.ts";
 import { link, retire, RunState } from "./tenancy.ts";
 
@@ -27,15 +34,95 @@ export type InstanceImports = Readonly<Record<string, Readonly<Record<string, un
 /** The exports of a running instance, by name. */
 export type InstanceExports = Readonly<Record<string, unknown>>;
 
-// An instance collected without dispose() still gives back its memories and its slot. The
-// target is the runtime's instance, which its own exported functions and every guarded object
-// keep alive; the held state references none of them.
+// An instance collected without dispose() still gives back its memories and its slot. For a
+// dedicated instance the target is the runtime's instance, which its own exported functions and
+// every guarded object keep alive; for a tenant of a recycled one, the tenant's lease, which its
+// wrappers and guarded objects keep alive. The held values reference none of them.
 const finalizer = new DeferredFinalizer<RunState>((state) => retire(state));
+const tenantFinalizer = new DeferredFinalizer<Tenant>((tenant) => endTenancy(tenant));
+
+/** What an Instance stands on: a dedicated instance, or a tenancy of a recycled one. */
+interface Backing {
+  /** Whether it is over. */
+  readonly dead: boolean;
+  /** Makes the exports object. */
+  exports(): InstanceExports;
+  /** Ends it. */
+  dispose(): void;
+}
+
+/** An instance made for one tenant, disposed with it. */
+class Dedicated implements Backing {
+  readonly #state: RunState;
+  readonly #raw: WebAssembly.Instance;
+  readonly #plan: RunPlan;
+
+  constructor(state: RunState, raw: WebAssembly.Instance, plan: RunPlan) {
+    this.#state = state;
+    this.#raw = raw;
+    this.#plan = plan;
+  }
+
+  get dead(): boolean {
+    return this.#state.dead;
+  }
+
+  exports(): InstanceExports {
+    const state = this.#state;
+    return guardExports(this.#raw, this.#plan, state, state, this.#raw);
+  }
+
+  dispose(): void {
+    const state = this.#state;
+    if (state.dead) return;
+    kill(this.#raw);
+    finalizer.untrack(state);
+    retire(state);
+  }
+}
+
+/** A tenancy of a recycled instance; this object is the tenant's lease. */
+class Tenancy implements Backing {
+  readonly #tenant: Tenant;
+
+  constructor(tenant: Tenant) {
+    this.#tenant = tenant;
+  }
+
+  get dead(): boolean {
+    return this.#tenant.dead;
+  }
+
+  exports(): InstanceExports {
+    const tenant = this.#tenant;
+    const warm = tenant.warm;
+    return guardExports(
+      warm.raw,
+      warm.plan,
+      tenant,
+      warm.state,
+      this,
+      (fn) => tenantFunction(tenant, this, fn),
+    );
+  }
+
+  dispose(): void {
+    const tenant = this.#tenant;
+    if (tenant.dead) return;
+    tenantFinalizer.untrack(tenant);
+    endTenancy(tenant);
+  }
+}
 
 /**
  * A running instance. Its `exports` behave like `WebAssembly.Instance#exports`: call its
  * functions, read its memories' `buffer`. Dispose it (or `using` it) to give its memories and
  * its slot back; everything it handed out then throws DisposedError or has length 0.
+ *
+ * With pooling, the instance of a module that allows it is recycled: kept alive after its
+ * tenant disposes it and reset in place for the next tenant (see the README: "Recycled
+ * instances"). Nothing of that shows but the speed: each tenant gets its own exports, which
+ * stop working when it disposes.
  *
  * @example
  * ```ts
@@ -46,17 +133,13 @@ const finalizer = new DeferredFinalizer<RunState>((state) => retire(state));
  */
 export class Instance<E extends InstanceExports = InstanceExports> {
   readonly #module: Module;
-  readonly #state: RunState;
-  readonly #raw: WebAssembly.Instance;
-  readonly #plan: RunPlan;
+  readonly #backing: Backing;
   #exports: E | null = null;
 
   /** @internal Made by `Engine#instantiate`. */
-  constructor(module: Module, state: RunState, raw: WebAssembly.Instance, plan: RunPlan) {
+  constructor(module: Module, backing: Backing) {
     this.#module = module;
-    this.#state = state;
-    this.#raw = raw;
-    this.#plan = plan;
+    this.#backing = backing;
   }
 
   /** The module this is an instance of. */
@@ -66,27 +149,23 @@ export class Instance<E extends InstanceExports = InstanceExports> {
 
   /** The exports, by name: functions, and guarded memories, tables and globals. */
   get exports(): E {
-    if (this.#state.dead) throw new DisposedError("an instance was used after it was disposed");
-    return this.#exports ??= guardExports(this.#raw, this.#plan, this.#state) as E;
+    if (this.#backing.dead) throw new DisposedError("an instance was used after it was disposed");
+    return this.#exports ??= this.#backing.exports() as E;
   }
 
   /** Whether `dispose()` was called (or the engine closed). */
   get disposed(): boolean {
-    return this.#state.dead;
+    return this.#backing.dead;
   }
 
   /**
-   * Gives the instance's memories and pool slot back: its functions throw DisposedError, the
-   * buffers it handed out are detached, and the next tenant of its memories sees none of its
-   * bytes. Instances it shares a memory with keep the memory until they are disposed too.
-   * Calling it again does nothing.
+   * Gives the instance's memories and pool slot back (or, recycled, the instance itself, reset
+   * for the next tenant): its functions throw DisposedError, the buffers it handed out are
+   * detached, and the next tenant sees none of its state. Instances it shares a memory with
+   * keep the memory until they are disposed too. Calling it again does nothing.
    */
   dispose(): void {
-    const state = this.#state;
-    if (state.dead) return;
-    kill(this.#raw);
-    finalizer.untrack(state);
-    retire(state);
+    this.#backing.dispose();
   }
 
   /** Same as {@linkcode Instance.dispose}, for `using`. */
@@ -97,7 +176,7 @@ export class Instance<E extends InstanceExports = InstanceExports> {
 
 /** Sets the instance's `dead` flag: from now on, entering its code throws DisposedError. */
 function kill(raw: WebAssembly.Instance): void {
-  (raw.exports[KILL_EXPORT] as () => void)();
+  (raw.exports[KILL_EXPORT] as (dead: number) => void)(1);
 }
 
 /** @internal The running layer of `engine`, made on first use. */
@@ -113,6 +192,15 @@ export function instantiate(
 ): Instance {
   const plan = moduleState(module).run;
   const run = runEngine(engine);
+  if (run.pool !== null) {
+    if (plan.notRecyclable === null && engine.pooling!.recycleInstances) {
+      const recycled = instantiateRecycled(engine, run, module, plan, imports);
+      if (recycled !== null) return recycled;
+      run.counters.ownInstances += 1;
+    } else {
+      run.counters.notRecyclable += 1;
+    }
+  }
   let ticket = -1;
   if (engine.pooling !== null) {
     ticket = engine.lib.instanceAdmit(engine.pointer);
@@ -130,8 +218,9 @@ export function instantiate(
   try {
     const pool = run.pool;
     if (pool !== null) {
+      const native = moduleState(module).pointer;
       for (let m = 0; m < plan.memories.length; m++) {
-        memories.push(pool.take(plan.memories[m], plan));
+        memories.push(pool.take(plan.memories[m], plan, native, m));
       }
     }
     raw = new WebAssembly.Instance(plan.compiled, runtimeImports(plan, imports, state));
@@ -142,7 +231,117 @@ export function instantiate(
     throw instantiationError(error);
   }
   if (engine.finalization) finalizer.track(raw, state);
-  return new Instance(module, state, raw, plan);
+  return new Instance(module, new Dedicated(state, raw, plan));
+}
+
+function admit(engine: EngineState): number {
+  const ticket = engine.lib.instanceAdmit(engine.pointer);
+  if (ticket < 0) {
+    throw new PoolExhaustedError(
+      `Limit of ${engine.pooling!.instanceLimits.count} concurrent instances has been reached`,
+    );
+  }
+  return ticket;
+}
+
+/**
+ * A tenancy of a warm instance of `module` (an idle one, else a new one); null when this tenant
+ * needs an instance of its own (see `tenantImports`).
+ */
+function instantiateRecycled(
+  engine: EngineState,
+  run: RunEngine,
+  module: Module,
+  plan: RunPlan,
+  imports: InstanceImports | undefined,
+): Instance | null {
+  const idle = run.takeIdle(plan);
+  const bound = tenantImports(plan, imports, idle?.globals ?? null);
+  if (bound === null) {
+    if (idle !== null) run.putIdle(idle);
+    return null;
+  }
+  let ticket: number;
+  try {
+    ticket = admit(engine);
+  } catch (error) {
+    if (idle !== null) run.putIdle(idle);
+    throw error;
+  }
+  let warm = idle;
+  if (warm === null) {
+    try {
+      warm = run.makeWarm(plan, moduleState(module).pointer, bound.globals);
+    } catch (error) {
+      engine.lib.instanceLeave(engine.pointer, ticket);
+      throw instantiationError(error);
+    }
+    run.counters.warmMisses += 1;
+  } else {
+    run.counters.warmHits += 1;
+  }
+  const fns = warm.fns;
+  for (let i = 0; i < bound.fns.length; i++) fns[i] = bound.fns[i];
+  const tenant = new Tenant(engine, run, warm, ticket);
+  run.tenants.add(tenant);
+  run.counters.instantiations += 1;
+  try {
+    startTenant(tenant);
+  } catch (error) {
+    endTenancy(tenant);
+    throw instantiationError(error);
+  }
+  const tenancy = new Tenancy(tenant);
+  if (engine.finalization) tenantFinalizer.track(tenancy, tenant);
+  return new Instance(module, tenancy);
+}
+
+/** @internal Makes idle warm instances of `module` until `count` wait; returns how many do. */
+export function warm(
+  engine: EngineState,
+  module: Module,
+  count: number,
+  imports: InstanceImports | undefined,
+): number {
+  const plan = moduleState(module).run;
+  const reason = engine.pooling === null
+    ? "the engine allocates on demand"
+    : !engine.pooling.recycleInstances
+    ? "recycleInstances is false"
+    : plan.notRecyclable;
+  if (reason !== null) {
+    throw new UnsupportedFeatureError(`instances of this module cannot be recycled: ${reason}`, 0);
+  }
+  const run = runEngine(engine);
+  // The functions are each tenant's own: only the globals matter here.
+  const bound = tenantImports(plan, stubFunctions(plan, imports), null)!;
+  let idle = run.idle.get(plan)?.length ?? 0;
+  for (; idle < count; idle++) {
+    let made;
+    try {
+      made = run.makeWarm(plan, moduleState(module).pointer, bound.globals);
+    } catch (error) {
+      throw instantiationError(error);
+    }
+    run.putIdle(made);
+  }
+  return idle;
+}
+
+/** `imports` with a stand-in for every function import (warm instances get each tenant's). */
+function stubFunctions(plan: RunPlan, imports: InstanceImports | undefined): InstanceImports {
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const d of plan.imports) {
+    const value = d.kind === "function" ? stub : (imports?.[d.module] as Record<string, unknown>)?.[
+      d.name
+    ];
+    (out[d.module] ??= {})[d.name] = value;
+  }
+  return out;
+}
+
+function stub(): never {
+  throw new DisposedError("an import of a recycled instance was called between tenants");
 }
 
 function instantiationError(error: unknown): unknown {
@@ -167,22 +366,12 @@ function runtimeImports(
     for (let m = 0; m < memories.length; m++) pooled[memoryImportName(m)] = memories[m].memory;
     out[MEMORY_IMPORT_MODULE] = pooled;
   }
-  if (declared.length === 0) return out as WebAssembly.Imports;
-  if (typeof imports !== "object" || imports === null) {
-    throw new LinkError(
-      `the module has ${declared.length} imports, and no import object was given`,
-    );
-  }
+  const values = importValues(declared, imports);
   for (let i = 0; i < declared.length; i++) {
     const d = declared[i];
-    const namespace = imports[d.module];
-    if ((typeof namespace !== "object" && typeof namespace !== "function") || namespace === null) {
-      throw new LinkError(`import module ${JSON.stringify(d.module)} is not an object`);
-    }
-    const value = (namespace as Record<string, unknown>)[d.name];
     (out[d.module] ??= Object.create(null))[d.name] = d.kind === "function"
-      ? value
-      : importObject(value, state);
+      ? values[i]
+      : importObject(values[i], state);
   }
   return out as WebAssembly.Imports;
 }
@@ -193,7 +382,7 @@ function importObject(value: unknown, state: RunState): unknown {
     if (value instanceof WebAssembly.Memory) (state.userMemories ??= new Set()).add(value);
     return value;
   }
-  if (guarded.state.dead) {
+  if (guarded.owner.dead) {
     throw new DisposedError("an import belongs to an instance that was disposed");
   }
   // Sharing a memory makes one group: released together.

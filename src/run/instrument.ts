@@ -25,7 +25,7 @@ import { BinaryWriter } from "./binary_writer.ts";
 
 /** Where the rewrite put the guard's pieces: all appended, so existing indices stay put. */
 export interface GuardIndices {
-  /** The type `[] -> []` of the hooks. */
+  /** The type `[i32] -> []` of the hook (and of the guard's `kill`, which ignores it). */
   readonly type: number;
   /** The hook table. */
   readonly table: number;
@@ -35,7 +35,7 @@ export interface GuardIndices {
   readonly importedFunctions: number;
 }
 
-/** Hook numbers: entries of the hook table. */
+/** What the hook is asked to do: its argument. */
 export const Hook = { disposed: 0, grew: 1 } as const;
 
 /** What a module's code does, as far as recycling its instances is concerned. */
@@ -50,7 +50,15 @@ export interface CodeFacts {
   readonly elemDrops: number;
   /** Whether the code can catch exceptions (`try`, `try_table`). */
   readonly catches: boolean;
+  /** Instructions that change a table (`table.set`, `.fill`, `.copy`, `.init`, `.grow`). */
+  readonly tableWrites: number;
+  /** The globals the code sets (`global.set`), by index. */
+  readonly globalsSet: ReadonlySet<number>;
 }
+
+const TABLE_SET = 0x26;
+const TABLE_FILL = 0xfc011;
+const GLOBAL_SET = 0x24;
 
 const enum Insert {
   Entry = 0,
@@ -58,23 +66,27 @@ const enum Insert {
   AfterGrow = 2,
 }
 
-/** `if (dead) call_indirect hooks[hook]`, or `if (dead) unreachable`. */
+/** `if (dead) hook(disposed)`, or `if (dead) unreachable`. */
 function checkDead(guard: GuardIndices, trap: boolean): Uint8Array {
   const w = new BinaryWriter(16).u8(0x23).u32(guard.global).u8(0x04).u8(0x40);
   if (trap) w.u8(0x00);
-  else w.u8(0x41).u32(Hook.disposed).u8(0x11).u32(guard.type).u32(guard.table);
+  else w.u8(0x41).u32(Hook.disposed).u8(0x41).u32(0).u8(0x11).u32(guard.type).u32(guard.table);
   return w.u8(0x0b).finish().slice();
 }
 
-/** `call_indirect hooks[grew]`. */
+/** `hook(grew)`. */
 function callGrew(guard: GuardIndices): Uint8Array {
-  return new BinaryWriter(16).u8(0x41).u32(Hook.grew).u8(0x11).u32(guard.type).u32(guard.table)
+  return new BinaryWriter(16).u8(0x41).u32(Hook.grew).u8(0x41).u32(0).u8(0x11).u32(guard.type)
+    .u32(guard.table)
     .finish().slice();
 }
 
-/** The body of the guard's `kill` function: `dead = 1`, with its size. */
+/**
+ * The body of the guard's `kill(dead)` function, with its size: `dead = argument` (1: entering
+ * the instance's code throws; 0, for a recycled instance: it runs again).
+ */
 function killBody(guard: GuardIndices): Uint8Array {
-  const code = new BinaryWriter(16).u8(0).u8(0x41).u8(1).u8(0x24).u32(guard.global).u8(0x0b);
+  const code = new BinaryWriter(16).u8(0).u8(0x20).u8(0).u8(0x24).u32(guard.global).u8(0x0b);
   return new BinaryWriter(16).u32(code.length).bytes(code.finish()).finish().slice();
 }
 
@@ -83,23 +95,34 @@ type Insertions = number[];
 
 /**
  * Decodes every body of `parsed`'s code section, finds where checks go, and returns the new
- * code section (with the guard's `kill` function appended) and what the code does.
+ * code section (with the guard's `kill` function appended, then the bodies `more` makes from
+ * what the code does, each with its size) and what the code does.
  */
 export function instrumentCode(
   bytes: Uint8Array,
   parsed: ParsedModule,
   guard: GuardIndices,
   escapes: (functionIndex: number) => boolean,
+  more: (facts: CodeFacts) => readonly Uint8Array[] = () => [],
 ): { section: BinaryWriter; facts: CodeFacts } {
   const bodies = moduleFunctionBodies(bytes, parsed);
-  const facts = { memoryGrows: 0, tableGrows: 0, dataDrops: 0, elemDrops: 0, catches: false };
+  const facts = {
+    memoryGrows: 0,
+    tableGrows: 0,
+    dataDrops: 0,
+    elemDrops: 0,
+    catches: false,
+    tableWrites: 0,
+    globalsSet: new Set<number>(),
+  };
   const insertions: Insertions[] = bodies.map((body) =>
     findInsertions(bytes, body, guard, escapes(guard.importedFunctions + body.index), facts)
   );
   // By Insert kind; what a check after a call does depends on the whole module (catches).
   const snippets = [checkDead(guard, false), checkDead(guard, facts.catches), callGrew(guard)];
   const kill = killBody(guard);
-  const section = new BinaryWriter(bytes.length / 8 + 64).u32(bodies.length + 1);
+  const extra = more(facts);
+  const section = new BinaryWriter(bytes.length / 8 + 64).u32(bodies.length + 1 + extra.length);
   for (let i = 0; i < bodies.length; i++) {
     const body = bodies[i];
     const points = insertions[i];
@@ -119,6 +142,7 @@ export function instrumentCode(
     section.bytes(bytes.subarray(at, body.end));
   }
   section.bytes(kill);
+  for (const body of extra) section.bytes(body);
   return { section, facts };
 }
 
@@ -133,6 +157,8 @@ function findInsertions(
     dataDrops: number;
     elemDrops: number;
     catches: boolean;
+    tableWrites: number;
+    globalsSet: Set<number>;
   },
 ): Insertions {
   const points: Insertions = [];
@@ -153,6 +179,16 @@ function findInsertions(
         break;
       case Op.table_grow:
         facts.tableGrows++;
+        facts.tableWrites++;
+        break;
+      case TABLE_SET:
+      case TABLE_FILL:
+      case Op.table_copy:
+      case Op.table_init:
+        facts.tableWrites++;
+        break;
+      case GLOBAL_SET:
+        facts.globalsSet.add(ins.globalIndex);
         break;
       case Op.data_drop:
         facts.dataDrops++;

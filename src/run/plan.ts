@@ -10,6 +10,7 @@ import { MalformedModuleError, WasmpoolError } from "../errors.ts";
 import type { Translation } from "../module/translate.ts";
 import type { ExternKind } from "../module/types.ts";
 import type { CodeFacts } from "./instrument.ts";
+import { codeObstacle, declaredObstacle } from "./recyclability.ts";
 import { rewriteModule } from "./rewrite.ts";
 
 /** The shape of a pooled memory: a memory is reused only for exactly this shape. */
@@ -46,6 +47,12 @@ export interface RunPlan {
   readonly imports: readonly ItemPlan[];
   /** Every export, in order. */
   readonly exports: readonly ItemPlan[];
+  /** Whether a recycled instance's tables or globals need resetting (its `reset` export). */
+  readonly resets: boolean;
+  /** Why instances cannot be recycled (recyclability.ts); null when they can. */
+  readonly notRecyclable: string | null;
+  /** The declared arity of each function import, in order (for recycled instances). */
+  readonly importArities: readonly number[];
 }
 
 /** The two ways a module runs: its memories pooled, or made by the runtime (on demand). */
@@ -54,9 +61,10 @@ export type RunVariant = "pooled" | "plain";
 /**
  * Throws MalformedModuleError, with the runtime's own message, unless the runtime accepts
  * `original`. The rewrite only appends to index spaces, so a reference one past the end (an
- * invalid module) could become valid: the module as given is what must validate.
+ * invalid module) could become valid: the module as given is what must validate, before it is
+ * planned.
  */
-function validate(original: Uint8Array<ArrayBuffer>): void {
+export function validateForRuntime(original: Uint8Array<ArrayBuffer>): void {
   if (WebAssembly.validate(original)) return;
   try {
     new WebAssembly.Module(original);
@@ -81,29 +89,36 @@ function compile(bytes: Uint8Array<ArrayBuffer>): WebAssembly.Module {
 
 /**
  * Plans running `translation`'s module from its `bytes` (wasmpool's own copy, which the
- * translation's views point into), as `variant`. Throws MalformedModuleError when the runtime
- * refuses to compile the module.
+ * translation's views point into, validated by {@linkcode validateForRuntime}), as `variant`;
+ * `imaged` when every data segment is in the module's memory images, which the pool puts in
+ * place (then the rewrite empties every active segment).
  */
 export function planRun(
   bytes: Uint8Array<ArrayBuffer>,
   translation: Translation,
   variant: RunVariant,
+  imaged: boolean,
 ): RunPlan {
-  validate(bytes);
-  validate(bytes);
   const parsed = translation.parsed;
   const memories = translation.memories.map((m) => ({
     min: m.min,
     max: m.max,
     key: `${m.min}:${m.max}`,
   }));
+  const declared = declaredObstacle(parsed, variant === "pooled", imaged);
   const rewritten = rewriteModule(bytes, parsed, {
     memories: variant === "plain" ? null : memories,
-    emptyData: () => false,
+    emptyData: () => variant === "pooled" && imaged,
+    recycle: declared === null,
   });
   return {
     compiled: compile(rewritten.bytes),
     facts: rewritten.facts,
+    resets: rewritten.resets,
+    notRecyclable: declared ?? codeObstacle(rewritten.facts),
+    importArities: parsed.imports.flatMap((i) =>
+      i.desc.kind === "function" ? [parsed.types[i.desc.type].params.length] : []
+    ),
     start: parsed.start !== null,
     memories: variant === "plain" ? [] : memories,
     imports: parsed.imports.map((i) => ({ module: i.module, name: i.name, kind: i.desc.kind })),

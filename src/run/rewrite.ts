@@ -7,11 +7,11 @@
  *   their offset, which is a constant inside the initial size, are kept).
  * - A guard: a mutable i32 global (`dead`, appended after the module's globals; not exported,
  *   which would make every read of it indirect), a function that sets it (appended after the
- *   module's functions), a funcref table of {@linkcode HOOK_COUNT} entries (appended after the
- *   module's tables) that wasmpool fills with its hooks, and a type `[] -> []` (appended after
+ *   module's functions), a funcref table of one entry (appended after the module's tables)
+ *   that wasmpool fills with its hook, and a type `[i32] -> []` (appended after
  *   the module's types). Every
  *   function that can be reached from outside (exported, in an element segment, referenced by
- *   a global) starts with `if (dead) call_indirect hooks[0]`, the hook that throws
+ *   a global) starts with `if (dead) hook(disposed)`, which throws
  *   DisposedError; see instrument.ts for the code changes.
  * - The start function is no longer started by the runtime: it is exported, and wasmpool calls
  *   it once the hooks are in place (the runtime would have run it last too).
@@ -28,6 +28,7 @@ import { ByteReader } from "../module/reader.ts";
 import type { ParsedModule } from "../module/types.ts";
 import { BinaryWriter } from "./binary_writer.ts";
 import { type CodeFacts, type GuardIndices, instrumentCode } from "./instrument.ts";
+import { passiveCopies, resetBody } from "./reset_function.ts";
 
 /** The import module name of the memories the rewrite turns into imports. */
 export const MEMORY_IMPORT_MODULE = "\u0000wasmpool";
@@ -41,10 +42,10 @@ export function memoryImportName(index: number): string {
 export const KILL_EXPORT = "\u0000wasmpool.kill";
 /** Export name of the guard's hook table. */
 export const HOOKS_EXPORT = "\u0000wasmpool.hooks";
+/** Export name of the function that resets a recycled instance's tables and globals. */
+export const RESET_EXPORT = "\u0000wasmpool.reset";
 /** Export name of the module's start function, when it has one. */
 export const START_EXPORT = "\u0000wasmpool.start";
-/** Entries of the hook table: 0 throws DisposedError, 1 tells wasmpool a memory grew. */
-export const HOOK_COUNT = 2;
 
 /** How a defined memory is imported after the rewrite: sizes in pages. */
 export interface ImportedMemoryType {
@@ -60,6 +61,8 @@ export interface RewriteOptions {
   readonly memories: readonly ImportedMemoryType[] | null;
   /** Whether data segment `index` (among all data segments) is emptied. */
   readonly emptyData: (index: number) => boolean;
+  /** Whether instances are recycled: then a `reset` function is added (reset_function.ts). */
+  readonly recycle?: boolean;
 }
 
 const Section = {
@@ -106,6 +109,8 @@ export interface Rewritten {
   readonly bytes: Uint8Array<ArrayBuffer>;
   /** What the module's code does (found while instrumenting it). */
   readonly facts: CodeFacts;
+  /** Whether the added `reset` function resets anything (else it need not be called). */
+  readonly resets: boolean;
 }
 
 /**
@@ -137,13 +142,36 @@ export function rewriteModule(
     importedFunctions: counts.function,
   };
   const kill = counts.function + parsed.functions.length;
+  const recycle = options.recycle === true;
+  const copies = recycle ? passiveCopies(parsed) : [];
   const escaping = escapingFunctions(parsed);
-  const code = instrumentCode(bytes, parsed, guard, (f) => escaping.has(f));
+  let resets = false;
+  const code = instrumentCode(bytes, parsed, guard, (f) => escaping.has(f), (facts) => {
+    if (!recycle) return [];
+    const reset = resetBody(parsed, parsed.elements.length, facts);
+    resets = reset.resets;
+    return [reset.body];
+  });
 
   // What each section becomes: a writer of its new contents, or null to drop it.
   const rewrite = new Map<number, (body: ByteReader | null) => BinaryWriter | null>([
-    [Section.type, (body) => append(body, 1, (w) => w.u8(0x60).u8(0).u8(0))],
-    [Section.function, (body) => append(body, 1, (w) => w.u32(guard.type))],
+    [Section.type, (body) =>
+      append(body, recycle ? 2 : 1, (w) => {
+        w.u8(0x60).u8(1).u8(I32).u8(0);
+        if (recycle) w.u8(0x60).u8(0).u8(1).u8(I32); // reset: [] -> [i32]
+      })],
+    [Section.function, (body) =>
+      append(body, recycle ? 2 : 1, (w) => {
+        w.u32(guard.type);
+        if (recycle) w.u32(guard.type + 1);
+      })],
+    [
+      Section.element,
+      (body) =>
+        copies.length === 0 ? body && copy(body) : append(body, copies.length, (w) => {
+          for (const c of copies) w.bytes(c.finish());
+        }),
+    ],
     [
       Section.import,
       (body) =>
@@ -156,19 +184,23 @@ export function rewriteModule(
     ],
     [
       Section.table,
-      (body) => append(body, 1, (w) => w.u8(FUNCREF).u8(0x01).u32(HOOK_COUNT).u32(HOOK_COUNT)),
+      (body) => append(body, 1, (w) => w.u8(FUNCREF).u8(0x01).u32(1).u32(1)),
     ],
     [Section.memory, (body) => options.memories === null ? body && copy(body) : null],
     [
       Section.global,
       (body) => append(body, 1, (w) => w.u8(I32).u8(0x01).u8(OP_I32_CONST).u8(0).u8(OP_END)),
     ],
-    [Section.export, (body) =>
-      append(body, parsed.start === null ? 2 : 3, (w) => {
-        w.name(KILL_EXPORT).u8(0x00).u32(kill);
-        w.name(HOOKS_EXPORT).u8(0x01).u32(guard.table);
-        if (parsed.start !== null) w.name(START_EXPORT).u8(0x00).u32(parsed.start);
-      })],
+    [
+      Section.export,
+      (body) =>
+        append(body, 2 + (parsed.start === null ? 0 : 1) + (recycle ? 1 : 0), (w) => {
+          w.name(KILL_EXPORT).u8(0x00).u32(kill);
+          w.name(HOOKS_EXPORT).u8(0x01).u32(guard.table);
+          if (parsed.start !== null) w.name(START_EXPORT).u8(0x00).u32(parsed.start);
+          if (recycle) w.name(RESET_EXPORT).u8(0x00).u32(kill + 1);
+        }),
+    ],
     [Section.start, () => null],
     [Section.code, () => code.section],
     [Section.data, (body) => body && rewriteData(bytes, body, options.emptyData)],
@@ -212,7 +244,7 @@ export function rewriteModule(
     if (written !== null) out.section(id, written);
   }
   emitMissingBefore(-1);
-  return { bytes: out.finish().slice(), facts: code.facts };
+  return { bytes: out.finish().slice(), facts: code.facts, resets };
 }
 
 /** A vector section's entries copied, with `added` more written by `more` after them. */

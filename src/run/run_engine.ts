@@ -1,20 +1,38 @@
 /**
  * The running layer of one engine object: its pool of host memories, its live running
- * instances, and what it counts. Made on the engine's first `instantiate`.
+ * instances (dedicated ones and the tenants of recycled ones), its idle warm instances, and what
+ * it counts. Made on the engine's first `instantiate`.
  *
  * @module
  */
 
+import type { NativePointer } from "../ffi/symbols.ts";
 import type { EngineState } from "../internal.ts";
 import { HostMemoryPool } from "./host_memory_pool.ts";
+import type { RunPlan } from "./plan.ts";
+import { endTenancy, type Tenant, WarmInstance } from "./recycle.ts";
 import { retire, type RunState } from "./tenancy.ts";
 
 /** What the running layer reports, merged into `Engine#stats()`. */
 export interface RunCounters {
-  /** Running instances made. */
+  /** Running instances made (tenancies of recycled instances included). */
   instantiations: number;
   /** Running instances released (disposed, collected, or closed with the engine). */
   releases: number;
+  /** Instantiations served by an idle warm instance. */
+  warmHits: number;
+  /** Instantiations of a recyclable module that found no idle warm instance (one was made). */
+  warmMisses: number;
+  /** Tenancies whose instance was reset in place for the next tenant. */
+  recycled: number;
+  /** Instantiations of modules whose instances cannot be recycled (each made anew). */
+  notRecyclable: number;
+  /** Warm instances destroyed at a tenancy's end: it grew a memory or a table, shared a
+   * memory, or a reset failed. */
+  recycleFallbacks: number;
+  /** Instantiations of a recyclable module that needed an instance of their own: other
+   * imported global values, or a wasm function import. */
+  ownInstances: number;
 }
 
 /** The running layer of one engine object. */
@@ -23,27 +41,139 @@ export class RunEngine {
   readonly engine: EngineState;
   /** Host memories, with pooling; null on demand (each instance makes its own). */
   readonly pool: HostMemoryPool | null;
-  /** Instances not yet released. */
+  /** Dedicated instances (and warm ones) not yet released. */
   readonly live: Set<RunState> = new Set();
+  /** Tenants of warm instances not yet ended. */
+  readonly tenants: Set<Tenant> = new Set();
+  /** Idle warm instances, by module plan, most recently used last. */
+  readonly idle: Map<RunPlan, WarmInstance[]> = new Map();
+  #idleCount = 0;
   /** Counts. */
-  readonly counters: RunCounters = { instantiations: 0, releases: 0 };
+  readonly counters: RunCounters = {
+    instantiations: 0,
+    releases: 0,
+    warmHits: 0,
+    warmMisses: 0,
+    recycled: 0,
+    notRecyclable: 0,
+    recycleFallbacks: 0,
+    ownInstances: 0,
+  };
 
   /** The running layer of `engine`. */
   constructor(engine: EngineState) {
     this.engine = engine;
     const pooling = engine.pooling;
-    this.pool = pooling === null
-      ? null
-      : new HostMemoryPool(pooling.instanceLimits.count * pooling.moduleLimits.memories);
+    this.pool = pooling === null ? null : new HostMemoryPool(
+      pooling.instanceLimits.count * pooling.moduleLimits.memories,
+      {
+        lib: engine.lib,
+        pointer: engine.pointer,
+        minReservedPages: engine.lib.runtime === "bun" ? 65536 : 0,
+      },
+      () => this.reclaimIdle(),
+    );
+  }
+
+  /** Idle warm instances. */
+  get idleCount(): number {
+    return this.#idleCount;
+  }
+
+  /** An idle warm instance of `plan`'s module, or null. */
+  takeIdle(plan: RunPlan): WarmInstance | null {
+    const idle = this.idle.get(plan);
+    if (idle === undefined || idle.length === 0) return null;
+    this.#idleCount -= 1;
+    return idle.pop()!;
+  }
+
+  /** Puts back an idle warm instance taken and not used. */
+  putIdle(warm: WarmInstance): void {
+    let idle = this.idle.get(warm.plan);
+    if (idle === undefined) this.idle.set(warm.plan, idle = []);
+    idle.push(warm);
+    this.#idleCount += 1;
+  }
+
+  /** Makes a warm instance of `plan`'s module (not idle: about to get a tenant). */
+  makeWarm(plan: RunPlan, module: NativePointer, globals: readonly unknown[]): WarmInstance {
+    const pool = this.pool!;
+    const memories = [];
+    try {
+      for (let m = 0; m < plan.memories.length; m++) {
+        memories.push(pool.take(plan.memories[m], plan, module, m));
+      }
+      const warm = new WarmInstance(this.engine, this, plan, memories, globals);
+      this.live.add(warm.state);
+      return warm;
+    } catch (error) {
+      for (const memory of memories) pool.give(memory);
+      throw error;
+    }
+  }
+
+  /** A tenancy ended: its slot goes back, its instance is reset for the next tenant or goes. */
+  endTenant(tenant: Tenant): void {
+    if (!this.tenants.delete(tenant)) return;
+    this.counters.releases += 1;
+    const closed = this.engine.closed;
+    if (!closed) {
+      const code = this.engine.lib.instanceLeave(this.engine.pointer, tenant.ticket);
+      if (code !== 0) {
+        throw new Error(`wasmpool: native leave of slot ${tenant.ticket} gave ${code}`);
+      }
+    }
+    const warm = tenant.warm;
+    if (closed || !this.#resetForNext(warm)) {
+      if (!closed) this.counters.recycleFallbacks += 1;
+      this.destroyWarm(warm);
+      return;
+    }
+    this.counters.recycled += 1;
+    this.putIdle(warm);
+  }
+
+  /** Returns `warm` to the state of a new instance; false when it cannot be. */
+  #resetForNext(warm: WarmInstance): boolean {
+    const state = warm.state;
+    if (state.group.members.length > 1) return false; // a memory shared with another instance
+    for (const memory of state.memories) {
+      if (memory.stale() || memory.rawBytes !== memory.shape.min * 65536) return false;
+    }
+    if (warm.plan.resets && warm.reset() !== 0) return false; // a table grew
+    for (const memory of state.memories) {
+      memory.detachAliases();
+      if (!memory.reset()) return false;
+    }
+    warm.kill(0);
+    return true;
+  }
+
+  /** Destroys a warm instance: its code throws from now on, its memories go back. */
+  destroyWarm(warm: WarmInstance): void {
+    if (!this.engine.closed) warm.kill(1);
+    retire(warm.state);
+  }
+
+  /** Destroys the least recently used idle warm instance; false when there is none. */
+  reclaimIdle(): boolean {
+    for (const idle of this.idle.values()) {
+      if (idle.length === 0) continue;
+      this.#idleCount -= 1;
+      this.destroyWarm(idle.shift()!);
+      return true;
+    }
+    return false;
   }
 
   /** Gives back what `state`'s instance held: its memories to the pool, its pool slot. */
   release(state: RunState): void {
     if (!this.live.delete(state)) return;
-    this.counters.releases += 1;
+    if (!state.recycled) this.counters.releases += 1;
     const pool = this.pool;
     if (pool !== null && !this.engine.closed) {
-      for (const memory of state.memories) pool.give(memory, state.affinity);
+      for (const memory of state.memories) pool.give(memory);
     }
     if (state.ticket >= 0 && !this.engine.closed) {
       const code = this.engine.lib.instanceLeave(this.engine.pointer, state.ticket);
@@ -55,6 +185,10 @@ export class RunEngine {
 
   /** Disposes every live instance (the engine is closing); their slots go back first. */
   close(): void {
+    for (const tenant of [...this.tenants]) endTenancy(tenant);
+    for (const idle of this.idle.values()) for (const warm of idle) this.destroyWarm(warm);
+    this.idle.clear();
+    this.#idleCount = 0;
     for (const state of [...this.live]) retire(state);
     // Instances whose code is still running (closed from inside a call) release on return;
     // their slots go with the native engine.

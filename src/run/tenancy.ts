@@ -20,8 +20,23 @@ import type { HostMemory } from "./host_memory_pool.ts";
 import { type AliasBox, dropBox } from "./memory_record.ts";
 import type { RunEngine } from "./run_engine.ts";
 
+/**
+ * What hands out guarded objects, and says when they stop working: a dedicated instance's
+ * state, or one tenant of a recycled instance.
+ */
+export interface Owner {
+  /** Whether it is over: its guarded objects then throw DisposedError. */
+  readonly dead: boolean;
+  /** The alias boxes of its guarded memories, detached when it is over. */
+  readonly boxes: AliasBox[];
+  /** The engine. */
+  readonly engine: EngineState;
+  /** Memories the user passed in as imports: theirs, so their own buffers are handed out. */
+  readonly userMemories: Set<WebAssembly.Memory> | null;
+}
+
 /** The pooled resources of one running instance, and whether it is over. */
-export class RunState {
+export class RunState implements Owner {
   /** The engine. */
   readonly engine: EngineState;
   /** The engine's running layer. */
@@ -38,10 +53,15 @@ export class RunState {
   readonly boxes: AliasBox[] = [];
   /** Whether the finalizer registered this state (dispose then unregisters it). */
   finalizing = false;
+  /** Its place among the states waiting for the finalizer's registration, or -1. */
+  pending = -1;
   /** Memories the user passed in as imports: theirs, so their own buffers are handed out. */
   userMemories: Set<WebAssembly.Memory> | null = null;
   /** The group; merged into another's when the instance shares a memory with it. */
   group: Group;
+
+  /** Whether the instance is recycled between tenants (its tenants hold the pool slots). */
+  readonly recycled: boolean;
 
   /** The state of a new instance, alone in a new group. */
   constructor(
@@ -50,7 +70,9 @@ export class RunState {
     affinity: object,
     ticket: number,
     memories: HostMemory[],
+    recycled = false,
   ) {
+    this.recycled = recycled;
     this.engine = engine;
     this.run = run;
     this.affinity = affinity;

@@ -28,6 +28,7 @@ const uffd = @import("uffd.zig");
 const Handler = @import("uffd_handler.zig").Handler;
 const resident = @import("resident.zig");
 const registry = @import("registry.zig");
+const host_memory = @import("host_memory.zig");
 const image_mod = @import("image.zig");
 
 pub const Strategy = enum(u32) { on_demand = 0, pooling = 1 };
@@ -123,6 +124,16 @@ pub const Stats = extern struct {
     /// The cause of the last quarantine (a QuarantineOperation) and its errno.
     quarantine_operation: u64,
     quarantine_errno: u64,
+    /// Host memories (the runtime's, adopted by the running layer) alive.
+    host_memories: u64,
+    /// Host-memory pages restored after tenants.
+    host_pages_restored: u64,
+    /// Host-memory resets that restored a whole memory (no write tracking).
+    host_full_resets: u64,
+    /// Host memories given another module's image.
+    host_image_switches: u64,
+    /// Why host-memory writes are not tracked (write_tracker.Reason), 0 when they are.
+    host_tracking_unavailable: u64,
 };
 
 pub const Engine = struct {
@@ -133,6 +144,8 @@ pub const Engine = struct {
     pool: ?Pool,
     on_demand: OnDemand,
     modules: std.AutoHashMapUnmanaged(*Module, void) = .empty,
+    /// The runtime's memories the running layer adopted (host_memory.zig).
+    host_memories: host_memory.HostMemories = .{},
     instantiations: std.atomic.Value(u64) = .init(0),
     deallocations: std.atomic.Value(u64) = .init(0),
     /// Pool slots whose reset failed: never handed out again.
@@ -285,6 +298,7 @@ pub const Engine = struct {
 
     /// Unmaps everything, live instances included: the TypeScript side has detached their views.
     fn destroy(self: *Engine) void {
+        self.host_memories.deinit(self.allocator);
         // The handler reads the pool: stop it before anything is unmapped.
         if (self.handler) |handler| {
             handler.stop();
@@ -793,6 +807,12 @@ pub const Engine = struct {
         result.quarantine_errno = self.last_quarantine_errno;
         var modules = self.modules.keyIterator();
         while (modules.next()) |module| result.image_bytes += module.*.image_bytes();
+        result.host_memories = self.host_memories.live_count();
+        const host = &self.host_memories.counters;
+        result.host_pages_restored = host.pages_restored.load(.monotonic);
+        result.host_full_resets = host.full_resets.load(.monotonic);
+        result.host_image_switches = host.image_switches.load(.monotonic);
+        result.host_tracking_unavailable = @intCast(host_memory.tracking_unavailable_reason());
         if (self.pool) |*pool| {
             result.live_instances = pool.index_allocator.live_count() - self.quarantined_slots;
             result.instance_capacity = pool.limits.instance_count;

@@ -7,6 +7,7 @@ const engine_mod = @import("engine.zig");
 const Engine = engine_mod.Engine;
 const Module = @import("module.zig").Module;
 const Scratch = @import("scratch.zig").Scratch;
+const HostMemory = @import("host_memory.zig").HostMemory;
 const write_tracker = @import("write_tracker.zig");
 const placement = @import("placement.zig");
 
@@ -14,7 +15,7 @@ const allocator = std.heap.c_allocator;
 
 /// The ABI version; the TypeScript side refuses a library that answers another.
 export fn wasmpool_abi_version() u32 {
-    return 4;
+    return 5;
 }
 
 export fn wasmpool_engine_create(config: *engine_mod.Config) ?*Engine {
@@ -107,6 +108,57 @@ export fn wasmpool_memory_grow(engine: *Engine, id: u32, index: u32, delta_pages
 /// Returns the old size in elements, or a negative error code.
 export fn wasmpool_table_grow(engine: *Engine, id: u32, index: u32, delta: u32, scratch: [*]align(8) u8, scratch_bytes: u32) i32 {
     return engine.table_grow(id, index, delta, .{ .bytes = scratch[0..scratch_bytes] });
+}
+
+/// Whether every data segment of `module` is in its memory image (then the running layer's
+/// rewrite empties them all): 1 or 0.
+export fn wasmpool_module_imaged(module: *Module) u32 {
+    return @intFromBool(module.imaged);
+}
+
+/// Adopts the runtime's memory at `address`, `pages` wasm pages accessible (its initial size),
+/// `max_pages` its maximum: decides from where the runtime placed it whether an image may be
+/// mapped over it (`min_reserved_pages`: how much the runtime must have reserved in place, see
+/// placement.zig), and tracks its writes where the kernel allows. Null when it cannot be had.
+export fn wasmpool_host_memory_adopt(engine: *Engine, address: ?[*]u8, pages: u32, max_pages: u32, min_reserved_pages: u32) ?*HostMemory {
+    const base = address orelse return null;
+    if (@intFromPtr(base) % std.heap.page_size_min != 0 or pages > max_pages) return null;
+    const page_bytes: u64 = 64 * 1024;
+    const placed = placement.classify(.{
+        .address = @intFromPtr(base),
+        .accessible_bytes = @as(u64, pages) * page_bytes,
+        .maximum_bytes = @as(u64, max_pages) * page_bytes,
+        .minimum_reserved_bytes = @as(u64, min_reserved_pages) * page_bytes,
+    });
+    return engine.host_memories.adopt(allocator, @alignCast(base), @as(u64, pages) * page_bytes, placed.kind == .in_place);
+}
+
+/// Makes the host memory hold the image of `module`'s defined memory `index` (zeros without
+/// one) for a new tenant. 0, or a negative code (the memory must then be dropped).
+export fn wasmpool_host_memory_prepare(engine: *Engine, memory: *HostMemory, module: *Module, index: u32) i32 {
+    if (index >= module.header.defined_memories) return @intFromEnum(engine_mod.Code.bad_module);
+    if (!memory.prepare(module.image(index), &engine.host_memories.counters)) {
+        return @intFromEnum(engine_mod.Code.resource);
+    }
+    return 0;
+}
+
+/// Restores what the last tenant wrote. 0, or a negative code (the memory must be dropped).
+export fn wasmpool_host_memory_reset(engine: *Engine, memory: *HostMemory) i32 {
+    if (!memory.reset(&engine.host_memories.counters)) return @intFromEnum(engine_mod.Code.resource);
+    return 0;
+}
+
+/// Whether the host memory is mapped in place, tracked, and holds an image: bits 0, 1, 2.
+export fn wasmpool_host_memory_flags(memory: *HostMemory) u32 {
+    return @as(u32, @intFromBool(memory.in_place)) | @as(u32, @intFromBool(memory.tracked)) << 1 |
+        @as(u32, @intFromBool(memory.holds != null)) << 2;
+}
+
+/// Gives up a host memory (it grew, moved, or is dropped) and frees its record.
+export fn wasmpool_host_memory_drop(engine: *Engine, memory: *HostMemory) i32 {
+    if (!engine.host_memories.drop(allocator, memory)) return @intFromEnum(engine_mod.Code.bad_instance);
+    return 0;
 }
 
 /// Test hook: the next `count` calls of `operation` (0 mmap, 1 mprotect, 2 madvise, 4
@@ -268,4 +320,5 @@ test {
     _ = @import("uffd_test.zig");
     _ = @import("placement.zig");
     _ = @import("write_tracker.zig");
+    _ = @import("host_memory.zig");
 }

@@ -7,12 +7,18 @@
 //! (`PM_SCAN_WP_MATCHING`). A reset then costs what the tenant wrote, not the memory's size.
 //!
 //! The invariant this file keeps: between `register` and `unregister`, every page of a
-//! registered range is either write-protected or reported as written by the next scan of it.
-//! `register` arms every page (populated or not: `UFFD_FEATURE_WP_UNPOPULATED` puts a marker in
-//! the page table of a page never touched), so the first scan reports only what was written
-//! after `register` returned. A page dropped with `madvise(DONTNEED)` loses its protection with
-//! its bytes on an anonymous mapping (the kernel drops everything there), so it is reported as
-//! written; on a file mapping (an image) the protection stays and the page reads the file again.
+//! registered range that holds anything but what it held when last protected is reported as
+//! written by the next scan of it. `register` protects every populated page; a page never
+//! touched has no page-table entry, and the first write to it creates one without protection,
+//! which the scan reports. A read of such a page maps the zero page (anonymous memory) or the
+//! file's page (an image mapped privately), unprotected too: the scan reports it, though it
+//! holds what it held; mode `copies` tells those file pages apart (a written page of a private
+//! file mapping is a copy, no file page), so that they can stay shared. Pages never touched are
+//! not marked (no `UFFD_FEATURE_WP_UNPOPULATED`): a scan skips their empty page tables, so it
+//! costs what was touched, not the range's size (measured: a 5 MiB memory with one page
+//! touched, 5.5 µs with markers, 3.1 µs without). A page dropped with `madvise(DONTNEED)`
+//! on an anonymous mapping reads zero again and is not reported: the runtimes do not drop pages
+//! of a live memory; on a file mapping (an image) it reads the file again.
 //! Scans pass `PM_SCAN_CHECK_WPASYNC`: a range that is not (or no longer) registered with async
 //! write protection fails with EPERM instead of reporting nothing. Whenever a scan fails, the
 //! caller treats the range as wholly written (restores all of it): never fewer pages.
@@ -52,7 +58,6 @@ const nr_register: u8 = 0x00;
 const nr_unregister: u8 = 0x01;
 const nr_api: u8 = 0x3f;
 const uffd_user_mode_only: usize = 1;
-const feature_wp_unpopulated: u64 = 1 << 13;
 const feature_wp_async: u64 = 1 << 15;
 const register_mode_wp: u64 = 1 << 1;
 
@@ -86,6 +91,8 @@ const PmScanArg = extern struct {
 const pm_scan_wp_matching: u64 = 1 << 0;
 const pm_scan_check_wpasync: u64 = 1 << 1;
 const page_is_written: u64 = 1 << 1;
+const page_is_file: u64 = 1 << 2;
+const page_is_pfnzero: u64 = 1 << 5;
 const ioctl_pagemap_scan = linux.IOCTL.IOWR('f', 16, PmScanArg);
 
 comptime {
@@ -154,6 +161,9 @@ pub const Mode = enum {
     protect,
     /// Report the written pages and leave them writable.
     peek,
+    /// Like `peek`, but leave out pages of a privately mapped file that are still the file's
+    /// own (read, not written: their copy-on-write never happened).
+    copies,
 };
 
 pub const Tracker = struct {
@@ -182,7 +192,7 @@ pub const Tracker = struct {
             return null;
         }
         const uffd: i32 = @intCast(rc);
-        var api = UffdioApi{ .api = uffd_api, .features = feature_wp_async | feature_wp_unpopulated, .ioctls = 0 };
+        var api = UffdioApi{ .api = uffd_api, .features = feature_wp_async, .ioctls = 0 };
         if (errno_of(linux.ioctl(uffd, ioctl_uffdio_api, @intFromPtr(&api)))) |errno| {
             _ = linux.close(uffd);
             // EINVAL: a feature asked for is not offered.
@@ -270,7 +280,7 @@ pub const Tracker = struct {
         assert(runs.len > 0);
         var arg = scan_arg(start, end, runs, mode);
         const rc = switch (mode) {
-            .peek => ioctl_retrying(self.pagemap, ioctl_pagemap_scan, @intFromPtr(&arg)),
+            .peek, .copies => ioctl_retrying(self.pagemap, ioctl_pagemap_scan, @intFromPtr(&arg)),
             .protect => linux.ioctl(self.pagemap, ioctl_pagemap_scan, @intFromPtr(&arg)),
         };
         if (errno_of(rc)) |errno| return errno;
@@ -330,9 +340,12 @@ fn scan_arg(start: u64, end: u64, runs: []Run, mode: Mode) PmScanArg {
         .vec = if (runs.len == 0) 0 else @intFromPtr(runs.ptr),
         .vec_len = runs.len,
         .max_pages = 0,
-        .category_inverted = 0,
         // Exactly PAGE_IS_WRITTEN in both masks: the kernel's fast path for this question.
-        .category_mask = page_is_written,
+        // `copies`: written, and not a file page: a page of a file mapped privately that was
+        // only read is the file's own page, unprotected but holding what it held (slower: the
+        // kernel looks at every page's categories).
+        .category_inverted = if (mode == .copies) page_is_file else 0,
+        .category_mask = if (mode == .copies) page_is_written | page_is_file else page_is_written,
         .category_anyof_mask = 0,
         .return_mask = page_is_written,
     };

@@ -1,0 +1,313 @@
+/**
+ * Recycled instances: a module whose instances can be reset in place (recyclability.ts) keeps
+ * them alive between tenants. A tenant is handed an instance that already exists; when it is
+ * disposed, the instance is returned to the state of a new one and waits for the next tenant.
+ *
+ * - **Warm instances** are made with trampolines for their function imports (each reads the
+ *   current tenant's function: every tenant passes its own imports) and without running the
+ *   start function, which runs for each tenant. Immutable imported globals are fixed when the
+ *   instance is made: a tenant passing other values gets a new instance of its own.
+ * - **Tenants** get their own exports: a wrapper per function, guarded memories, tables and
+ *   globals, all of which throw DisposedError once the tenant is disposed, though the instance
+ *   lives on. No reference a tenant can reach calls into, or reads, the next tenant's state:
+ *   the instance's own functions are never handed out (function references cannot leave a
+ *   recyclable module raw, see recyclability.ts).
+ * - **The reset** restores the memories natively (the pages the tenant wrote, from the module's
+ *   images), then the tables and globals (the rewrite's `reset` function). A tenant that grew a
+ *   memory or a table, or shared a memory with another instance, is not recycled: the instance
+ *   is destroyed, and counted.
+ * - **Disposed from inside its own call** (a host import), a tenant cannot have its instance
+ *   reset under the code still running: the instance's `dead` flag stops that code at its next
+ *   check, and the reset waits until the outermost call has returned.
+ *
+ * @module
+ */
+
+import type { Finalizable } from "../deferred_finalizer.ts";
+import { DisposedError, LinkError } from "../errors.ts";
+import type { EngineState } from "../internal.ts";
+import type { HostMemory } from "./host_memory_pool.ts";
+import { installHooks } from "./hooks.ts";
+import { type AliasBox, dropBox } from "./memory_record.ts";
+import { type ImportObject, importValues } from "./import_values.ts";
+import type { RunPlan } from "./plan.ts";
+import {
+  KILL_EXPORT,
+  MEMORY_IMPORT_MODULE,
+  memoryImportName,
+  RESET_EXPORT,
+  START_EXPORT,
+} from "./rewrite.ts";
+import type { RunEngine } from "./run_engine.ts";
+import { type Owner, RunState } from "./tenancy.ts";
+
+type Fn = (...args: unknown[]) => unknown;
+
+function noTenant(): never {
+  throw new DisposedError("an import of a recycled instance was called between tenants");
+}
+
+/** Calls `fns[i]` with the arity of the import, so that `this` is undefined as the runtime's. */
+function trampoline(fns: Fn[], i: number, arity: number): Fn {
+  switch (arity) {
+    case 0:
+      return () => {
+        const f = fns[i];
+        return f();
+      };
+    case 1:
+      return (a) => {
+        const f = fns[i];
+        return f(a);
+      };
+    case 2:
+      return (a, b) => {
+        const f = fns[i];
+        return f(a, b);
+      };
+    case 3:
+      return (a, b, c) => {
+        const f = fns[i];
+        return f(a, b, c);
+      };
+    default:
+      return (...args) => {
+        const f = fns[i];
+        return f(...args);
+      };
+  }
+}
+
+/** An instance kept alive between tenants. */
+export class WarmInstance {
+  /** The runtime's instance. */
+  readonly raw: WebAssembly.Instance;
+  /** Its state: its pooled memories, its group (a tenant holds the pool slot). */
+  readonly state: RunState;
+  /** The plan of its module. */
+  readonly plan: RunPlan;
+  /** The current tenant's import functions, read by the trampolines. */
+  readonly fns: Fn[];
+  /** The values of the immutable globals it imports, as it was made with them. */
+  readonly globals: readonly unknown[];
+  /** The rewrite's `reset`: 1 when a table grew (nothing reset), else 0. */
+  readonly reset: () => number;
+  /** The rewrite's `kill(dead)`. */
+  readonly kill: (dead: number) => void;
+  /** The module's start function, or null. */
+  readonly start: (() => void) | null;
+
+  /** Makes an instance of `plan`'s module on `memories`, importing `globals`. */
+  constructor(
+    engine: EngineState,
+    run: RunEngine,
+    plan: RunPlan,
+    memories: HostMemory[],
+    globals: readonly unknown[],
+  ) {
+    this.plan = plan;
+    this.globals = globals;
+    this.fns = new Array(plan.importArities.length).fill(noTenant);
+    const imports: Record<string, Record<string, unknown>> = Object.create(null);
+    if (memories.length !== 0) {
+      const pooled: Record<string, unknown> = Object.create(null);
+      for (let m = 0; m < memories.length; m++) pooled[memoryImportName(m)] = memories[m].memory;
+      imports[MEMORY_IMPORT_MODULE] = pooled;
+    }
+    let f = 0;
+    let g = 0;
+    for (const d of plan.imports) {
+      const value = d.kind === "function"
+        ? trampoline(this.fns, f, plan.importArities[f++])
+        : globals[g++];
+      (imports[d.module] ??= Object.create(null))[d.name] = value;
+    }
+    this.raw = new WebAssembly.Instance(plan.compiled, imports as WebAssembly.Imports);
+    installHooks(this.raw);
+    const exports = this.raw.exports;
+    this.reset = exports[RESET_EXPORT] as () => number;
+    this.kill = exports[KILL_EXPORT] as (dead: number) => void;
+    this.start = plan.start ? exports[START_EXPORT] as () => void : null;
+    this.state = new RunState(engine, run, plan, -1, memories, true);
+  }
+}
+
+/** One tenant of a warm instance: what its dispose ends. */
+export class Tenant implements Owner, Finalizable {
+  /** The engine. */
+  readonly engine: EngineState;
+  /** The engine's running layer. */
+  readonly run: RunEngine;
+  /** The instance it holds. */
+  readonly warm: WarmInstance;
+  /** The pool slot it counts against. */
+  readonly ticket: number;
+  /** Whether it is over. */
+  dead = false;
+  /** The alias boxes of its guarded memories. */
+  readonly boxes: AliasBox[] = [];
+  /** Memories the user passed in: none (a recyclable module imports none). */
+  readonly userMemories: Set<WebAssembly.Memory> | null = null;
+  /** Calls into its instance in flight, through its wrappers. */
+  depth = 0;
+  /** Whether it ended during a call: the instance is recycled when the call returns. */
+  endPending = false;
+  /** Whether the finalizer registered it. */
+  finalizing = false;
+  /** Its place among the values waiting for the finalizer's registration, or -1. */
+  pending = -1;
+
+  /** A tenant of `warm`, counted against the pool by `ticket`. */
+  constructor(engine: EngineState, run: RunEngine, warm: WarmInstance, ticket: number) {
+    this.engine = engine;
+    this.run = run;
+    this.warm = warm;
+    this.ticket = ticket;
+  }
+
+  /** Whether it is over, for the finalizer. */
+  get released(): boolean {
+    return this.dead;
+  }
+}
+
+/**
+ * The import functions of a tenant, in order, for a warm instance made with `globals`; null
+ * when this tenant needs an instance of its own: it passes other global values, or a wasm
+ * function (which the runtime must link, checking its type, as it would for a new instance).
+ */
+export function tenantImports(
+  plan: RunPlan,
+  imports: ImportObject | undefined,
+  globals: readonly unknown[] | null,
+): { fns: Fn[]; globals: unknown[] } | null {
+  const fns: Fn[] = [];
+  const values: unknown[] = [];
+  const declared = plan.imports;
+  const given = importValues(declared, imports);
+  for (let i = 0; i < declared.length; i++) {
+    const d = declared[i];
+    const value = given[i];
+    if (d.kind === "function") {
+      if (typeof value !== "function") {
+        throw new LinkError(
+          `import ${JSON.stringify(d.module)}.${JSON.stringify(d.name)} must be a function`,
+        );
+      }
+      if (isWasmFunction(value)) return null;
+      fns.push(value as Fn);
+    } else {
+      // An immutable global: compared by value (a Global object's, or the number itself).
+      const v = value instanceof WebAssembly.Global ? value.value : value;
+      if (globals !== null && !Object.is(globals[values.length], v)) return null;
+      values.push(v);
+    }
+  }
+  return { fns, globals: values };
+}
+
+// The runtime names the functions it makes for wasm code by their function index.
+function isWasmFunction(f: CallableFunction): boolean {
+  const name = f.name;
+  return name.length > 0 && name.charCodeAt(0) >= 48 && name.charCodeAt(0) <= 57;
+}
+
+// Takes the lease so that every wrapper refers to it: the lease lives as long as a wrapper.
+function disposed(_lease: object): never {
+  throw new DisposedError("an export of an instance was called after the instance was disposed");
+}
+
+/** The tenant's wrapper of the instance's function `raw`, which `lease` keeps alive. */
+export function tenantFunction(tenant: Tenant, lease: object, raw: CallableFunction): Fn {
+  const fn = raw as Fn;
+  switch (fn.length) {
+    case 0:
+      return function () {
+        if (tenant.dead) disposed(lease);
+        tenant.depth++;
+        try {
+          return fn();
+        } finally {
+          if (--tenant.depth === 0 && tenant.endPending) finishTenancy(tenant);
+        }
+      };
+    case 1:
+      return function (a) {
+        if (tenant.dead) disposed(lease);
+        tenant.depth++;
+        try {
+          return fn(a);
+        } finally {
+          if (--tenant.depth === 0 && tenant.endPending) finishTenancy(tenant);
+        }
+      };
+    case 2:
+      return function (a, b) {
+        if (tenant.dead) disposed(lease);
+        tenant.depth++;
+        try {
+          return fn(a, b);
+        } finally {
+          if (--tenant.depth === 0 && tenant.endPending) finishTenancy(tenant);
+        }
+      };
+    case 3:
+      return function (a, b, c) {
+        if (tenant.dead) disposed(lease);
+        tenant.depth++;
+        try {
+          return fn(a, b, c);
+        } finally {
+          if (--tenant.depth === 0 && tenant.endPending) finishTenancy(tenant);
+        }
+      };
+    default:
+      return function (...args) {
+        if (tenant.dead) disposed(lease);
+        tenant.depth++;
+        try {
+          return fn(...args);
+        } finally {
+          if (--tenant.depth === 0 && tenant.endPending) finishTenancy(tenant);
+        }
+      };
+  }
+}
+
+/** Runs the module's start function for `tenant`, counted as a call into the instance. */
+export function startTenant(tenant: Tenant): void {
+  const start = tenant.warm.start;
+  if (start === null) return;
+  tenant.depth++;
+  try {
+    start();
+  } finally {
+    if (--tenant.depth === 0 && tenant.endPending) finishTenancy(tenant);
+  }
+}
+
+/**
+ * Ends `tenant`: what it handed out stops working; its instance is reset for the next tenant
+ * (or destroyed), at once, or when the call it was ended from returns. Only the first call
+ * counts.
+ */
+export function endTenancy(tenant: Tenant): void {
+  if (tenant.dead) return;
+  tenant.dead = true;
+  for (const box of tenant.boxes) dropBox(box);
+  if (tenant.depth > 0) {
+    // Code of this tenant is still running: it stops at its next check, and the instance is
+    // recycled once the outermost call has returned.
+    tenant.endPending = true;
+    if (!tenant.engine.closed) tenant.warm.kill(1);
+    return;
+  }
+  finishTenancy(tenant);
+}
+
+function finishTenancy(tenant: Tenant): void {
+  tenant.endPending = false;
+  const { run, warm } = tenant;
+  warm.fns.fill(noTenant);
+  run.endTenant(tenant);
+}

@@ -1,0 +1,170 @@
+/**
+ * What the rewrite adds to a module whose instances are recycled (see recycle.ts): a `reset`
+ * function that returns an instance's tables and globals to the state instantiation gave them,
+ * and the passive copies of the active element segments it re-applies (instantiation drops the
+ * active segments themselves). Memories are reset natively, from the module's images.
+ *
+ * `reset` (`[] -> [i32]`) first checks that every defined table has its initial size: if a
+ * tenant grew one, it returns 1 and changes nothing (a table cannot shrink: the instance is not
+ * recycled). Otherwise it mirrors instantiation, in its order: every mutable defined global is
+ * set to its initializer; every defined table is filled with its initial value (null, or its
+ * initializer), then each active element segment is applied from its copy, in module order;
+ * and it returns 0.
+ *
+ * @module
+ */
+
+import type { ConstExpr, ElementSegment, ParsedModule } from "../module/types.ts";
+import { BinaryWriter } from "./binary_writer.ts";
+import type { CodeFacts } from "./instrument.ts";
+
+const OP = {
+  end: 0x0b,
+  i32Const: 0x41,
+  i64Const: 0x42,
+  f32Const: 0x43,
+  f64Const: 0x44,
+  globalGet: 0x23,
+  globalSet: 0x24,
+  refNull: 0xd0,
+  refFunc: 0xd2,
+  prefix: 0xfc,
+  tableInit: 12,
+  tableSize: 16,
+  tableFill: 17,
+  i32Ne: 0x47,
+  if: 0x04,
+  blockEmpty: 0x40,
+  return: 0x0f,
+  simd: 0xfd,
+  v128Const: 12,
+} as const;
+
+const REF_TYPE = { funcref: 0x70, externref: 0x6f } as const;
+
+/** Writes a constant expression's instruction (without its `end`). */
+function writeConst(w: BinaryWriter, expr: ConstExpr): void {
+  switch (expr.kind) {
+    case "i32.const":
+      w.u8(OP.i32Const).bytes(sleb(BigInt(expr.value)));
+      return;
+    case "i64.const":
+      w.u8(OP.i64Const).bytes(sleb(expr.value));
+      return;
+    case "f32.const": {
+      const bytes = new Uint8Array(4);
+      new DataView(bytes.buffer).setFloat32(0, expr.value, true);
+      w.u8(OP.f32Const).bytes(bytes);
+      return;
+    }
+    case "f64.const": {
+      const bytes = new Uint8Array(8);
+      new DataView(bytes.buffer).setFloat64(0, expr.value, true);
+      w.u8(OP.f64Const).bytes(bytes);
+      return;
+    }
+    case "v128.const":
+      w.u8(OP.simd).u32(OP.v128Const).bytes(expr.bytes);
+      return;
+    case "global.get":
+      w.u8(OP.globalGet).u32(expr.index);
+      return;
+    case "ref.null":
+      w.u8(OP.refNull).u8(REF_TYPE[expr.type]);
+      return;
+    case "ref.func":
+      w.u8(OP.refFunc).u32(expr.index);
+      return;
+  }
+}
+
+/** A signed LEB128 of a value that fits 64 bits. */
+function sleb(value: bigint): Uint8Array {
+  const out: number[] = [];
+  let v = BigInt.asIntN(64, value);
+  for (;;) {
+    const byte = Number(v & 0x7fn);
+    v >>= 7n;
+    const done = (v === 0n && (byte & 0x40) === 0) || (v === -1n && (byte & 0x40) !== 0);
+    out.push(done ? byte : byte | 0x80);
+    if (done) return Uint8Array.from(out);
+  }
+}
+
+/** The active element segments, in module order. */
+function activeSegments(parsed: ParsedModule): ElementSegment[] {
+  return parsed.elements.filter((e) => e.mode === "active");
+}
+
+/**
+ * The passive copies of the active element segments, as element section entries (flags 5:
+ * passive, expressions), in module order: element index `firstCopy + k` is the copy of the
+ * `k`-th active segment.
+ */
+export function passiveCopies(parsed: ParsedModule): BinaryWriter[] {
+  return activeSegments(parsed).map((segment) => {
+    const w = new BinaryWriter(8 + 4 * segment.elements.length).u32(5);
+    w.u8(REF_TYPE[segment.type]).u32(segment.elements.length);
+    for (const f of segment.elements) {
+      if (f === null) w.u8(OP.refNull).u8(REF_TYPE[segment.type]);
+      else w.u8(OP.refFunc).u32(f);
+      w.u8(OP.end);
+    }
+    return w;
+  });
+}
+
+/**
+ * The body (with its size) of `reset`; `firstCopy` is the element index of the first copy.
+ * Only what a tenant can change is reset: the tables when code writes one or one is exported,
+ * each mutable global that code sets or that is exported. `resets` says whether anything is.
+ */
+export function resetBody(
+  parsed: ParsedModule,
+  firstCopy: number,
+  facts: CodeFacts,
+): { body: Uint8Array; resets: boolean } {
+  const code = new BinaryWriter(64).u32(0); // no locals
+  let importedGlobals = 0;
+  let importedTables = 0;
+  for (const i of parsed.imports) {
+    if (i.desc.kind === "global") importedGlobals++;
+    if (i.desc.kind === "table") importedTables++;
+  }
+  const exported = (kind: string, index: number): boolean =>
+    parsed.exports.some((e) => e.kind === kind && e.index === index);
+  const tablesChange = facts.tableWrites > 0 ||
+    parsed.tables.some((_, t) => exported("table", importedTables + t));
+  const globalChanges = (g: number): boolean =>
+    parsed.globals[g].type.mutable &&
+    (facts.globalsSet.has(importedGlobals + g) || exported("global", importedGlobals + g));
+  const tables = tablesChange ? parsed.tables : [];
+  tables.forEach((table, t) => {
+    code.u8(OP.prefix).u32(OP.tableSize).u32(importedTables + t);
+    code.u8(OP.i32Const).bytes(sleb(BigInt(table.min))).u8(OP.i32Ne);
+    code.u8(OP.if).u8(OP.blockEmpty).u8(OP.i32Const).u8(1).u8(OP.return).u8(OP.end);
+  });
+  parsed.globals.forEach((global, g) => {
+    if (!globalChanges(g)) return;
+    writeConst(code, global.init);
+    code.u8(OP.globalSet).u32(importedGlobals + g);
+  });
+  tables.forEach((table, t) => {
+    if (table.min === 0) return;
+    const init = parsed.tableInits[t] ?? { kind: "ref.null", type: table.element };
+    code.u8(OP.i32Const).bytes(sleb(0n));
+    writeConst(code, init);
+    code.u8(OP.i32Const).bytes(sleb(BigInt(table.min)));
+    code.u8(OP.prefix).u32(OP.tableFill).u32(importedTables + t);
+  });
+  (tablesChange ? activeSegments(parsed) : []).forEach((segment, k) => {
+    writeConst(code, segment.offset!);
+    code.u8(OP.i32Const).bytes(sleb(0n));
+    code.u8(OP.i32Const).bytes(sleb(BigInt(segment.elements.length)));
+    code.u8(OP.prefix).u32(OP.tableInit).u32(firstCopy + k).u32(segment.table);
+  });
+  code.u8(OP.i32Const).u8(0).u8(OP.end);
+  const body = new BinaryWriter(code.length + 5).u32(code.length).bytes(code.finish()).finish()
+    .slice();
+  return { body, resets: tablesChange || parsed.globals.some((_, g) => globalChanges(g)) };
+}

@@ -1,0 +1,365 @@
+//! Host memories: `WebAssembly.Memory` objects the runtime made (only it can make a memory its
+//! engine runs on), adopted so that a pool can hand them from tenant to tenant. This file owns
+//! what a host memory holds and how it is brought back to it:
+//!
+//! - It holds a module's image, or zeros. Where the runtime reserved the memory in place for its
+//!   whole maximum (V8: every memory; JavaScriptCore: its first few, see placement.zig), the
+//!   image is mapped copy-on-write over the accessible part, shared by every memory holding it.
+//!   Elsewhere (JavaScriptCore's heap memories, which move on grow), it is copied in.
+//! - After a tenant, exactly the pages it wrote are restored, from the image or to zeros, found
+//!   with userfaultfd's asynchronous write protection and PAGEMAP_SCAN (write_tracker.zig): the
+//!   cost follows what the tenant wrote, not the memory's size, and pages it only read stay
+//!   resident. Where the kernel cannot track writes, the whole accessible part is restored
+//!   instead (madvise over a mapped image, a copy over a copied one): correct, and counted.
+//!
+//! Invariant, between tenants: the accessible bytes `[0, size_bytes)` equal the image of
+//! `holds` (zeros past it, and everywhere when it is null); and when `tracked`, every page of
+//! that range is write-protected, so that the next tenant's writes are found.
+//!
+//!     base                    image.size_bytes                 size_bytes
+//!     | image (mapped CoW, or  | zeros                          | (the runtime's: beyond the
+//!     |  copied)               |                                |  accessible part)
+
+const std = @import("std");
+const assert = std.debug.assert;
+const sys = @import("sys.zig");
+const image_mod = @import("image.zig");
+const Image = image_mod.Image;
+const write_tracker = @import("write_tracker.zig");
+const Tracker = write_tracker.Tracker;
+
+const host_page_bytes: u64 = sys.page_size_bytes;
+
+/// Runs of written pages restored (and protected one by one) per scan of a reset.
+const protect_runs_max = 16;
+
+/// One tracker for the whole process, shared by every engine and Worker: one userfaultfd may
+/// register a range again (two would refuse each other with EBUSY), and the runtime reuses the
+/// address space of memories it freed.
+var tracker_mutex: std.Thread.Mutex = .{};
+var tracker_state: enum { unopened, open, unavailable } = .unopened;
+var tracker: Tracker = undefined;
+var tracker_unavailable: write_tracker.Unavailable = .{ .reason = .other, .errno = 0 };
+
+fn shared_tracker() ?Tracker {
+    tracker_mutex.lock();
+    defer tracker_mutex.unlock();
+    switch (tracker_state) {
+        .open => return tracker,
+        .unavailable => return null,
+        .unopened => {},
+    }
+    if (Tracker.open(&tracker_unavailable)) |opened| {
+        tracker = opened;
+        tracker_state = .open;
+        return tracker;
+    }
+    tracker_state = .unavailable;
+    return null;
+}
+
+/// Why writes are not tracked (the reason code of write_tracker.zig); 0 when they are, or
+/// when no host memory asked yet.
+pub fn tracking_unavailable_reason() i32 {
+    tracker_mutex.lock();
+    defer tracker_mutex.unlock();
+    return if (tracker_state == .open) 0 else @intFromEnum(tracker_unavailable.reason);
+}
+
+/// What the host memories of an engine did, for its stats.
+pub const Counters = struct {
+    /// Pages restored after tenants, from images or to zeros.
+    pages_restored: std.atomic.Value(u64) = .init(0),
+    /// Resets that restored the whole accessible part (no write tracking, or a failed scan).
+    full_resets: std.atomic.Value(u64) = .init(0),
+    /// Times a memory was given another module's image (or zeros).
+    image_switches: std.atomic.Value(u64) = .init(0),
+
+    fn add(counter: *std.atomic.Value(u64), n: u64) void {
+        _ = counter.fetchAdd(n, .monotonic);
+    }
+};
+
+pub const Failure = enum(u32) { none = 0, map = 1, register = 2, scan = 3, protect = 4 };
+
+pub const HostMemory = struct {
+    base: [*]align(sys.page_size_bytes) u8,
+    /// The accessible bytes when adopted: the memory's initial size. A memory that grew is not
+    /// reset, it is dropped.
+    size_bytes: u64,
+    /// Whether the runtime reserved it in place (an image may be mapped over it).
+    in_place: bool,
+    /// The image its bytes equal between tenants (null: zeros).
+    holds: ?*const Image = null,
+    /// Whether `holds` is mapped (copy-on-write) at `base`, rather than copied there.
+    mapped: bool = false,
+    /// Whether its writes are tracked (registered with the shared tracker).
+    tracked: bool = false,
+    /// The failure behind the last operation that returned false, and its errno.
+    failure: Failure = .none,
+    errno: sys.Errno = 0,
+
+    /// Adopts a fresh memory of `size_bytes` (all zeros) at `base`.
+    pub fn adopt(self: *HostMemory, base: [*]align(sys.page_size_bytes) u8, size_bytes: u64, in_place: bool) void {
+        assert(size_bytes % host_page_bytes == 0);
+        self.* = .{ .base = base, .size_bytes = size_bytes, .in_place = in_place };
+        self.track();
+    }
+
+    /// Registers the whole accessible part with the tracker (which protects every page), or
+    /// leaves the memory untracked when that cannot be had.
+    fn track(self: *HostMemory) void {
+        self.tracked = false;
+        if (self.size_bytes == 0) return;
+        const t = shared_tracker() orelse return;
+        if (t.register(@intFromPtr(self.base), self.size_bytes)) |_| {
+            _ = t.unregister(@intFromPtr(self.base), self.size_bytes);
+            return;
+        }
+        self.tracked = true;
+    }
+
+    fn untrack(self: *HostMemory) void {
+        if (!self.tracked) return;
+        self.tracked = false;
+        const t = shared_tracker() orelse return;
+        _ = t.unregister(@intFromPtr(self.base), self.size_bytes);
+    }
+
+    /// Makes the memory hold `image` (null: zeros) for a new tenant. Nothing to do when it
+    /// holds it already, which a pool that hands memories back to the same module makes the
+    /// usual case. Returns false (failure set) when the memory cannot be trusted any more.
+    pub fn prepare(self: *HostMemory, image: ?*const Image, counters: *Counters) bool {
+        if (self.holds == image) return true;
+        if (image) |i| assert(i.size_bytes <= self.size_bytes);
+        Counters.add(&counters.image_switches, 1);
+        // The pages change wholesale: untracked meanwhile, so the copies take no fault.
+        self.untrack();
+        const old_extent: u64 = if (self.holds) |h| h.size_bytes else 0;
+        const new_extent: u64 = if (image) |i| i.size_bytes else 0;
+        if (self.in_place and image != null) {
+            if (image.?.map(self.base)) |errno| return self.fail(.map, errno);
+            if (old_extent > new_extent) {
+                if (self.clear(new_extent, old_extent - new_extent)) |errno| return self.fail(.map, errno);
+            }
+            self.mapped = true;
+        } else {
+            // A mapped image is replaced by plain zeros first, then copied over.
+            if (self.mapped) {
+                if (sys.map_anonymous_fixed(self.base, old_extent, .read_write)) |errno| return self.fail(.map, errno);
+                self.mapped = false;
+            }
+            image_mod.restore_range(image, self.base, 0, @max(old_extent, new_extent));
+        }
+        self.holds = image;
+        self.track();
+        return true;
+    }
+
+    /// Zeros `[offset, offset + len)`: mapped image pages are replaced by anonymous memory.
+    fn clear(self: *HostMemory, offset: u64, len: u64) ?sys.Errno {
+        if (self.mapped) return sys.map_anonymous_fixed(self.base + offset, len, .read_write);
+        @memset(self.base[offset..][0..len], 0);
+        return null;
+    }
+
+    /// Restores what the last tenant changed: the pages it wrote, from the image or to zeros,
+    /// protected again. Returns false (failure set) when the memory cannot be trusted any more.
+    pub fn reset(self: *HostMemory, counters: *Counters) bool {
+        if (!self.tracked) return self.reset_whole(counters);
+        const t = shared_tracker().?;
+        var runs: [protect_runs_max]write_tracker.Run = undefined;
+        var from = @intFromPtr(self.base);
+        const end = from + self.size_bytes;
+        var batches: u32 = 0;
+        while (from < end) : (batches += 1) {
+            assert(batches < self.size_bytes / host_page_bytes);
+            var scan: write_tracker.Scan = undefined;
+            if (t.scan(from, end, &runs, .peek, &scan)) |_| return self.reset_whole(counters);
+            for (runs[0..scan.runs_count]) |run| {
+                assert(run.start >= from and run.end <= end and run.start < run.end);
+                if (!self.restore_run(t, run.start, run.end, counters)) return self.reset_whole(counters);
+            }
+            // Protected after the copies (a peek scan leaves them writable), so that the copies
+            // take no write-protect fault; run by run, so a reset of an untouched memory costs
+            // one walk, not two.
+            for (runs[0..scan.runs_count]) |run| {
+                if (t.protect(run.start, run.end - run.start)) |errno| return self.fail(.protect, errno);
+            }
+            assert(scan.walk_end > from and scan.walk_end <= end);
+            from = scan.walk_end;
+        }
+        return true;
+    }
+
+    /// Restores one run of pages the scan found unprotected. Where the image is mapped, a page
+    /// only read is still the image's own (shared) page: only the copies, pages written, are
+    /// restored, so that read pages stay shared. False when the finer scan fails.
+    fn restore_run(self: *HostMemory, t: Tracker, start: u64, end: u64, counters: *Counters) bool {
+        const base = @intFromPtr(self.base);
+        const image_end = if (self.mapped) base + self.holds.?.size_bytes else base;
+        if (start < image_end) {
+            var runs: [protect_runs_max]write_tracker.Run = undefined;
+            var from = start;
+            const until = @min(end, image_end);
+            var batches: u32 = 0;
+            while (from < until) : (batches += 1) {
+                assert(batches < (until - start) / host_page_bytes);
+                var scan: write_tracker.Scan = undefined;
+                if (t.scan(from, until, &runs, .copies, &scan)) |_| return false;
+                for (runs[0..scan.runs_count]) |copy| self.restore_range(copy.start, copy.end, counters);
+                from = scan.walk_end;
+            }
+        }
+        if (end > image_end) self.restore_range(@max(start, image_end), end, counters);
+        return true;
+    }
+
+    fn restore_range(self: *HostMemory, start: u64, end: u64, counters: *Counters) void {
+        const offset = start - @intFromPtr(self.base);
+        image_mod.restore_range(self.holds, self.base, offset, end - start);
+        Counters.add(&counters.pages_restored, (end - start) / host_page_bytes);
+    }
+
+    /// Restores the whole accessible part: without tracking, or when a scan failed (then the
+    /// range counts as wholly written).
+    fn reset_whole(self: *HostMemory, counters: *Counters) bool {
+        Counters.add(&counters.full_resets, 1);
+        Counters.add(&counters.pages_restored, self.size_bytes / host_page_bytes);
+        if (self.mapped) {
+            // The image's private copies go, the file pages come back; the rest reads zero.
+            if (sys.decommit(self.base, self.size_bytes)) |errno| return self.fail(.map, errno);
+        } else {
+            image_mod.restore_range(self.holds, self.base, 0, self.size_bytes);
+        }
+        if (self.tracked) {
+            const t = shared_tracker().?;
+            if (t.protect(@intFromPtr(self.base), self.size_bytes)) |_| self.untrack();
+        }
+        return true;
+    }
+
+    /// The memory is given up (it grew, moved, or its pool dropped it): nothing of it is
+    /// tracked any more. Its mapping stays until the runtime frees the memory.
+    pub fn drop(self: *HostMemory) void {
+        self.untrack();
+        self.holds = null;
+    }
+
+    fn fail(self: *HostMemory, failure: Failure, errno: sys.Errno) bool {
+        self.failure = failure;
+        self.errno = errno;
+        return false;
+    }
+};
+
+/// The host memories one engine adopted: records allocated one at a time (a pool makes its
+/// memories lazily), at most `max_live` at once, all freed with the engine.
+pub const HostMemories = struct {
+    /// Far more than any pool holds (instances × memories × isolates), far less than the
+    /// address space could: a bound on what a bug could leak.
+    pub const max_live: u32 = 1 << 20;
+
+    mutex: std.Thread.Mutex = .{},
+    live: std.AutoHashMapUnmanaged(*HostMemory, void) = .empty,
+    counters: Counters = .{},
+
+    /// A record for the memory at `base`, tracked if the kernel allows; null when `max_live`
+    /// are adopted or the heap is out of memory.
+    pub fn adopt(self: *HostMemories, allocator: std.mem.Allocator, base: [*]align(sys.page_size_bytes) u8, size_bytes: u64, in_place: bool) ?*HostMemory {
+        const memory = allocator.create(HostMemory) catch return null;
+        {
+            self.mutex.lock();
+            defer self.mutex.unlock();
+            if (self.live.count() >= max_live) {
+                allocator.destroy(memory);
+                return null;
+            }
+            self.live.put(allocator, memory, {}) catch {
+                allocator.destroy(memory);
+                return null;
+            };
+        }
+        memory.adopt(base, size_bytes, in_place);
+        return memory;
+    }
+
+    /// Gives up `memory` and frees its record; false for a record this engine does not hold.
+    pub fn drop(self: *HostMemories, allocator: std.mem.Allocator, memory: *HostMemory) bool {
+        {
+            self.mutex.lock();
+            defer self.mutex.unlock();
+            if (!self.live.remove(memory)) return false;
+        }
+        memory.drop();
+        allocator.destroy(memory);
+        return true;
+    }
+
+    pub fn live_count(self: *HostMemories) u32 {
+        self.mutex.lock();
+        defer self.mutex.unlock();
+        return self.live.count();
+    }
+
+    pub fn deinit(self: *HostMemories, allocator: std.mem.Allocator) void {
+        var it = self.live.keyIterator();
+        while (it.next()) |memory| {
+            memory.*.drop();
+            allocator.destroy(memory.*);
+        }
+        self.live.deinit(allocator);
+    }
+};
+
+const testing = std.testing;
+
+fn fill_image(allocator: std.mem.Allocator, contents: []const u8) !*Image {
+    var failure: image_mod.Failure = undefined;
+    return (try Image.create(allocator, contents, &failure)).?;
+}
+
+test "a host memory holds its image, is reset to it after a tenant, and switches images" {
+    const size_bytes = 16 * host_page_bytes * 16; // 16 wasm pages
+    var errno: sys.Errno = 0;
+    const base = sys.map_read_write(size_bytes, &errno).?;
+    defer sys.unmap(base, size_bytes);
+    var contents = [_]u8{0} ** (3 * 65536);
+    @memset(contents[0..100], 7);
+    @memset(contents[2 * 65536 ..][0..10], 9);
+    const image_a = try fill_image(testing.allocator, &contents);
+    defer image_a.destroy(testing.allocator);
+    const image_b = try fill_image(testing.allocator, &[_]u8{5} ** 4096);
+    defer image_b.destroy(testing.allocator);
+
+    for ([_]bool{ true, false }) |in_place| {
+        var counters: Counters = .{};
+        var memory: HostMemory = undefined;
+        @memset(base[0..size_bytes], 0);
+        memory.adopt(base, size_bytes, in_place);
+        defer memory.drop();
+        try testing.expect(memory.prepare(image_a, &counters));
+        try testing.expectEqual(@as(u8, 7), base[99]);
+        try testing.expectEqual(@as(u8, 9), base[2 * 65536]);
+        // A tenant writes in the image, past it, and reads elsewhere.
+        base[5] = 1;
+        base[2 * 65536 + 3] = 1;
+        base[10 * 65536] = 1;
+        try testing.expect(memory.reset(&counters));
+        try testing.expectEqual(@as(u8, 7), base[5]);
+        try testing.expectEqual(@as(u8, 9), base[2 * 65536 + 3]);
+        try testing.expectEqual(@as(u8, 0), base[10 * 65536]);
+        if (memory.tracked) try testing.expect(counters.pages_restored.load(.monotonic) <= 3);
+        // To a smaller image: nothing of the larger one remains.
+        try testing.expect(memory.prepare(image_b, &counters));
+        try testing.expectEqual(@as(u8, 5), base[4095]);
+        try testing.expectEqual(@as(u8, 0), base[4096]);
+        try testing.expectEqual(@as(u8, 0), base[2 * 65536]);
+        base[70000] = 3;
+        try testing.expect(memory.reset(&counters));
+        try testing.expectEqual(@as(u8, 0), base[70000]);
+        // To zeros.
+        try testing.expect(memory.prepare(null, &counters));
+        try testing.expect(std.mem.allEqual(u8, base[0..size_bytes], 0));
+    }
+}
