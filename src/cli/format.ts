@@ -126,6 +126,7 @@ function runTable(report: DemoReport): string[] {
         "vs baseline",
         "pages read",
         "memories made",
+        "recycled",
         "RSS after",
         "instantiations",
       ],
@@ -135,6 +136,7 @@ function runTable(report: DemoReport): string[] {
         ratio(r.usPerCycleMedian, baseline),
         group(r.pagesTouched),
         count(r.memoriesMade),
+        count(r.recycled),
         mib(r.rssMiB),
         group(r.instantiations),
       ]),
@@ -202,6 +204,15 @@ export function formatTables(report: DemoReport): string[] {
     "memories made: WebAssembly.Memory objects made in all cycles (pooling reuses them). " +
       "pages read: all cycles.",
   );
+  const pooledRun = measured.find((r) => r.recycled !== null);
+  if (pooledRun !== undefined) {
+    out.push(
+      "recycled: instantiations served by an instance reset in place after its last tenant" +
+        (pooledRun.notRecyclable === null
+          ? "."
+          : ` (none: the module is not recyclable, ${pooledRun.notRecyclable}).`),
+    );
+  }
   out.push("RSS after: VmRSS after the row's cycles, its engine open.");
   const uffd = measured.find((r) => r.faultsServed !== null);
   if (uffd !== undefined) {

@@ -54,6 +54,16 @@ export interface StrategyResult {
    * on demand and the baseline: one per defined memory per instance). `null` otherwise.
    */
   readonly memoriesMade: number | null;
+  /**
+   * Run rows with pooling: instantiations served by an instance reset in place for its next
+   * tenant (`stats().warmHits`); `null` otherwise.
+   */
+  readonly recycled: number | null;
+  /**
+   * Run rows with pooling: why the module's instances are not recycled
+   * (`Module#notRecyclable`), or `null` when they are (or for other rows).
+   */
+  readonly notRecyclable: string | null;
   /** Allocate rows in uffd mode: pages the handler filled (copied + zeroed); else `null`. */
   readonly faultsServed: number | null;
   /** Allocate rows in uffd mode: pages copied from the module's image. */
@@ -245,6 +255,8 @@ export function measureRun(
     calls: call === null ? 0 : timing.cycles,
     rssMiB: rssMiB(),
     memoriesMade: pooled ? stats.hostMemoriesCreated : stats.instantiations * definedMemories,
+    recycled: pooled ? stats.warmHits : null,
+    notRecyclable: pooled ? module.notRecyclable : null,
     ...NO_UFFD,
     instantiations: stats.instantiations,
   };
@@ -278,6 +290,8 @@ export function measureBaseline(
     calls: call === null ? 0 : timing.cycles,
     rssMiB: rssMiB(),
     memoriesMade: timing.cycles * definedMemories,
+    recycled: null,
+    notRecyclable: null,
     ...NO_UFFD,
     instantiations: timing.cycles,
   };
@@ -307,6 +321,8 @@ export function measureAllocate(
     calls: 0,
     rssMiB: rssMiB(),
     memoriesMade: null,
+    recycled: null,
+    notRecyclable: null,
     ...(uffd
       ? {
         faultsServed: stats.uffdPagesCopied + stats.uffdPagesZeroed,

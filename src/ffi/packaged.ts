@@ -31,12 +31,12 @@ export const PACKAGED_GLIBC_VERSION = "2.17";
 export const PACKAGED_LIBRARIES: Readonly<Record<string, PackagedLibrary>> = {
   "x86_64-linux": {
     path: "lib/x86_64-linux/libwasmpool.so",
-    sha256: "c325d11d284de58baf937d47fad3c86e72a7135b5d61e8c1ac15fbe78cd274bb",
-    sizeBytes: 117776,
+    sha256: "86b5e85af3a36a9bb4bed2ba5a6a0a6522655849a51bdb5b7b8e981facc5fdde",
+    sizeBytes: 118928,
   },
   "aarch64-linux": {
     path: "lib/aarch64-linux/libwasmpool.so",
-    sha256: "52db95b74f5c3795c6681923e8a222695ca83c854992ec6262b71b7e2d5280a3",
-    sizeBytes: 111400,
+    sha256: "e114163e333c1bc88d1f4d500dd14fab2a583d1b8daeeea43ce9bcbf8b7e8788",
+    sizeBytes: 112376,
   },
 };
