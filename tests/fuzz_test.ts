@@ -162,6 +162,19 @@ describe("fuzzer", () => {
       assert.equal(summary.cases, 8);
     });
 
+    it("wasmpool's instance stalled once, then ending alone: a timeout, counted as it ended", {
+      timeout: 120_000,
+    }, async () => {
+      const summary = await bounded("stall");
+      assert.deepEqual(summary.findings.map((f) => f.message), []);
+      assert.deepEqual(
+        summary.timeouts.map((t) => [t.index, t.phase, t.rerun]),
+        [[5, "running", "ended"]],
+      );
+      assert.equal(summary.cases, 8);
+      assert.equal(summary.translated + summary.rejected, 8); // case 5 counted as it ended
+    });
+
     it("a child that dies: a finding at the case it was running", {
       timeout: 120_000,
     }, async () => {
