@@ -96,6 +96,8 @@ export class WarmInstance {
   readonly kill: (dead: number) => void;
   /** The module's start function, or null. */
   readonly start: (() => void) | null;
+  /** Whether `kill(1)` stopped its code (a tenant ended during a call): revived when reset. */
+  killed = false;
 
   /** Makes an instance of `plan`'s module on `memories`, importing `globals`. */
   constructor(
@@ -299,7 +301,10 @@ export function endTenancy(tenant: Tenant): void {
     // Code of this tenant is still running: it stops at its next check, and the instance is
     // recycled once the outermost call has returned.
     tenant.endPending = true;
-    if (!tenant.engine.closed) tenant.warm.kill(1);
+    if (!tenant.engine.closed) {
+      tenant.warm.kill(1);
+      tenant.warm.killed = true;
+    }
     return;
   }
   finishTenancy(tenant);
@@ -308,6 +313,6 @@ export function endTenancy(tenant: Tenant): void {
 function finishTenancy(tenant: Tenant): void {
   tenant.endPending = false;
   const { run, warm } = tenant;
-  warm.fns.fill(noTenant);
+  if (warm.fns.length !== 0) warm.fns.fill(noTenant);
   run.endTenant(tenant);
 }

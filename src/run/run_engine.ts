@@ -146,7 +146,10 @@ export class RunEngine {
       memory.detachAliases();
       if (!memory.reset()) return false;
     }
-    warm.kill(0);
+    if (warm.killed) {
+      warm.kill(0);
+      warm.killed = false;
+    }
     return true;
   }
 
