@@ -1,10 +1,15 @@
 /**
  * The short fuzzing run (the long one is `script/fuzz`): a few thousand seeded cases of random,
- * truncated, bit-flipped and builder-made modules (see `tests/fixtures/fuzz.ts`), each of which
- * must translate or throw a `WasmpoolError`, on a pooling engine, a pooling engine in uffd mode
- * and an on-demand engine, with no instance left alive after any case. Every input kept in
- * `tests/fixtures/fuzz_regressions/` must do the same on every engine. Runs unchanged under
- * `deno test` and `bun test`.
+ * truncated, bit-flipped and builder-made modules with code (see `tests/fixtures/fuzz.ts`),
+ * each of which must translate or throw a `WasmpoolError`, on a pooling engine, a pooling
+ * engine in uffd mode and an on-demand engine; what translates is instantiated by the allocator
+ * and to run (`engine.instantiate`), its exports called and compared with the runtime's own
+ * instance (`fuzz_run.ts`), with no instance left alive after any case. The cases run in a
+ * child process killed when a module's code runs too long (`fuzz_bound.ts`), whose behaviour is
+ * tested here too: a loop the runtime's own instance does not end is a timeout, wasmpool's
+ * instance running long where the runtime's did not is a finding, and so is a crash. Every
+ * input kept in `tests/fixtures/fuzz_regressions/` must do the same on every engine. Runs
+ * unchanged under `deno test` and `bun test`.
  *
  * @module
  */
@@ -14,22 +19,30 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import {
+  caseRng,
   closeEngines,
   type Corpus,
   createEngines,
   type FuzzEngine,
   generateCase,
   loadCorpus,
+  randomSpec,
   Rng,
   runCase,
-  runFuzz,
 } from "./fixtures/fuzz.ts";
+import { runBounded } from "./fixtures/fuzz_bound.ts";
 import { buildModule } from "./fixtures/wasm_builder.ts";
 import type { Imports } from "../mod.ts";
 
-/** Seeds and cases per seed of the short run: 9,000 cases, 3-4 s per runtime on two cores. */
+/**
+ * Seeds and cases per seed of the short run: 4,500 cases, each translated, instantiated by the
+ * allocator and (what translates) run beside the runtime's own instance.
+ */
 const SEEDS = [1, 2, 3];
-const CASES_PER_SEED = 3000;
+const CASES_PER_SEED = 1500;
+
+/** The bound's self-tests kill a module's code after this long. */
+const SELFTEST_LIMIT_MS = 400;
 
 const regressionsDir = fileURLToPath(new URL("./fixtures/fuzz_regressions/", import.meta.url));
 
@@ -84,29 +97,97 @@ describe("fuzzer", () => {
     });
   });
 
+  it("writes code the runtimes accept: bodies of most unmutated modules validate", () => {
+    let withCode = 0;
+    let valid = 0;
+    for (let index = 0; index < 400; index++) {
+      const spec = randomSpec(caseRng(11, index));
+      if (spec.bodies === undefined) continue;
+      withCode++;
+      if (WebAssembly.validate(buildModule(spec))) valid++;
+    }
+    assert.ok(withCode > 100, `${withCode} modules with code`);
+    // The few that do not validate have a memory maximum the runtime refuses.
+    assert.ok(valid / withCode > 0.97, `${valid} of ${withCode} validate`);
+  });
+
   for (const seed of SEEDS) {
-    // A safety net against a hang, not a timing assertion: bun's default of 5 s is too short
-    // on a loaded machine.
-    it(`seed ${seed}: ${CASES_PER_SEED} cases translate or throw WasmpoolError`, {
-      timeout: 120_000,
-    }, () => {
-      withEngines((engines) => {
-        const summary = runFuzz({ seed, cases: CASES_PER_SEED, engines, corpus: theCorpus() });
-        const findings = summary.findings.map((f) =>
-          `case ${f.index} (${f.kind}, ${f.engine}): ${f.message}`
-        );
-        assert.deepEqual(findings, []);
-        assert.equal(summary.translated + summary.rejected, CASES_PER_SEED);
-        // The generators must reach instantiation, not only the parser's first error.
-        assert.ok(
-          summary.instantiated > CASES_PER_SEED / 10,
-          `${summary.instantiated} instantiated`,
-        );
-        for (const { engine } of engines) assert.equal(engine.stats().liveInstances, 0);
-      });
+    // A safety net against a hang, not a timing assertion: bun's default of 5 s is too short.
+    it(`seed ${seed}: ${CASES_PER_SEED} cases translate or throw WasmpoolError, and run`, {
+      timeout: 600_000,
+    }, async () => {
+      const summary = await runBounded({ seed, cases: CASES_PER_SEED, corpus: theCorpus() });
+      const findings = summary.findings.map((f) =>
+        `case ${f.index} (${f.kind}, ${f.engine}): ${f.message}`
+      );
+      assert.deepEqual(findings, []);
+      assert.equal(summary.translated + summary.rejected, CASES_PER_SEED);
+      // The generators must reach instantiation, not only the parser's first error, and then
+      // run code, call it and compare it with the runtime's own instance.
+      assert.ok(summary.instantiated > CASES_PER_SEED / 10, `${summary.instantiated} allocated`);
+      assert.ok(summary.ran > CASES_PER_SEED / 10, `${summary.ran} ran`);
+      assert.ok(summary.calls > CASES_PER_SEED / 10, `${summary.calls} calls`);
+      assert.ok(summary.compared > CASES_PER_SEED / 20, `${summary.compared} compared`);
     });
   }
 
+  describe("the time bound (a child process, killed)", () => {
+    const bounded = (what: string) =>
+      runBounded({
+        seed: 1,
+        cases: 8,
+        corpus: theCorpus(),
+        limitMs: SELFTEST_LIMIT_MS,
+        env: { WASMPOOL_FUZZ_SELFTEST: `${what}:5` },
+      });
+
+    it("a module that loops forever on the runtime's own instance too: timed out, killed", {
+      timeout: 120_000,
+    }, async () => {
+      const summary = await bounded("loop");
+      assert.deepEqual(summary.findings.map((f) => f.message), []);
+      assert.deepEqual(summary.timeouts.map((t) => [t.index, t.phase]), [[5, "reference"]]);
+      assert.equal(summary.cases, 8);
+      assert.equal(summary.children, 2);
+    });
+
+    it("wasmpool's instance running long where the runtime's own did not: a finding", {
+      timeout: 120_000,
+    }, async () => {
+      const summary = await bounded("hang");
+      assert.deepEqual(summary.timeouts, []);
+      assert.equal(summary.findings.length, 1);
+      assert.equal(summary.findings[0].index, 5);
+      assert.match(summary.findings[0].message, /^wasmpool's instance ran past 400 ms/);
+      assert.equal(summary.cases, 8);
+    });
+
+    it("wasmpool's instance stalled once, then ending alone: a timeout, counted as it ended", {
+      timeout: 120_000,
+    }, async () => {
+      const summary = await bounded("stall");
+      assert.deepEqual(summary.findings.map((f) => f.message), []);
+      assert.deepEqual(
+        summary.timeouts.map((t) => [t.index, t.phase, t.rerun]),
+        [[5, "running", "ended"]],
+      );
+      assert.equal(summary.cases, 8);
+      assert.equal(summary.translated + summary.rejected, 8); // case 5 counted as it ended
+    });
+
+    it("a child that dies: a finding at the case it was running", {
+      timeout: 120_000,
+    }, async () => {
+      const summary = await bounded("crash");
+      assert.equal(summary.findings.length, 1);
+      assert.equal(summary.findings[0].index, 5);
+      assert.match(summary.findings[0].message, /^the child process died \(signal SIGABRT\)/);
+      assert.equal(summary.cases, 8);
+    });
+  });
+
+  // In this process: every input here ends (a module that ran forever would be a timeout, and
+  // is not kept).
   it("every regression input translates or throws WasmpoolError on every engine", () => {
     const files = readdirSync(regressionsDir).filter((f) => f.endsWith(".wasm")).sort();
     withEngines((engines) => {
