@@ -4,12 +4,12 @@
  * each of which must translate or throw a `WasmpoolError`, on a pooling engine, a pooling
  * engine in uffd mode and an on-demand engine; what translates is instantiated by the allocator
  * and to run (`engine.instantiate`), its exports called and compared with the runtime's own
- * instance (`fuzz_run.ts`), with no instance left alive after any case. The cases run in a
- * child process killed when a module's code runs too long (`fuzz_bound.ts`), whose behaviour is
- * tested here too: a loop the runtime's own instance does not end is a timeout, wasmpool's
- * instance running long where the runtime's did not is a finding, and so is a crash. Every
- * input kept in `tests/fixtures/fuzz_regressions/` must do the same on every engine. Runs
- * unchanged under `deno test` and `bun test`.
+ * instance (`fuzz_run.ts`), with no instance left alive after any case. The engines have
+ * interruption on, and a module's code runs under a deadline (`fuzz_bound.ts`), whose behaviour
+ * is tested here too: a loop that runs long on demand too is a timeout, never a hang; wasmpool's
+ * instance stopped where the same module on demand ended quickly is a finding, unless it ends
+ * when run again. Every input kept in `tests/fixtures/fuzz_regressions/` must do the same on
+ * every engine. Runs unchanged under `deno test` and `bun test`.
  *
  * @module
  */
@@ -23,6 +23,7 @@ import {
   closeEngines,
   type Corpus,
   createEngines,
+  type FuzzCase,
   type FuzzEngine,
   generateCase,
   loadCorpus,
@@ -41,8 +42,34 @@ import type { Imports } from "../mod.ts";
 const SEEDS = [1, 2, 3];
 const CASES_PER_SEED = 1500;
 
-/** The bound's self-tests kill a module's code after this long. */
-const SELFTEST_LIMIT_MS = 400;
+/** The bound's self-tests stop a module's code after this long. */
+const SELFTEST_LIMIT_MS = 2000;
+
+/** The case the bound's self-tests replace with a module of their own. */
+const SELFTEST_CASE = 5;
+
+/**
+ * The self-tests' generator: case {@linkcode SELFTEST_CASE} is a module whose `run0` loops for
+ * ever (`loop`) or counts to 2*10^7 (`count`: some milliseconds); the others are the fuzzer's.
+ */
+function selftestCases(what: "loop" | "count") {
+  return (corpus: Corpus, seed: number, index: number): FuzzCase => {
+    const c = generateCase(corpus, seed, index);
+    if (index !== SELFTEST_CASE) return c;
+    const body = what === "loop" ? [0x03, 0x40, 0x0c, 0x00, 0x0b] : [
+      // loop: i += 1; br_if (i < 2*10^7)
+      ...[0x03, 0x40, 0x20, 0, 0x41, 1, 0x6a, 0x22, 0],
+      ...[0x41, 0x80, 0xda, 0xc4, 0x09, 0x49, 0x0d, 0, 0x0b],
+    ];
+    const bytes = buildModule({
+      types: [{ params: [], results: [] }],
+      functions: [0],
+      exports: [{ name: "run0", kind: "function", index: 0 }],
+      bodies: [{ locals: what === "count" ? [[1, "i32"]] : [], code: body }],
+    });
+    return { ...c, bytes, rng: new Rng(index + 1) };
+  };
+}
 
 const regressionsDir = fileURLToPath(new URL("./fixtures/fuzz_regressions/", import.meta.url));
 
@@ -131,57 +158,52 @@ describe("fuzzer", () => {
     });
   }
 
-  describe("the time bound (a child process, killed)", () => {
-    const bounded = (what: string) =>
+  describe("the time bound (deadlines)", () => {
+    const bounded = (what: "loop" | "count", tenantDeadlineMs?: (attempt: number) => number) =>
       runBounded({
         seed: 1,
         cases: 8,
         corpus: theCorpus(),
         limitMs: SELFTEST_LIMIT_MS,
-        env: { WASMPOOL_FUZZ_SELFTEST: `${what}:5` },
+        generate: selftestCases(what),
+        tenantDeadlineMs,
       });
 
-    it("a module that loops forever on the runtime's own instance too: timed out, killed", {
+    it("a module that loops for ever, on demand too: a timeout, stopped by its deadline", {
       timeout: 120_000,
     }, async () => {
       const summary = await bounded("loop");
       assert.deepEqual(summary.findings.map((f) => f.message), []);
-      assert.deepEqual(summary.timeouts.map((t) => [t.index, t.phase]), [[5, "reference"]]);
+      assert.deepEqual(summary.timeouts.map((t) => [t.index, t.phase]), [[
+        SELFTEST_CASE,
+        "reference",
+      ]]);
       assert.equal(summary.cases, 8);
-      assert.equal(summary.children, 2);
     });
 
-    it("wasmpool's instance running long where the runtime's own did not: a finding", {
+    it("wasmpool's instance stopped twice where the same module on demand ended: a finding", {
       timeout: 120_000,
     }, async () => {
-      const summary = await bounded("hang");
+      const summary = await bounded("count", () => 1);
       assert.deepEqual(summary.timeouts, []);
       assert.equal(summary.findings.length, 1);
-      assert.equal(summary.findings[0].index, 5);
-      assert.match(summary.findings[0].message, /^wasmpool's instance ran past 400 ms/);
+      assert.equal(summary.findings[0].index, SELFTEST_CASE);
+      assert.match(
+        summary.findings[0].message,
+        /^wasmpool's instance ran past its deadline of 1 ms/,
+      );
       assert.equal(summary.cases, 8);
     });
 
-    it("wasmpool's instance stalled once, then ending alone: a timeout, counted as it ended", {
+    it("wasmpool's instance stopped once, then ending when run again: a timeout", {
       timeout: 120_000,
     }, async () => {
-      const summary = await bounded("stall");
+      const summary = await bounded("count", (attempt) => attempt === 1 ? 1 : SELFTEST_LIMIT_MS);
       assert.deepEqual(summary.findings.map((f) => f.message), []);
       assert.deepEqual(
         summary.timeouts.map((t) => [t.index, t.phase, t.rerun]),
-        [[5, "running", "ended"]],
+        [[SELFTEST_CASE, "running", "ended"]],
       );
-      assert.equal(summary.cases, 8);
-      assert.equal(summary.translated + summary.rejected, 8); // case 5 counted as it ended
-    });
-
-    it("a child that dies: a finding at the case it was running", {
-      timeout: 120_000,
-    }, async () => {
-      const summary = await bounded("crash");
-      assert.equal(summary.findings.length, 1);
-      assert.equal(summary.findings[0].index, 5);
-      assert.match(summary.findings[0].message, /^the child process died \(signal SIGABRT\)/);
       assert.equal(summary.cases, 8);
     });
   });
