@@ -30,6 +30,8 @@ export {
   DEFAULT_MODULE_LIMITS,
   InstanceAllocationStrategy,
   type InstanceLimits,
+  type InterruptionOptions,
+  type InterruptionSettings,
   type ModuleLimits,
   type PoolingAllocationStrategy,
   type PoolingOptions,
@@ -43,7 +45,9 @@ export {
 } from "./src/engine.ts";
 export {
   ArgumentError,
+  DeadlineExceededError,
   DisposedError,
+  FuelExhaustedError,
   InstantiationError,
   LibraryError,
   type LibraryFailure,
@@ -79,5 +83,10 @@ export type {
   ValueType,
 } from "./src/module/types.ts";
 export { Table } from "./src/table.ts";
-export { Instance, type InstanceExports, type InstanceImports } from "./src/run/instance.ts";
+export {
+  Instance,
+  type InstanceExports,
+  type InstanceImports,
+  type InstantiateOptions,
+} from "./src/run/instance.ts";
 export { GuardedGlobal, GuardedMemory, GuardedTable } from "./src/run/exports.ts";

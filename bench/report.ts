@@ -23,6 +23,7 @@
  * @module
  */
 
+import { loadLatency, renderLatency } from "./report_latency.ts";
 import { loadLive, renderLive } from "./report_live.ts";
 import { loadImageMemory, renderImageMemory } from "./report_image_memory.ts";
 import { fileURLToPath } from "node:url";
@@ -550,8 +551,9 @@ export async function main(args: readonly string[]): Promise<number> {
   );
   const live = renderLive(await loadLive(`${root}/bench/results`));
   const memory = renderImageMemory(await loadImageMemory(`${root}/bench/results`));
+  const latency = renderLatency(await loadLatency(`${root}/bench/results`));
   const body = renderSection(groups, machine, files);
-  const parts = [body, live, memory].filter((part) => part !== "");
+  const parts = [body, live, memory, latency].filter((part) => part !== "");
   const section = await formatMarkdown(parts.join("\n\n"), root);
   if (args.includes("--stdout")) {
     console.log(section);

@@ -311,10 +311,47 @@ export class InstanceAllocationStrategy {
   }
 }
 
+/** Options of {@linkcode Config.withInterruption}; everything is optional. */
+export interface InterruptionOptions {
+  /**
+   * How often the ticker thread advances the epoch, in milliseconds: deadlines are kept to
+   * within about one tick. Default 1; from 0.1 to 1000. Engines with different ticks share the
+   * one ticker of the process, which then ticks at the shortest.
+   */
+  readonly tickMs?: number;
+}
+
+/** The resolved settings of epoch interruption. */
+export interface InterruptionSettings {
+  /** The tick, in milliseconds. */
+  readonly tickMs: number;
+}
+
+const DEFAULT_TICK_MS = 1;
+const MIN_TICK_MS = 0.1;
+const MAX_TICK_MS = 1000;
+
+function resolveInterruption(options: InterruptionOptions): InterruptionSettings {
+  const tickMs = options.tickMs ?? DEFAULT_TICK_MS;
+  if (
+    typeof tickMs !== "number" || !Number.isFinite(tickMs) || tickMs < MIN_TICK_MS ||
+    tickMs > MAX_TICK_MS
+  ) {
+    throw new LimitError(
+      `tickMs must be a number of milliseconds from ${MIN_TICK_MS} to ${MAX_TICK_MS}, got ${
+        String(tickMs)
+      }`,
+    );
+  }
+  return Object.freeze({ tickMs });
+}
+
 /** Engine configuration. */
 export class Config {
   #strategy: InstanceAllocationStrategy = InstanceAllocationStrategy.onDemand();
   #instanceFinalization = true;
+  #interruption: InterruptionSettings | null = null;
+  #fuel = false;
 
   /** The allocation strategy; on-demand unless set. */
   get allocationStrategy(): InstanceAllocationStrategy {
@@ -335,6 +372,48 @@ export class Config {
    */
   withInstanceFinalization(enabled: boolean): this {
     this.#instanceFinalization = enabled === true;
+    return this;
+  }
+
+  /** Epoch interruption's settings, or null when it is off (the default). */
+  get interruption(): InterruptionSettings | null {
+    return this.#interruption;
+  }
+
+  /** Whether fuel is on (off unless set). */
+  get fuel(): boolean {
+    return this.#fuel;
+  }
+
+  /**
+   * Turns on epoch interruption, Wasmtime's `epoch_interruption`: the code of every module
+   * compiled for the engine checks an epoch, which a native ticker thread advances every
+   * `tickMs`, against the deadline of the call it runs in, at every function entry, loop header
+   * and return from the host, so that `deadlineMs` (see `Engine#instantiate`) and
+   * `Instance#setDeadline` can stop a guest that runs too long, even in a tight loop: the call
+   * throws `DeadlineExceededError`. Off by default, and then modules carry no check
+   * at all. Returns this config.
+   *
+   * @example
+   * ```ts
+   * using engine = new Engine(new Config().withInterruption({ tickMs: 1 }));
+   * ```
+   */
+  withInterruption(options: InterruptionOptions = {}): this {
+    this.#interruption = resolveInterruption(options);
+    return this;
+  }
+
+  /**
+   * Turns fuel on or off, Wasmtime's `consume_fuel`: the code of every module compiled for the
+   * engine counts the instructions it runs (by each block's instruction count), and an
+   * instance given `{ fuel: n }` at instantiation traps with `FuelExhaustedError`
+   * once it has used n. The same program with the same fuel stops at the same point on every
+   * run and in every runtime: limits for tests and billing. `Instance#fuelConsumed` reads the
+   * count. Returns this config.
+   */
+  withFuel(enabled = true): this {
+    this.#fuel = enabled === true;
     return this;
   }
 

@@ -8,6 +8,7 @@ import {
   Config,
   DEFAULT_INSTANCE_LIMITS,
   InstanceAllocationStrategy,
+  type InterruptionSettings,
   type PoolingSettings,
 } from "./config.ts";
 import { createScratch, engineState, registerEngine } from "./engine_state.ts";
@@ -29,12 +30,14 @@ import {
   type InstanceExports,
   type InstanceImports,
   instantiate,
+  type InstantiateOptions,
   warm,
 } from "./run/instance.ts";
 import { detachBuffer, type EngineState } from "./internal.ts";
 import type { Module } from "./module.ts";
 import type { TranslationLimits } from "./module/translate.ts";
 import { Code, describeErrno } from "./native_errors.ts";
+import { acquireTicker, releaseTicker } from "./run/epoch.ts";
 import { type EngineStats, readStats } from "./stats.ts";
 
 export type { EngineStats } from "./stats.ts";
@@ -132,6 +135,10 @@ export interface EngineHandle {
   readonly id: number;
   /** The pooling settings, or null for on-demand. */
   readonly pooling: PoolingSettings | null;
+  /** Epoch interruption's settings, or null when it is off. */
+  readonly interruption?: InterruptionSettings | null;
+  /** Whether fuel is on. */
+  readonly fuel?: boolean;
 }
 
 // Set by Engine.attach for the constructor it calls: the engine to adopt instead of creating.
@@ -163,9 +170,13 @@ export class Engine {
     adopting = null;
     if (pointer === null) throw creationError(bytes);
     let scratch;
+    let tickerHolder = -1;
     try {
       scratch = createScratch(lib, 0);
+      const interruption = config.interruption;
+      if (interruption !== null) tickerHolder = acquireTicker(lib, interruption.tickMs);
     } catch (error) {
+      if (scratch !== undefined) lib.scratchDestroy(scratch.pointer, scratch.bytes);
       lib.engineRelease(pointer);
       throw error;
     }
@@ -182,6 +193,9 @@ export class Engine {
       closed: false,
       finalization: config.instanceFinalization,
       run: null,
+      checks: Object.freeze({ interruption: config.interruption !== null, fuel: config.fuel }),
+      tickMs: config.interruption?.tickMs ?? null,
+      tickerHolder,
     };
     registerEngine(this, this.#state);
   }
@@ -193,7 +207,12 @@ export class Engine {
    */
   handle(): EngineHandle {
     const state = engineState(this);
-    return { id: state.lib.engineId(state.pointer), pooling: state.pooling };
+    return {
+      id: state.lib.engineId(state.pointer),
+      pooling: state.pooling,
+      interruption: this.config.interruption,
+      fuel: this.config.fuel,
+    };
   }
 
   /**
@@ -209,9 +228,11 @@ export class Engine {
     const strategy = handle.pooling === null
       ? InstanceAllocationStrategy.onDemand()
       : InstanceAllocationStrategy.pooling(handle.pooling);
+    const config = new Config().withAllocationStrategy(strategy).withFuel(handle.fuel === true);
+    if (handle.interruption != null) config.withInterruption(handle.interruption);
     adopting = pointer;
     try {
-      return new Engine(new Config().withAllocationStrategy(strategy));
+      return new Engine(config);
     } finally {
       adopting = null;
     }
@@ -241,21 +262,28 @@ export class Engine {
    * `imports` are what `new WebAssembly.Instance` takes; exports of other wasmpool instances
    * may be passed for them.
    *
+   * `options` give the instance a deadline (`deadlineMs`: it bounds the start function and
+   * every call into the exports, on an engine with `Config#withInterruption`) and fuel
+   * (`fuel`, with `Config#withFuel`).
+   *
    * Throws {@linkcode PoolExhaustedError} when the pool is full, {@linkcode LinkError} for a
    * missing or mismatched import, {@linkcode MalformedModuleError} when the runtime does not
-   * compile the module, and the runtime's own `WebAssembly.RuntimeError` when the start
-   * function (or a data or element segment) traps. Nothing is left allocated then.
+   * compile the module, the runtime's own `WebAssembly.RuntimeError` when the start function
+   * (or a data or element segment) traps, and {@linkcode DeadlineExceededError} or
+   * {@linkcode FuelExhaustedError} when the start function is stopped. Nothing is left
+   * allocated then.
    */
   instantiate<E extends InstanceExports = InstanceExports>(
     module: Module,
     imports?: InstanceImports,
+    options?: InstantiateOptions,
   ): Instance<E> {
     const state = this.#state;
     if (state.closed) throw new DisposedError("the engine was used after close()");
     if (module.engine !== this) {
       throw new LinkError("the module was translated for another engine");
     }
-    return instantiate(state, module, imports) as Instance<E>;
+    return instantiate(state, module, imports, options) as Instance<E>;
   }
 
   /**
@@ -312,6 +340,10 @@ export class Engine {
     detachBuffer(state.scratch.words.buffer);
     lib.scratchDestroy(state.scratch.pointer, state.scratch.bytes);
     lib.engineRelease(pointer);
+    if (state.tickerHolder >= 0) {
+      releaseTicker(lib, state.tickerHolder);
+      state.tickerHolder = -1;
+    }
   }
 
   /** Same as {@linkcode Engine.close}, for `using`. */

@@ -76,6 +76,40 @@ export class ResourceError extends WasmpoolError {}
 /** An engine, instance, memory or table was used after it was disposed or closed. */
 export class DisposedError extends WasmpoolError {}
 
+/**
+ * A call into a running instance (or its start function) ran past its deadline and was stopped
+ * (see `Config#withInterruption`). The instance is poisoned: every further call throws this
+ * error again; dispose it.
+ */
+export class DeadlineExceededError extends WasmpoolError {
+  /** The deadline that passed, in milliseconds from the start of the call that set it. */
+  readonly deadlineMs: number;
+  /** How long that call had run when it was stopped, in milliseconds. */
+  readonly elapsedMs: number;
+
+  /** Creates the error for a deadline of `deadlineMs` passed after `elapsedMs`. */
+  constructor(message: string, deadlineMs: number, elapsedMs: number, options?: ErrorOptions) {
+    super(message, options);
+    this.deadlineMs = deadlineMs;
+    this.elapsedMs = elapsedMs;
+  }
+}
+
+/**
+ * A running instance used all the fuel it was given and was stopped (see `Config#withFuel`).
+ * The instance is poisoned: every further call throws this error again; dispose it.
+ */
+export class FuelExhaustedError extends WasmpoolError {
+  /** The fuel the instance was given. */
+  readonly fuel: number;
+
+  /** Creates the error for an instance given `fuel`. */
+  constructor(message: string, fuel: number, options?: ErrorOptions) {
+    super(message, options);
+    this.fuel = fuel;
+  }
+}
+
 /** An argument is out of range or of the wrong kind (a table index, a global's value, ...). */
 export class ArgumentError extends WasmpoolError {}
 

@@ -10,6 +10,7 @@ import { DisposedError } from "./errors.ts";
 import type { NativeLibrary, NativePointer } from "./ffi/symbols.ts";
 import type { TranslationLimits } from "./module/translate.ts";
 import type { RunEngine } from "./run/run_engine.ts";
+import type { RunChecks } from "./run/interrupt.ts";
 import { Code } from "./native_errors.ts";
 
 /** The scratch area of one engine: native memory with a view for reading and writing. */
@@ -46,6 +47,12 @@ export interface EngineState {
   readonly finalization: boolean;
   /** The running layer (host memories, running instances), made on first instantiate. */
   run: RunEngine | null;
+  /** The checks compiled into this engine's modules (interruption, fuel). */
+  readonly checks: RunChecks;
+  /** The engine's tick in milliseconds, with interruption; else null. */
+  readonly tickMs: number | null;
+  /** The engine's holder of the process's epoch ticker, or -1 (interruption off, or closed). */
+  tickerHolder: number;
 }
 
 const NO_SLOTS: readonly Slot[] = Object.freeze([]);

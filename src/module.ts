@@ -144,7 +144,13 @@ export class Module {
     try {
       // With pooling, the data segments an image holds are emptied from the rewrite.
       const imaged = state.pooling !== null && state.lib.moduleImaged(pointer) === 1;
-      run = planRun(copy, translation, state.pooling === null ? "plain" : "pooled", imaged);
+      run = planRun(
+        copy,
+        translation,
+        state.pooling === null ? "plain" : "pooled",
+        imaged,
+        state.checks,
+      );
     } catch (error) {
       state.lib.moduleDestroy(state.pointer, pointer);
       throw error;

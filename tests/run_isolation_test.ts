@@ -2,11 +2,14 @@
 // random bytes (through their code and through the buffer), globals and table entries, and
 // sometimes grow their memory, with several instances alive at once. Every new tenant sees
 // exactly the state a fresh `new WebAssembly.Instance` of its module has; everything a
-// disposed tenant handed out throws or is detached.
+// disposed tenant handed out throws or is detached. With interruption on, some tenants also run
+// away writing their memory until their deadline stops them: poisoned, then disposed, and
+// nothing of what they wrote reaches the next tenant.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
   Config,
+  DeadlineExceededError,
   DisposedError,
   Engine,
   type GuardedGlobal,
@@ -38,13 +41,13 @@ interface Tenant {
   readonly tableLength: number;
 }
 
-function tenants(engine: Engine): Tenant[] {
+function tenants(engine: Engine, spin: boolean): Tenant[] {
   return [1, 2, 3].map((seed) => {
     const random = prng(seed * 7919);
     const data = new Uint8Array(1 + Math.floor(random() * 3000)).map(() =>
       1 + (random() * 255 | 0)
     );
-    const bytes = tenantModule({ data, dataOffset: 200 + Math.floor(random() * 60000) });
+    const bytes = tenantModule({ data, dataOffset: 200 + Math.floor(random() * 60000), spin });
     const plain = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports;
     return {
       module: new Module(engine, bytes),
@@ -83,6 +86,14 @@ function checkFresh(instance: Instance, tenant: Tenant, cycle: number): void {
   }
 }
 
+/** Lets the tenant run away from a random address until a deadline of 2 ms stops it. */
+function runAway(instance: Instance, random: () => number): void {
+  instance.setDeadline(2);
+  const spin = instance.exports.spin as Fn;
+  assert.throws(() => spin(Math.floor(random() * 65536)), DeadlineExceededError);
+  assert.throws(() => (instance.exports.bump as Fn)(), DeadlineExceededError, "poisoned");
+}
+
 function scribble(instance: Instance, random: () => number): Live["held"] {
   const e = instance.exports;
   const memory = e.memory as GuardedMemory;
@@ -104,11 +115,12 @@ function checkStale(held: Live["held"]): void {
   assert.throws(() => held.memory.buffer, DisposedError);
 }
 
-const strategies: [string, () => InstanceAllocationStrategy, number][] = [
+const strategies: [string, () => InstanceAllocationStrategy, number, boolean][] = [
   [
     "pooling",
     () => InstanceAllocationStrategy.pooling({ instanceLimits: { count: LIVE_AT_ONCE } }),
     CYCLES,
+    false,
   ],
   [
     "pooling, random slots",
@@ -118,15 +130,34 @@ const strategies: [string, () => InstanceAllocationStrategy, number][] = [
         instanceLimits: { count: LIVE_AT_ONCE },
       }),
     CYCLES,
+    false,
   ],
-  ["on-demand", () => InstanceAllocationStrategy.onDemand(), ON_DEMAND_CYCLES],
+  ["on-demand", () => InstanceAllocationStrategy.onDemand(), ON_DEMAND_CYCLES, false],
+  [
+    "pooling, interruptions mixed in",
+    () => InstanceAllocationStrategy.pooling({ instanceLimits: { count: LIVE_AT_ONCE } }),
+    CYCLES,
+    true,
+  ],
+  [
+    "on-demand, interruptions mixed in",
+    () => InstanceAllocationStrategy.onDemand(),
+    ON_DEMAND_CYCLES / 2,
+    true,
+  ],
 ];
 
+/** Of the cycles with interruption on, the share whose tenant runs away. */
+const RUN_AWAY_SHARE = 0.02;
+
 describe("running instances: tenant isolation", () => {
-  for (const [name, strategy, cycles] of strategies) {
+  for (const [name, strategy, cycles, interruptions] of strategies) {
     it(`${cycles} seeded cycles, ${name}`, { timeout: 120_000 }, () => {
-      using engine = new Engine(new Config().withAllocationStrategy(strategy()));
-      const all = tenants(engine);
+      const config = new Config().withAllocationStrategy(strategy());
+      if (interruptions) config.withInterruption();
+      using engine = new Engine(config);
+      const all = tenants(engine, interruptions);
+      let ranAway = 0;
       const random = prng(42);
       const live: Live[] = [];
       for (let cycle = 0; cycle < cycles; cycle++) {
@@ -138,8 +169,17 @@ describe("running instances: tenant isolation", () => {
         const tenant = all[Math.floor(random() * all.length)];
         const instance = engine.instantiate(tenant.module);
         checkFresh(instance, tenant, cycle);
+        if (interruptions && random() < RUN_AWAY_SHARE) {
+          const buffer = (instance.exports.memory as GuardedMemory).buffer;
+          runAway(instance, random);
+          instance.dispose();
+          assert.equal(buffer.byteLength, 0, "a stopped tenant's buffer is detached");
+          ranAway++;
+          continue;
+        }
         live.push({ instance, held: scribble(instance, random) });
       }
+      if (interruptions) assert.ok(ranAway > cycles / 200, `${ranAway} tenants ran away`);
       for (const { instance, held } of live) {
         instance.dispose();
         checkStale(held);
@@ -147,6 +187,10 @@ describe("running instances: tenant isolation", () => {
       const stats = engine.stats();
       assert.equal(stats.liveInstances, 0);
       assert.equal(stats.runningInstances, 0);
+      if (interruptions && name.startsWith("pooling")) {
+        // A stopped tenant's memory is never pooled again: each one was replaced.
+        assert.ok(stats.hostMemoriesReplaced >= ranAway, `${stats.hostMemoriesReplaced} replaced`);
+      }
     });
   }
 });

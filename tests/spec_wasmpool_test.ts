@@ -31,6 +31,9 @@ import { loadSpecFile, SPEC_FILES } from "./spec/suite.ts";
 
 const runtime = currentRuntime();
 
+/** A deadline no spec command comes near: the wrapper sets it on every call. */
+const DEADLINE_MS = 60_000;
+
 /** Limits wide enough for every module of the suite: it is the semantics under test here. */
 function pooling(): InstanceAllocationStrategy {
   return InstanceAllocationStrategy.pooling({
@@ -69,18 +72,28 @@ function earlierTenants(engine: Engine, module: Module, imports: Record<string, 
   }
 }
 
+/** What else the engine turns on: interruption (deadlines), fuel. */
+interface Checks {
+  readonly interruption?: boolean;
+  readonly fuel?: boolean;
+}
+
 function backend(
   name: string,
   strategy: () => InstanceAllocationStrategy,
   recycledAfterOthers = false,
+  checks: Checks = {},
 ): Backend<Module> {
-  const engine = new Engine(new Config().withAllocationStrategy(strategy()));
+  const config = new Config().withAllocationStrategy(strategy()).withFuel(checks.fuel === true);
+  if (checks.interruption) config.withInterruption();
+  const engine = new Engine(config);
+  const options = checks.interruption ? { deadlineMs: DEADLINE_MS } : undefined;
   return {
     name,
     compile: (bytes) => new Module(engine, bytes),
     instantiate: (module, imports) => {
       if (recycledAfterOthers) earlierTenants(engine, module, imports);
-      return engine.instantiate(module, imports);
+      return engine.instantiate(module, imports, options);
     },
     errorClass: (error) =>
       error instanceof MalformedModuleError
@@ -106,6 +119,24 @@ const candidates: [string, () => Backend<Module>][] = [
     () => backend("wasmpool pooling, recycled", pooling, true),
   ],
   ["wasmpool on-demand", () => backend("wasmpool on-demand", InstanceAllocationStrategy.onDemand)],
+  // Interruption and fuel change every module's code (checks at loop headers and entries,
+  // charges in every block) and its memories (the epoch memory after them): the same commands
+  // must agree. Calls run with a generous deadline, so that the wrapper's path is the one taken.
+  [
+    "wasmpool pooling, interruption",
+    () => backend("wasmpool pooling, interruption", pooling, false, { interruption: true }),
+  ],
+  [
+    "wasmpool pooling, fuel, recycled instances after earlier tenants",
+    () => backend("wasmpool pooling, fuel, recycled", pooling, true, { fuel: true }),
+  ],
+  ["wasmpool on-demand, interruption and fuel", () =>
+    backend(
+      "wasmpool on-demand, interruption and fuel",
+      InstanceAllocationStrategy.onDemand,
+      false,
+      { interruption: true, fuel: true },
+    )],
 ];
 
 function failuresOf(report: FileReport): string {

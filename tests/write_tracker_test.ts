@@ -119,15 +119,26 @@ describe("write tracker on host memories", { skip: unavailable }, () => {
       const oldAddress = pointerOf(memory);
       const oldPages = hostPages(memory);
       const oldValue = lib.address(oldAddress);
+      const reservedInPlace = lib.memoryPlacement(
+        oldAddress,
+        2,
+        160,
+        lib.runtime === "bun" ? 65536 : 0,
+        new Uint32Array(1),
+      ) === 1;
       assert.equal(lib.writeTrackerRegister(t.pointer, oldAddress, oldPages), 0);
       wasm.store(3 * HOST_PAGE, 1);
       assert.equal(memory.grow(1), 2);
       const newAddress = pointerOf(memory);
       const newPages = hostPages(memory);
       const moved = lib.address(newAddress) !== oldValue;
-      // V8 grows every memory in place; JavaScriptCore moves the ones in its heap (all but its
-      // first few, so surely one made after 16 live others).
-      assert.equal(moved, lib.runtime === "bun" && others > 0);
+      // V8 grows every memory in place; JavaScriptCore moves the ones in its heap: all but its
+      // first few live memories (so surely one made after 16 live others; the first memory made
+      // here is one of the few only if the process holds fewer, which earlier tests in the same
+      // process decide: an engine with interruption holds one for good). What the maps said of
+      // the memory before it grew decides.
+      assert.equal(moved, !reservedInPlace);
+      if (lib.runtime === "deno" || others > 0) assert.equal(moved, lib.runtime === "bun");
       assert.equal(lib.writeTrackerUnregister(t.pointer, oldAddress, oldPages), 0);
       assert.equal(lib.writeTrackerRegister(t.pointer, newAddress, newPages), 0);
       assert.deepEqual(scan(t, newAddress, newPages), []);

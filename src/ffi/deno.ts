@@ -80,6 +80,12 @@ export function openDeno(path: string): NativeLibrary {
     ],
     writeTrackerScan: s.wasmpool_write_tracker_scan as NativeLibrary["writeTrackerScan"],
     writeTrackerRestore: s.wasmpool_write_tracker_restore as NativeLibrary["writeTrackerRestore"],
+    tickerAcquire: s.wasmpool_ticker_acquire as NativeLibrary["tickerAcquire"],
+    tickerRelease: s.wasmpool_ticker_release as NativeLibrary["tickerRelease"],
+    tickerMap: (address, accessible, maximum) =>
+      s.wasmpool_ticker_map(ptr(address), accessible, maximum) as number,
+    tickerErrno: s.wasmpool_ticker_errno as NativeLibrary["tickerErrno"],
+    tickerNowLow: s.wasmpool_ticker_now_low as NativeLibrary["tickerNowLow"],
     pointerOf: (buffer) => out(deno.UnsafePointer.of(buffer)),
     moduleImaged: (module) => s.wasmpool_module_imaged(ptr(module)) as number,
     hostMemoryAdopt: (engine, address, pages, maxPages, minReserved) =>

@@ -31,12 +31,12 @@ export const PACKAGED_GLIBC_VERSION = "2.17";
 export const PACKAGED_LIBRARIES: Readonly<Record<string, PackagedLibrary>> = {
   "x86_64-linux": {
     path: "lib/x86_64-linux/libwasmpool.so",
-    sha256: "edaba87b0144bf87215bba4bc98128d6142f3c6aeba7cc2d4f6531b503281427",
-    sizeBytes: 124040,
+    sha256: "9fb0b65c28d4a07d9baca1a726ee2677290a9cb955b56ef62f5c58738806101f",
+    sizeBytes: 128352,
   },
   "aarch64-linux": {
     path: "lib/aarch64-linux/libwasmpool.so",
-    sha256: "4b30dd42e1b2ce74eee0d84fe21a76236b6e821e6a105c3e3368c2eda890ed6c",
-    sizeBytes: 117984,
+    sha256: "87d3adcb68380015e3afef3cc08bd368ca013304dff6b455543b445511332667",
+    sizeBytes: 122824,
   },
 };

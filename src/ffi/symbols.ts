@@ -54,6 +54,11 @@ export const SYMBOLS = {
     result: "i32",
   },
   write_tracker_restore: { parameters: ["pointer", "pointer", "u32", "pointer"], result: "i32" },
+  ticker_acquire: { parameters: ["u32"], result: "i32" },
+  ticker_release: { parameters: ["u32"], result: "i32" },
+  ticker_map: { parameters: ["pointer", "u32", "u32"], result: "i32" },
+  ticker_errno: { parameters: [], result: "u32" },
+  ticker_now_low: { parameters: [], result: "u32" },
   module_imaged: { parameters: ["pointer"], result: "u32" },
   host_memory_adopt: { parameters: ["pointer", "pointer", "u32", "u32", "u32"], result: "pointer" },
   host_memory_prepare: { parameters: ["pointer", "pointer", "pointer", "u32"], result: "i32" },
@@ -66,7 +71,7 @@ export const SYMBOLS = {
 } as const satisfies Record<string, NativeSignature>;
 
 /** The ABI version this TypeScript side speaks; `abi_version()` must answer it. */
-export const ABI_VERSION = 6;
+export const ABI_VERSION = 7;
 
 /** A native pointer: an object in Deno, a number in Bun. Opaque outside src/ffi/. */
 export type NativePointer = { readonly __nativePointer: unique symbol };
@@ -191,6 +196,23 @@ export interface NativeLibrary {
     sizeHostPages: number,
     source: NativePointer,
   ): number;
+  /**
+   * `wasmpool_ticker_acquire`: a holder of the process's epoch ticker with a tick of `tickUs`
+   * (the first starts its thread), or a negative code (zig/src/ticker.zig's `Error`).
+   */
+  tickerAcquire(tickUs: number): number;
+  /** `wasmpool_ticker_release`: gives a holder back; the last one stops the thread. */
+  tickerRelease(holder: number): number;
+  /**
+   * `wasmpool_ticker_map`: maps the ticker's page over the first host page of the epoch memory
+   * at `address`, once it is checked to be reserved by the runtime for itself; 0 or a
+   * negative code.
+   */
+  tickerMap(address: NativePointer, accessibleWasmPages: number, maximumWasmPages: number): number;
+  /** `wasmpool_ticker_errno`: the errno behind the ticker's last failure. */
+  tickerErrno(): number;
+  /** `wasmpool_ticker_now_low`: the low 32 bits of CLOCK_MONOTONIC in microseconds. */
+  tickerNowLow(): number;
   /** The address of the first byte of `buffer` (a memory's buffer, say); null when empty. */
   pointerOf(buffer: ArrayBufferLike | ArrayBufferView): NativePointer | null;
   /** `wasmpool_module_imaged`: 1 when every data segment of the module is in its images. */

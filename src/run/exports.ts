@@ -13,6 +13,7 @@
  */
 
 import { DisposedError } from "../errors.ts";
+import { unwrapFunction } from "./calls.ts";
 import { type AliasBox, type MemoryRecord, recordOf } from "./memory_record.ts";
 import type { RunPlan } from "./plan.ts";
 import { grew } from "./hooks.ts";
@@ -133,13 +134,13 @@ export class GuardedTable {
   /** Sets element `index` to `value` (the element type's default when omitted). */
   set(index: number, ...value: unknown[]): void {
     check(this.#owner, "a table");
-    this.#table.set(index, ...value);
+    this.#table.set(index, ...value.map(unwrapFunction));
   }
 
   /** Grows by `delta` elements set to `init`; returns the previous length. */
   grow(delta: number, ...init: unknown[]): number {
     check(this.#owner, "a table");
-    return this.#table.grow(delta, ...init);
+    return this.#table.grow(delta, ...init.map(unwrapFunction));
   }
 
   static {
@@ -175,7 +176,7 @@ export class GuardedGlobal {
   /** Sets the value; the runtime throws TypeError for an immutable global. */
   set value(value: unknown) {
     check(this.#owner, "a global");
-    this.#global.value = value;
+    this.#global.value = unwrapFunction(value);
   }
 
   /** The value, like `WebAssembly.Global#valueOf`. */
@@ -201,7 +202,8 @@ export function unguard(value: unknown): Unguarded | null {
  * named `__proto__` or `toString`), but not frozen: freezing one costs about 160 ns in V8, a
  * tenth of a recycled instance's whole cycle. Its functions are the runtime's own, unless `wrap`
  * makes a guarded one of each (a recycled instance's tenant, whose functions must stop working
- * when it ends though the instance lives).
+ * when it ends though the instance lives, or calls through a `CallControl`: interruption or
+ * fuel on).
  */
 export function guardExports(
   raw: WebAssembly.Instance,

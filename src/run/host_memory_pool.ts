@@ -68,8 +68,10 @@ export class HostMemory extends MemoryRecord {
   /** Makes a memory of `shape`, adopted by `engine`. */
   constructor(shape: MemoryShape, engine: NativeEngine) {
     let memory: WebAssembly.Memory;
+    // A pooled shape always has a maximum: the engine's limit when the module declares none.
+    const maximum = shape.max ?? 65536;
     try {
-      memory = new WebAssembly.Memory({ initial: shape.min, maximum: shape.max });
+      memory = new WebAssembly.Memory({ initial: shape.min, maximum });
     } catch (cause) {
       throw new ResourceError(
         `the runtime could not make a memory of ${shape.min} pages (maximum ${shape.max}): ` +
@@ -83,7 +85,7 @@ export class HostMemory extends MemoryRecord {
     const address = lib.pointerOf(this.raw);
     this.native = address === null
       ? null
-      : lib.hostMemoryAdopt(pointer, address, shape.min, shape.max, engine.minReservedPages);
+      : lib.hostMemoryAdopt(pointer, address, shape.min, maximum, engine.minReservedPages);
     if (shape.min !== 0 && this.native === null) {
       throw new ResourceError(
         `the native side could not adopt a memory of ${shape.min} pages (at most ` +
@@ -321,6 +323,18 @@ export class HostMemoryPool {
     if (free === undefined) this.#free.set(memory.shape.key, free = []);
     free.push(memory);
     this.#freeCount += 1;
+  }
+
+  /**
+   * Drops `memory` instead of pooling it: its tenant was interrupted, and its next tenant gets
+   * a memory never written by anyone (counted as a replacement).
+   */
+  discard(memory: HostMemory): void {
+    inUse.delete(memory.ref);
+    memory.detachAliases();
+    memory.giveUp();
+    this.#count -= 1;
+    this.counters.replaced += 1;
   }
 
   /** Drops every free memory (the engine is closing). */

@@ -7,19 +7,24 @@
 
 import { DeferredFinalizer } from "../deferred_finalizer.ts";
 import {
+  ArgumentError,
   DisposedError,
   LinkError,
   PoolExhaustedError,
+  ResourceError,
   UnsupportedFeatureError,
 } from "../errors.ts";
 import type { EngineState } from "../internal.ts";
 import { type Module, moduleState } from "../module.ts";
+import { CallControl, UNLIMITED_FUEL, unwrapFunction } from "./calls.ts";
+import { type EpochPage, epochPage, wasmpoolImports } from "./epoch.ts";
 import { guardExports, unguard } from "./exports.ts";
 import { importValues } from "./import_values.ts";
 import type { HostMemory } from "./host_memory_pool.ts";
 import { installHooks } from "./hooks.ts";
-import type { RunPlan } from "./plan.ts";
-import { KILL_EXPORT, MEMORY_IMPORT_MODULE, memoryImportName, START_EXPORT } from "./rewrite.ts";
+import { anyChecks } from "./interrupt.ts";
+import type { MemoryShape, RunPlan } from "./plan.ts";
+import { KILL_EXPORT, MEMORY_IMPORT_MODULE, START_EXPORT } from "./rewrite.ts";
 import { endTenancy, startTenant, Tenant, tenantFunction, tenantImports } from "./recycle.ts";
 import { RunEngine } from "./run_engine.ts";
 import { link, retire, RunState } from "./tenancy.ts";
@@ -34,6 +39,23 @@ export type InstanceImports = Readonly<Record<string, Readonly<Record<string, un
 /** The exports of a running instance, by name. */
 export type InstanceExports = Readonly<Record<string, unknown>>;
 
+/** Options of `Engine#instantiate`; everything is optional. */
+export interface InstantiateOptions {
+  /**
+   * A deadline for the start function and, until {@linkcode Instance.setDeadline} changes it,
+   * for every call into the instance's exports: milliseconds from each call's start. A call
+   * that runs past it throws {@linkcode DeadlineExceededError}. Needs an engine with
+   * `Config#withInterruption`. Default: none.
+   */
+  readonly deadlineMs?: number | null;
+  /**
+   * The fuel the instance may use, in all its calls together, start function included (about
+   * one unit an instruction); past it, the call throws {@linkcode FuelExhaustedError}. Needs an
+   * engine with `Config#withFuel`. Default: 2^53 - 1, no limit in practice.
+   */
+  readonly fuel?: number;
+}
+
 // An instance collected without dispose() still gives back its memories and its slot. For a
 // dedicated instance the target is the runtime's instance, which its own exported functions and
 // every guarded object keep alive; for a tenant of a recycled one, the tenant's lease, which its
@@ -45,6 +67,8 @@ const tenantFinalizer = new DeferredFinalizer<Tenant>((tenant) => endTenancy(ten
 interface Backing {
   /** Whether it is over. */
   readonly dead: boolean;
+  /** The calls into it, with interruption or fuel on; else null. */
+  readonly control: CallControl | null;
   /** Makes the exports object. */
   exports(): InstanceExports;
   /** Ends it. */
@@ -56,11 +80,18 @@ class Dedicated implements Backing {
   readonly #state: RunState;
   readonly #raw: WebAssembly.Instance;
   readonly #plan: RunPlan;
+  readonly control: CallControl | null;
 
-  constructor(state: RunState, raw: WebAssembly.Instance, plan: RunPlan) {
+  constructor(
+    state: RunState,
+    raw: WebAssembly.Instance,
+    plan: RunPlan,
+    control: CallControl | null,
+  ) {
     this.#state = state;
     this.#raw = raw;
     this.#plan = plan;
+    this.control = control;
   }
 
   get dead(): boolean {
@@ -69,7 +100,15 @@ class Dedicated implements Backing {
 
   exports(): InstanceExports {
     const state = this.#state;
-    return guardExports(this.#raw, this.#plan, state, state, this.#raw);
+    const control = this.control;
+    return guardExports(
+      this.#raw,
+      this.#plan,
+      state,
+      state,
+      this.#raw,
+      control === null ? null : (fn) => control.wrap(fn as Fn),
+    );
   }
 
   dispose(): void {
@@ -84,9 +123,11 @@ class Dedicated implements Backing {
 /** A tenancy of a recycled instance; this object is the tenant's lease. */
 class Tenancy implements Backing {
   readonly #tenant: Tenant;
+  readonly control: CallControl | null;
 
-  constructor(tenant: Tenant) {
+  constructor(tenant: Tenant, control: CallControl | null) {
     this.#tenant = tenant;
+    this.control = control;
   }
 
   get dead(): boolean {
@@ -96,13 +137,14 @@ class Tenancy implements Backing {
   exports(): InstanceExports {
     const tenant = this.#tenant;
     const warm = tenant.warm;
+    const control = this.control;
     return guardExports(
       warm.raw,
       warm.plan,
       tenant,
       warm.state,
       this,
-      (fn) => tenantFunction(tenant, this, fn),
+      (fn) => tenantFunction(tenant, this, control === null ? fn : control.wrap(fn as Fn)),
     );
   }
 
@@ -159,6 +201,37 @@ export class Instance<E extends InstanceExports = InstanceExports> {
   }
 
   /**
+   * Sets the deadline of every later call into the exports, in milliseconds from each call's
+   * start, or removes it (`null`). Needs an engine with `Config#withInterruption`; throws
+   * {@linkcode ArgumentError} otherwise, or for a value that is not a positive number.
+   */
+  setDeadline(ms: number | null): void {
+    const backing = this.#backing;
+    if (backing.dead) throw new DisposedError("an instance was used after it was disposed");
+    const control = backing.control;
+    if (control === null || !moduleState(this.#module).run.checks.interruption) {
+      throw new ArgumentError(
+        "deadlines need an engine with interruption on: new Config().withInterruption()",
+      );
+    }
+    control.deadlineMs = checkDeadline(ms);
+  }
+
+  /**
+   * The fuel the instance has used so far (at most what it was given). Needs an engine with
+   * `Config#withFuel`; throws {@linkcode ArgumentError} otherwise.
+   */
+  get fuelConsumed(): number {
+    const backing = this.#backing;
+    if (backing.dead) throw new DisposedError("an instance was used after it was disposed");
+    const control = backing.control;
+    if (control === null || !moduleState(this.#module).run.checks.fuel) {
+      throw new ArgumentError("fuel needs an engine with fuel on: new Config().withFuel()");
+    }
+    return control.fuelConsumed;
+  }
+
+  /**
    * Gives the instance's memories and pool slot back (or, recycled, the instance itself, reset
    * for the next tenant): its functions throw DisposedError, the buffers it handed out are
    * detached, and the next tenant sees none of its state. Instances it shares a memory with
@@ -184,17 +257,81 @@ export function runEngine(engine: EngineState): RunEngine {
   return engine.run ??= new RunEngine(engine);
 }
 
+type Fn = (...args: unknown[]) => unknown;
+
+/** The longest deadline: about 24 days, so that every deadline is a whole number of µs. */
+const MAX_DEADLINE_MS = 2 ** 31;
+
+function checkDeadline(ms: unknown): number | null {
+  if (ms === null || ms === undefined) return null;
+  if (typeof ms !== "number" || !(ms > 0) || ms > MAX_DEADLINE_MS) {
+    throw new ArgumentError(
+      `a deadline must be a number of milliseconds above 0 and at most ${MAX_DEADLINE_MS}, ` +
+        `or null, got ${String(ms)}`,
+    );
+  }
+  return ms;
+}
+
+function checkFuel(fuel: unknown): number {
+  if (fuel === undefined) return UNLIMITED_FUEL;
+  if (typeof fuel !== "number" || !Number.isInteger(fuel) || fuel < 0 || fuel > UNLIMITED_FUEL) {
+    throw new ArgumentError(
+      `fuel must be a whole number from 0 to ${UNLIMITED_FUEL}, got ${String(fuel)}`,
+    );
+  }
+  return fuel;
+}
+
+/** What an instance's calls start with: its deadline and fuel, checked against its engine. */
+interface CallSettings {
+  readonly deadlineMs: number | null;
+  readonly fuel: number;
+}
+
+function callSettings(plan: RunPlan, options: InstantiateOptions): CallSettings {
+  const deadlineMs = checkDeadline(options.deadlineMs);
+  if (deadlineMs !== null && !plan.checks.interruption) {
+    throw new ArgumentError(
+      "deadlineMs needs an engine with interruption on: new Config().withInterruption()",
+    );
+  }
+  const fuel = checkFuel(options.fuel);
+  if (options.fuel !== undefined && !plan.checks.fuel) {
+    throw new ArgumentError("fuel needs an engine with fuel on: new Config().withFuel()");
+  }
+  return { deadlineMs, fuel };
+}
+
+/** The calls into `raw` with `settings`, when its module has checks; else null. */
+function callControl(
+  engine: EngineState,
+  plan: RunPlan,
+  raw: WebAssembly.Instance,
+  state: RunState,
+  settings: CallSettings,
+): CallControl | null {
+  if (!anyChecks(plan.checks)) return null;
+  const page = plan.checks.interruption ? epochPage(engine.lib) : null;
+  const control = new CallControl(raw, state, page, engine.tickMs);
+  control.deadlineMs = settings.deadlineMs;
+  if (plan.checks.fuel) control.giveFuel(settings.fuel);
+  return control;
+}
+
 /** @internal Instantiates `module` to run on the runtime's engine. */
 export function instantiate(
   engine: EngineState,
   module: Module,
   imports: InstanceImports | undefined,
+  options: InstantiateOptions = {},
 ): Instance {
   const plan = moduleState(module).run;
+  const settings = callSettings(plan, options);
   const run = runEngine(engine);
   if (run.pool !== null) {
     if (plan.notRecyclable === null && engine.pooling!.recycleInstances) {
-      const recycled = instantiateRecycled(engine, run, module, plan, imports);
+      const recycled = instantiateRecycled(engine, run, module, plan, imports, settings);
       if (recycled !== null) return recycled;
       run.counters.ownInstances += 1;
     } else {
@@ -215,23 +352,51 @@ export function instantiate(
   run.live.add(state);
   run.counters.instantiations += 1;
   let raw: WebAssembly.Instance;
+  let control: CallControl | null = null;
   try {
     const pool = run.pool;
+    let passed: WebAssembly.Memory[] = [];
     if (pool !== null) {
       const native = moduleState(module).pointer;
       for (let m = 0; m < plan.memories.length; m++) {
         memories.push(pool.take(plan.memories[m], plan, native, m));
       }
+      passed = memories.map((m) => m.memory);
+    } else if (plan.memories.length > 0) {
+      passed = plan.memories.map(freshMemory);
     }
-    raw = new WebAssembly.Instance(plan.compiled, runtimeImports(plan, imports, state));
+    const epoch = plan.checks.interruption ? epochPage(engine.lib) : null;
+    raw = new WebAssembly.Instance(
+      plan.compiled,
+      runtimeImports(plan, imports, state, passed, epoch),
+    );
     installHooks(raw);
-    if (plan.start) (raw.exports[START_EXPORT] as () => void)();
+    control = callControl(engine, plan, raw, state, settings);
+    if (plan.start) {
+      const start = raw.exports[START_EXPORT] as () => void;
+      if (control !== null) control.call(start as Fn, []);
+      else start();
+    }
   } catch (error) {
     retire(state);
     throw instantiationError(error);
   }
   if (engine.finalization) finalizer.track(raw, state);
-  return new Instance(module, new Dedicated(state, raw, plan));
+  return new Instance(module, new Dedicated(state, raw, plan, control));
+}
+
+/** A memory of `shape` for one instance on demand (its epoch memory must come after it). */
+function freshMemory(shape: MemoryShape): WebAssembly.Memory {
+  try {
+    return new WebAssembly.Memory(
+      shape.max === null ? { initial: shape.min } : { initial: shape.min, maximum: shape.max },
+    );
+  } catch (cause) {
+    throw new ResourceError(
+      `the runtime could not make a memory of ${shape.min} pages: ${cause}`,
+      { cause },
+    );
+  }
 }
 
 function admit(engine: EngineState): number {
@@ -254,6 +419,7 @@ function instantiateRecycled(
   module: Module,
   plan: RunPlan,
   imports: InstanceImports | undefined,
+  settings: CallSettings,
 ): Instance | null {
   const idle = run.takeIdle(plan);
   const bound = tenantImports(plan, imports, idle?.globals ?? null);
@@ -285,13 +451,15 @@ function instantiateRecycled(
   const tenant = new Tenant(engine, run, warm, ticket);
   run.tenants.add(tenant);
   run.counters.instantiations += 1;
+  let control: CallControl | null = null;
   try {
-    startTenant(tenant);
+    control = callControl(engine, plan, warm.raw, warm.state, settings);
+    startTenant(tenant, control);
   } catch (error) {
     endTenancy(tenant);
     throw instantiationError(error);
   }
-  const tenancy = new Tenancy(tenant);
+  const tenancy = new Tenancy(tenant, control);
   if (engine.finalization) tenantFinalizer.track(tenancy, tenant);
   return new Instance(module, tenancy);
 }
@@ -351,26 +519,28 @@ function instantiationError(error: unknown): unknown {
   return error;
 }
 
-/** The import object the runtime gets: the user's imports unguarded, plus pooled memories. */
+/**
+ * The import object the runtime gets: the user's imports unguarded (functions unwrapped), plus
+ * the memories wasmpool passes in and the epoch memory.
+ */
 function runtimeImports(
   plan: RunPlan,
   imports: InstanceImports | undefined,
   state: RunState,
+  memories: readonly WebAssembly.Memory[],
+  epoch: EpochPage | null,
 ): WebAssembly.Imports | undefined {
-  const memories = state.memories;
   const declared = plan.imports;
-  if (declared.length === 0 && memories.length === 0) return undefined;
+  if (declared.length === 0 && memories.length === 0 && epoch === null) return undefined;
   const out: Record<string, Record<string, unknown>> = Object.create(null);
-  if (memories.length !== 0) {
-    const pooled: Record<string, unknown> = Object.create(null);
-    for (let m = 0; m < memories.length; m++) pooled[memoryImportName(m)] = memories[m].memory;
-    out[MEMORY_IMPORT_MODULE] = pooled;
+  if (memories.length !== 0 || epoch !== null) {
+    out[MEMORY_IMPORT_MODULE] = wasmpoolImports(memories, epoch);
   }
   const values = importValues(declared, imports);
   for (let i = 0; i < declared.length; i++) {
     const d = declared[i];
     (out[d.module] ??= Object.create(null))[d.name] = d.kind === "function"
-      ? values[i]
+      ? unwrapFunction(values[i])
       : importObject(values[i], state);
   }
   return out as WebAssembly.Imports;

@@ -10,6 +10,7 @@ import { MalformedModuleError, WasmpoolError } from "../errors.ts";
 import type { Translation } from "../module/translate.ts";
 import type { ExternKind } from "../module/types.ts";
 import type { CodeFacts } from "./instrument.ts";
+import { NO_CHECKS, type RunChecks } from "./interrupt.ts";
 import { codeObstacle, declaredObstacle } from "./recyclability.ts";
 import { rewriteModule } from "./rewrite.ts";
 
@@ -17,8 +18,8 @@ import { rewriteModule } from "./rewrite.ts";
 export interface MemoryShape {
   /** Initial pages. */
   readonly min: number;
-  /** Maximum pages. */
-  readonly max: number;
+  /** Maximum pages; null only on demand, for a module that declares none. */
+  readonly max: number | null;
   /** `min:max`, the pool's key. */
   readonly key: string;
 }
@@ -41,8 +42,13 @@ export interface RunPlan {
   readonly facts: CodeFacts;
   /** Whether the module has a start function (exported by the rewrite, called by wasmpool). */
   readonly start: boolean;
-  /** The pooled memories, by defined memory index; empty on demand. */
+  /**
+   * The memories wasmpool passes in, by defined memory index: pooled ones (pooling), or fresh
+   * ones (on demand with interruption, whose epoch memory must come after them); else empty.
+   */
   readonly memories: readonly MemoryShape[];
+  /** The checks compiled in. */
+  readonly checks: RunChecks;
   /** Every import, in order. */
   readonly imports: readonly ItemPlan[];
   /** Every export, in order. */
@@ -91,36 +97,40 @@ function compile(bytes: Uint8Array<ArrayBuffer>): WebAssembly.Module {
  * Plans running `translation`'s module from its `bytes` (wasmpool's own copy, which the
  * translation's views point into, validated by {@linkcode validateForRuntime}), as `variant`;
  * `imaged` when every data segment is in the module's memory images, which the pool puts in
- * place (then the rewrite empties every active segment).
+ * place (then the rewrite empties every active segment); with `checks` compiled in.
  */
 export function planRun(
   bytes: Uint8Array<ArrayBuffer>,
   translation: Translation,
   variant: RunVariant,
   imaged: boolean,
+  checks: RunChecks = NO_CHECKS,
 ): RunPlan {
   const parsed = translation.parsed;
-  const memories = translation.memories.map((m) => ({
-    min: m.min,
-    max: m.max,
-    key: `${m.min}:${m.max}`,
-  }));
+  // On demand, memories stay the module's own, unless the epoch memory must follow them.
+  const memories: MemoryShape[] | null = variant === "pooled"
+    ? translation.memories.map((m) => ({ min: m.min, max: m.max, key: `${m.min}:${m.max}` }))
+    : checks.interruption
+    ? parsed.memories.map((m) => ({ min: m.min, max: m.max, key: `${m.min}:${m.max}` }))
+    : null;
   const declared = declaredObstacle(parsed, variant === "pooled", imaged);
   const rewritten = rewriteModule(bytes, parsed, {
-    memories: variant === "plain" ? null : memories,
+    memories,
     emptyData: () => variant === "pooled" && imaged,
     recycle: declared === null,
+    checks,
   });
   return {
     compiled: compile(rewritten.bytes),
     facts: rewritten.facts,
+    checks,
     resets: rewritten.resets,
     notRecyclable: declared ?? codeObstacle(rewritten.facts),
     importArities: parsed.imports.flatMap((i) =>
       i.desc.kind === "function" ? [parsed.types[i.desc.type].params.length] : []
     ),
     start: parsed.start !== null,
-    memories: variant === "plain" ? [] : memories,
+    memories: memories ?? [],
     imports: parsed.imports.map((i) => ({ module: i.module, name: i.name, kind: i.desc.kind })),
     exports: parsed.exports.map((e) => ({ module: "", name: e.name, kind: e.kind })),
   };

@@ -31,13 +31,9 @@ import { installHooks } from "./hooks.ts";
 import { type AliasBox, dropBox } from "./memory_record.ts";
 import { type ImportObject, importValues } from "./import_values.ts";
 import type { RunPlan } from "./plan.ts";
-import {
-  KILL_EXPORT,
-  MEMORY_IMPORT_MODULE,
-  memoryImportName,
-  RESET_EXPORT,
-  START_EXPORT,
-} from "./rewrite.ts";
+import { KILL_EXPORT, MEMORY_IMPORT_MODULE, RESET_EXPORT, START_EXPORT } from "./rewrite.ts";
+import type { CallControl } from "./calls.ts";
+import { epochPage, wasmpoolImports } from "./epoch.ts";
 import type { RunEngine } from "./run_engine.ts";
 import { type Owner, RunState } from "./tenancy.ts";
 
@@ -111,10 +107,9 @@ export class WarmInstance {
     this.globals = globals;
     this.fns = new Array(plan.importArities.length).fill(noTenant);
     const imports: Record<string, Record<string, unknown>> = Object.create(null);
-    if (memories.length !== 0) {
-      const pooled: Record<string, unknown> = Object.create(null);
-      for (let m = 0; m < memories.length; m++) pooled[memoryImportName(m)] = memories[m].memory;
-      imports[MEMORY_IMPORT_MODULE] = pooled;
+    const epoch = plan.checks.interruption ? epochPage(engine.lib) : null;
+    if (memories.length !== 0 || epoch !== null) {
+      imports[MEMORY_IMPORT_MODULE] = wasmpoolImports(memories.map((m) => m.memory), epoch);
     }
     let f = 0;
     let g = 0;
@@ -276,13 +271,17 @@ export function tenantFunction(tenant: Tenant, lease: object, raw: CallableFunct
   }
 }
 
-/** Runs the module's start function for `tenant`, counted as a call into the instance. */
-export function startTenant(tenant: Tenant): void {
+/**
+ * Runs the module's start function for `tenant`, counted as a call into the instance (through
+ * `control`, with interruption or fuel on).
+ */
+export function startTenant(tenant: Tenant, control: CallControl | null = null): void {
   const start = tenant.warm.start;
   if (start === null) return;
   tenant.depth++;
   try {
-    start();
+    if (control !== null) control.call(start as Fn, []);
+    else start();
   } finally {
     if (--tenant.depth === 0 && tenant.endPending) finishTenancy(tenant);
   }

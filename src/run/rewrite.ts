@@ -18,6 +18,10 @@
  * - The guard's function and table, and the start function, are exported under names starting
  *   with NUL, which no user export collides with (they are filtered out of `exports`).
  *
+ * - With interruption or fuel on (`checks`), the pieces interrupt.ts describes: the epoch
+ *   memory's import, types, the fuel counter, functions and their exports, and the checks in
+ *   the code. Without them, none of this is written.
+ *
  * Everything else is copied byte for byte, custom sections included. Indices of types,
  * functions, tables, memories and globals are all unchanged: only appended to.
  *
@@ -28,6 +32,20 @@ import { ByteReader } from "../module/reader.ts";
 import type { ParsedModule } from "../module/types.ts";
 import { BinaryWriter } from "./binary_writer.ts";
 import { type CodeFacts, type GuardIndices, instrumentCode } from "./instrument.ts";
+import {
+  addedExports,
+  addedFunctionTypes,
+  addedGlobals,
+  addedTypes,
+  type CheckLayout,
+  checkLayout,
+  EPOCH_IMPORT,
+  NO_CHECKS,
+  PAD_IMPORT,
+  type RunChecks,
+  writeEpochImportType,
+  writePadImportType,
+} from "./interrupt.ts";
 import { passiveCopies, resetBody } from "./reset_function.ts";
 
 /** The import module name of the memories the rewrite turns into imports. */
@@ -51,8 +69,8 @@ export const START_EXPORT = "\u0000wasmpool.start";
 export interface ImportedMemoryType {
   /** Initial pages: the module's own minimum. */
   readonly min: number;
-  /** Maximum pages: the module's maximum within the engine's limits. */
-  readonly max: number;
+  /** Maximum pages: the module's maximum within the engine's limits; null for none. */
+  readonly max: number | null;
 }
 
 /** What the rewrite changes. */
@@ -63,6 +81,11 @@ export interface RewriteOptions {
   readonly emptyData: (index: number) => boolean;
   /** Whether instances are recycled: then a `reset` function is added (reset_function.ts). */
   readonly recycle?: boolean;
+  /**
+   * The checks to compile in (interruption needs `memories`: the epoch memory is imported
+   * after them). Default: none.
+   */
+  readonly checks?: RunChecks;
 }
 
 const Section = {
@@ -129,11 +152,12 @@ export function rewriteModule(
       `rewrite: ${memories.length} memory types for ${parsed.memories.length} memories`,
     );
   }
-  const counts = { table: 0, global: 0, function: 0 };
+  const counts = { table: 0, global: 0, function: 0, memory: 0 };
   for (const i of parsed.imports) {
     if (i.desc.kind === "table") counts.table++;
     if (i.desc.kind === "global") counts.global++;
     if (i.desc.kind === "function") counts.function++;
+    if (i.desc.kind === "memory") counts.memory++;
   }
   const guard: GuardIndices = {
     type: parsed.types.length,
@@ -144,6 +168,21 @@ export function rewriteModule(
   const kill = counts.function + parsed.functions.length;
   const recycle = options.recycle === true;
   const copies = recycle ? passiveCopies(parsed) : [];
+  const checks = options.checks ?? NO_CHECKS;
+  if (checks.interruption && options.memories === null) {
+    throw new RangeError("rewrite: interruption needs the defined memories imported");
+  }
+  // After the guard's hook type and `kill`, and the recycling `reset`'s type and function.
+  const layout: CheckLayout | null = checks.interruption || checks.fuel
+    ? checkLayout(checks, {
+      types: guard.type + (recycle ? 2 : 1),
+      memories: counts.memory + parsed.memories.length,
+      pad: counts.memory + parsed.memories.length === 0,
+      globals: guard.global + 1,
+      functions: kill + (recycle ? 2 : 1),
+      dead: guard.global,
+    })
+    : null;
   const escaping = escapingFunctions(parsed);
   let resets = false;
   const code = instrumentCode(bytes, parsed, guard, (f) => escaping.has(f), (facts) => {
@@ -151,19 +190,28 @@ export function rewriteModule(
     const reset = resetBody(parsed, parsed.elements.length, facts);
     resets = reset.resets;
     return [reset.body];
-  });
+  }, layout);
+  // The epoch memory, after a memory that is never used when it would be memory 0.
+  const epochImports = layout === null || layout.epochMemory < 0 ? 0 : layout.epochMemory + 1 -
+    (counts.memory + parsed.memories.length);
+  const types = layout === null ? [] : addedTypes(layout);
+  const globals = layout === null ? [] : addedGlobals(layout);
+  const functionTypes = layout === null ? [] : addedFunctionTypes(layout);
+  const exports = layout === null ? [] : addedExports(layout);
 
   // What each section becomes: a writer of its new contents, or null to drop it.
   const rewrite = new Map<number, (body: ByteReader | null) => BinaryWriter | null>([
     [Section.type, (body) =>
-      append(body, recycle ? 2 : 1, (w) => {
+      append(body, (recycle ? 2 : 1) + types.length, (w) => {
         w.u8(0x60).u8(1).u8(I32).u8(0);
         if (recycle) w.u8(0x60).u8(0).u8(1).u8(I32); // reset: [] -> [i32]
+        for (const type of types) type(w);
       })],
     [Section.function, (body) =>
-      append(body, recycle ? 2 : 1, (w) => {
+      append(body, (recycle ? 2 : 1) + functionTypes.length, (w) => {
         w.u32(guard.type);
         if (recycle) w.u32(guard.type + 1);
+        for (const type of functionTypes) w.u32(type);
       })],
     [
       Section.element,
@@ -175,12 +223,23 @@ export function rewriteModule(
     [
       Section.import,
       (body) =>
-        memories.length === 0 ? (body && copy(body)) : append(body, memories.length, (w) => {
-          memories.forEach((type, index) => {
-            w.name(MEMORY_IMPORT_MODULE).name(memoryImportName(index));
-            w.u8(0x02).u8(0x01).u32(type.min).u32(type.max);
-          });
-        }),
+        memories.length + epochImports === 0
+          ? (body && copy(body))
+          : append(body, memories.length + epochImports, (w) => {
+            memories.forEach((type, index) => {
+              w.name(MEMORY_IMPORT_MODULE).name(memoryImportName(index));
+              if (type.max === null) w.u8(0x02).u8(0x00).u32(type.min);
+              else w.u8(0x02).u8(0x01).u32(type.min).u32(type.max);
+            });
+            if (epochImports === 2) {
+              w.name(MEMORY_IMPORT_MODULE).name(PAD_IMPORT);
+              writePadImportType(w);
+            }
+            if (epochImports > 0) {
+              w.name(MEMORY_IMPORT_MODULE).name(EPOCH_IMPORT);
+              writeEpochImportType(w);
+            }
+          }),
     ],
     [
       Section.table,
@@ -189,17 +248,26 @@ export function rewriteModule(
     [Section.memory, (body) => options.memories === null ? body && copy(body) : null],
     [
       Section.global,
-      (body) => append(body, 1, (w) => w.u8(I32).u8(0x01).u8(OP_I32_CONST).u8(0).u8(OP_END)),
+      (body) =>
+        append(body, 1 + globals.length, (w) => {
+          w.u8(I32).u8(0x01).u8(OP_I32_CONST).u8(0).u8(OP_END);
+          for (const global of globals) global(w);
+        }),
     ],
     [
       Section.export,
       (body) =>
-        append(body, 2 + (parsed.start === null ? 0 : 1) + (recycle ? 1 : 0), (w) => {
-          w.name(KILL_EXPORT).u8(0x00).u32(kill);
-          w.name(HOOKS_EXPORT).u8(0x01).u32(guard.table);
-          if (parsed.start !== null) w.name(START_EXPORT).u8(0x00).u32(parsed.start);
-          if (recycle) w.name(RESET_EXPORT).u8(0x00).u32(kill + 1);
-        }),
+        append(
+          body,
+          2 + (parsed.start === null ? 0 : 1) + (recycle ? 1 : 0) + exports.length,
+          (w) => {
+            w.name(KILL_EXPORT).u8(0x00).u32(kill);
+            w.name(HOOKS_EXPORT).u8(0x01).u32(guard.table);
+            if (parsed.start !== null) w.name(START_EXPORT).u8(0x00).u32(parsed.start);
+            if (recycle) w.name(RESET_EXPORT).u8(0x00).u32(kill + 1);
+            for (const [name, index] of exports) w.name(name).u8(0x00).u32(index);
+          },
+        ),
     ],
     [Section.start, () => null],
     [Section.code, () => code.section],

@@ -161,7 +161,8 @@ export class RunEngine {
       }
     }
     const warm = tenant.warm;
-    if (closed || !this.#resetForNext(warm)) {
+    // A tenant stopped by a deadline or fuel poisoned its instance: never recycled in place.
+    if (closed || warm.state.poisoned || !this.#resetForNext(warm)) {
       if (!closed) this.counters.recycleFallbacks += 1;
       this.destroyWarm(warm);
       return;
@@ -215,7 +216,10 @@ export class RunEngine {
     if (!state.recycled) this.counters.releases += 1;
     const pool = this.pool;
     if (pool !== null && !this.engine.closed) {
-      for (const memory of state.memories) pool.give(memory);
+      for (const memory of state.memories) {
+        if (state.poisoned) pool.discard(memory);
+        else pool.give(memory);
+      }
     }
     if (state.ticket >= 0 && !this.engine.closed) {
       const code = this.engine.lib.instanceLeave(this.engine.pointer, state.ticket);

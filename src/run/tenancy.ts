@@ -49,6 +49,11 @@ export class RunState implements Owner {
   readonly memories: HostMemory[];
   /** Whether the instance was disposed (or collected, or its engine closed). */
   dead = false;
+  /**
+   * Whether a deadline or fuel stopped the instance: its memories are dropped at release, not
+   * pooled, so its next tenant gets memory no one wrote.
+   */
+  poisoned = false;
   /** The alias boxes of this instance's guarded memories, detached when it is over. */
   readonly boxes: AliasBox[] = [];
   /** Whether the finalizer registered this state (dispose then unregisters it). */

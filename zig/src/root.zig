@@ -11,12 +11,13 @@ const HostMemory = @import("host_memory.zig").HostMemory;
 const write_tracker = @import("write_tracker.zig");
 const placement = @import("placement.zig");
 const resetter = @import("resetter.zig");
+const ticker = @import("ticker.zig");
 
 const allocator = std.heap.c_allocator;
 
 /// The ABI version; the TypeScript side refuses a library that answers another.
 export fn wasmpool_abi_version() u32 {
-    return 6;
+    return 7;
 }
 
 export fn wasmpool_engine_create(config: *engine_mod.Config) ?*Engine {
@@ -323,6 +324,43 @@ export fn wasmpool_write_tracker_restore(tracker: *write_tracker.Tracker, addres
     return @intCast(@min(pages, std.math.maxInt(i32)));
 }
 
+/// Takes a holder of the process's epoch ticker (ticker.zig) with a tick of `tick_us`: the
+/// first starts its thread. The holder (>= 0), or a negative `ticker.Error`.
+export fn wasmpool_ticker_acquire(tick_us: u32) i32 {
+    return ticker.acquire(tick_us);
+}
+
+/// Gives back a holder; the last one stops the thread. 0, or a negative `ticker.Error`.
+export fn wasmpool_ticker_release(holder: u32) i32 {
+    return ticker.release(holder);
+}
+
+/// Maps the ticker's page over the first host page of the epoch memory at `address` (after
+/// checking that the runtime reserved it for itself). 0, or a negative `ticker.Error`.
+export fn wasmpool_ticker_map(address: ?[*]u8, accessible_wasm_pages: u32, maximum_wasm_pages: u32) i32 {
+    return ticker.map_into(@intFromPtr(address), accessible_wasm_pages, maximum_wasm_pages);
+}
+
+/// The errno behind the last `page_failed` or `map_failed` of the ticker.
+export fn wasmpool_ticker_errno() u32 {
+    return ticker.errno();
+}
+
+/// The low 32 bits of CLOCK_MONOTONIC in microseconds: with the page's word (which lags by
+/// less than a tick), the exact time, through a call on the FFI fast path.
+export fn wasmpool_ticker_now_low() u32 {
+    return @truncate(ticker.now_us());
+}
+
+/// Runs when the library is unloaded (or the process exits): no thread of ours may go on
+/// running code that is about to be unmapped.
+fn on_unload() callconv(.c) void {
+    ticker.shutdown();
+    resetter.shutdown();
+}
+
+export const wasmpool_fini_array_entry: *const fn () callconv(.c) void linksection(".fini_array") = &on_unload;
+
 /// PAGEMAP_SCAN calls gather at most this many runs each (on the stack: 64 × 24 bytes).
 const scan_batch_runs = 64;
 
@@ -355,12 +393,5 @@ test {
     _ = @import("write_tracker.zig");
     _ = @import("host_memory.zig");
     _ = @import("resetter.zig");
+    _ = @import("ticker.zig");
 }
-
-/// Runs when the library is unloaded (or the process exits): no thread of ours may go on
-/// running code that is about to be unmapped.
-fn on_unload() callconv(.c) void {
-    resetter.shutdown();
-}
-
-export const wasmpool_fini_array_entry: *const fn () callconv(.c) void linksection(".fini_array") = &on_unload;
