@@ -36,13 +36,18 @@ import { buildModule } from "../tests/fixtures/wasm_builder.ts";
 
 type Read = () => number;
 
-function pooling(recycleInstances: boolean): Engine {
+function pooling(recycleInstances: boolean, backgroundResets = false): Engine {
   return new Engine(new Config().withAllocationStrategy(
-    InstanceAllocationStrategy.pooling({ instanceLimits: { count: 100 }, recycleInstances }),
+    InstanceAllocationStrategy.pooling({
+      instanceLimits: { count: 100 },
+      recycleInstances,
+      backgroundResets,
+    }),
   ));
 }
 
 const recycled = pooling(true);
+const background = pooling(true, true);
 const fresh = pooling(false);
 const onDemand = new Engine();
 const wasmtimeLib = await openWasmtime();
@@ -76,11 +81,11 @@ for (const [name, bytes] of modules) {
         do_not_optimize((instance.exports.read as Read)());
       }).baseline(true);
       bench("wasmpool pooling, recycled", cycle(recycled, new Module(recycled, bytes)));
-      // Two warm instances: each tenant's reset runs on the reset thread while the other
-      // instance serves the next tenant (PoolingOptions.backgroundResets).
-      const twoWarm = new Module(recycled, bytes);
-      recycled.warm(twoWarm, 2);
-      bench("wasmpool pooling, recycled, 2 warm", cycle(recycled, twoWarm));
+      // Two warm instances and the reset thread on (PoolingOptions.backgroundResets): each
+      // tenant's reset runs on the reset thread while the other instance serves the next tenant.
+      const twoWarm = new Module(background, bytes);
+      background.warm(twoWarm, 2);
+      bench("wasmpool pooling, recycled, 2 warm, reset thread", cycle(background, twoWarm));
       bench("wasmpool pooling, new instance", cycle(fresh, new Module(fresh, bytes)));
       bench("wasmpool on-demand", cycle(onDemand, new Module(onDemand, bytes)));
       if (wasmtimeCycle !== null) bench("Wasmtime pooling + CoW (no call)", wasmtimeCycle);
