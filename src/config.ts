@@ -141,8 +141,9 @@ export interface PoolingOptions {
    * the small module costs 1.6-1.8 µs with it against 1.3 µs without, and the 5 MiB-image
    * module about the same either way (the reset thread's page-table walks contend with the
    * main thread for the process's memory map), while the thread keeps a second core busy
-   * spinning for as long as disposals come faster than 50 µs apart. Turn it on for modules
-   * whose resets cost more than a few microseconds, with a core to spare.
+   * spinning for as long as disposals come faster than 50 µs apart (`bench/run_bench.ts`,
+   * under mitata, shows it ahead in three of four cases: see the README). Turn it on for
+   * modules whose resets cost more than a few microseconds, with a core to spare.
    */
   readonly backgroundResets?: boolean;
 }
