@@ -137,10 +137,11 @@ export interface PoolingOptions {
    * then. Only on the main thread (a Worker's memories may be freed with its isolate at any
    * time). Counted in `hostResetsBackground`, `hostResetsInline`, `hostResetsClaimed`.
    *
-   * Default: false. Measured here (2 cores, quiet): in a tight loop of one module, a cycle of
-   * the small module costs 1.6-1.8 µs with it against 1.3 µs without, and the 5 MiB-image
-   * module about the same either way (the reset thread's page-table walks contend with the
-   * main thread for the process's memory map), while the thread keeps a second core busy
+   * Default: false. Measured here (2 cores, quiet; `bench/reset_thread_loop.ts`): in a plain
+   * loop of one module, a cycle of the small module costs 1.6-2.0 µs with it against 1.2 µs
+   * without, and the 5 MiB-image module's is 10-20% faster in Deno and even in Bun (the reset
+   * thread's page-table walks contend with the main thread for the process's memory map, and
+   * the next tenant often waits for the thread), while the thread keeps a second core busy
    * spinning for as long as disposals come faster than 50 µs apart (`bench/run_bench.ts`,
    * under mitata, shows it ahead in three of four cases: see the README). Turn it on for
    * modules whose resets cost more than a few microseconds, with a core to spare.
