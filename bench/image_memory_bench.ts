@@ -25,11 +25,7 @@ import {
   WASM_PAGE_BYTES,
 } from "../mod.ts";
 import { image5MiBModuleBytes, IMAGE_MEMORY_PAGES } from "./image_modules.ts";
-
-/** The runtime this runs in, as it names the results file. */
-export const runtime: "deno" | "bun" = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined"
-  ? "bun"
-  : "deno";
+import { RUNTIME as runtime } from "./mitata_results.ts";
 
 /** Live instances. */
 export const INSTANCES = 1000;

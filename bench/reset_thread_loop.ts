@@ -15,8 +15,11 @@
  * @module
  */
 
+import process from "node:process";
+import { spawnSync } from "node:child_process";
 import { Config, Engine, InstanceAllocationStrategy, Module } from "../mod.ts";
 import { image5MiBModuleBytes } from "./image_modules.ts";
+import { RUNTIME } from "./mitata_results.ts";
 import { smallModuleBytes } from "./small_module.ts";
 
 type Read = () => number;
@@ -46,16 +49,6 @@ const ROWS: readonly Row[] = [
   { module: "5 MiB", backgroundResets: true, warm: 2 },
   { module: "5 MiB", backgroundResets: true, warm: 3 },
 ];
-
-const RUNTIME = "Bun" in globalThis ? "bun" : "deno";
-
-function args(): string[] {
-  const g = globalThis as unknown as {
-    Deno?: { args: string[] };
-    process?: { argv: string[] };
-  };
-  return g.Deno !== undefined ? g.Deno.args : g.process!.argv.slice(2);
-}
 
 /** Runs one row in this process. */
 function measure(row: Row): Result {
@@ -93,23 +86,20 @@ function measure(row: Row): Result {
 }
 
 /** Runs `row` in a child process of this runtime and returns what it printed. */
-async function child(row: Row): Promise<Result> {
+function child(row: Row): Result {
   const self = new URL(import.meta.url).pathname;
-  const argv = RUNTIME === "deno"
-    ? [Deno.execPath(), "run", "--allow-all", self, JSON.stringify(row)]
-    : [process.execPath, self, JSON.stringify(row)];
-  const { spawnSync } = await import("node:child_process");
-  const out = spawnSync(argv[0], argv.slice(1), { encoding: "utf8" });
+  const argv = RUNTIME === "deno" ? ["run", "--allow-all", self] : [self];
+  const out = spawnSync(process.execPath, [...argv, JSON.stringify(row)], { encoding: "utf8" });
   if (out.status !== 0) throw new Error(`row ${JSON.stringify(row)} failed: ${out.stderr}`);
   return JSON.parse(out.stdout.trim().split("\n").at(-1)!) as Result;
 }
 
-const given = args()[0];
+const given = process.argv[2];
 if (given !== undefined) {
   console.log(JSON.stringify(measure(JSON.parse(given) as Row)));
 } else {
   const results: Result[] = [];
-  for (const row of ROWS) results.push(await child(row));
+  for (const row of ROWS) results.push(child(row));
   console.log(
     `${RUNTIME}: instantiate + call + dispose of a recycled instance, best of ${ROUNDS} × ${CYCLES}`,
   );

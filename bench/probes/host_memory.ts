@@ -8,9 +8,8 @@
 import { readFileSync } from "node:fs";
 
 /** The runtime running the probe. */
-export const RUNTIME: "deno" | "bun" = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined"
-  ? "bun"
-  : "deno";
+export { RUNTIME } from "../mitata_results.ts";
+import { RUNTIME } from "../mitata_results.ts";
 
 interface DenoPointers {
   UnsafePointer: {
