@@ -89,15 +89,9 @@ export class EpochPage {
 
   /** The time now, in µs of CLOCK_MONOTONIC. */
   now(): number {
-    const words = this.#words;
-    let hi = words[1];
-    let lo = words[0];
-    while (words[1] !== hi) {
-      hi = words[1];
-      lo = words[0];
-    }
-    const low = this.#lib.tickerNowLow();
-    return hi * TWO_32 + lo + ((low - lo) >>> 0);
+    const epoch = this.epoch();
+    // The clock's low word is ahead of the epoch's by less than 2^32 µs: add the difference.
+    return epoch + ((this.#lib.tickerNowLow() - epoch) >>> 0);
   }
 
   /** The epoch as the guests see it now, in µs. */
