@@ -109,6 +109,36 @@ for (const kind of Object.keys(STRATEGIES) as (keyof typeof STRATEGIES)[]) {
       instance.dispose(); // again: nothing
     });
 
+    it("guard a function reachable only through a table's initializer once disposed", () => {
+      // (table (export "t") 1 funcref (ref.func $peek)) (memory (export "memory") 1)
+      // (func $peek (result i32) (i32.load (i32.const 0)))
+      // (func (export "store") (param i32) (i32.store (i32.const 0) (local.get 0)))
+      const bytes = new Uint8Array([
+        ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+        ...[0x01, 0x09, 0x02, 0x60, 0x00, 0x01, 0x7f, 0x60, 0x01, 0x7f, 0x00],
+        ...[0x03, 0x03, 0x02, 0x00, 0x01],
+        ...[0x04, 0x09, 0x01, 0x40, 0x00, 0x70, 0x00, 0x01, 0xd2, 0x00, 0x0b],
+        ...[0x05, 0x03, 0x01, 0x00, 0x01],
+        ...[0x07, 0x16, 0x03, 0x01, 0x74, 0x01, 0x00],
+        ...[0x06, 0x6d, 0x65, 0x6d, 0x6f, 0x72, 0x79, 0x02, 0x00],
+        ...[0x05, 0x73, 0x74, 0x6f, 0x72, 0x65, 0x00, 0x01],
+        ...[0x0a, 0x13, 0x02, 0x07, 0x00, 0x41, 0x00, 0x28, 0x02, 0x00, 0x0b],
+        ...[0x09, 0x00, 0x41, 0x00, 0x20, 0x00, 0x36, 0x02, 0x00, 0x0b],
+      ]);
+      assert.ok(WebAssembly.validate(bytes), "the fixture is a valid module");
+      using engine = engineFor(kind);
+      const module = new Module(engine, bytes);
+      const first = engine.instantiate(module);
+      fn(first.exports, "store")(42);
+      const peek = (first.exports.t as GuardedTable).get(0) as Fn;
+      assert.equal(peek(), 42);
+      first.dispose();
+      const second = engine.instantiate(module);
+      fn(second.exports, "store")(1234);
+      assert.throws(() => peek(), DisposedError, "the first tenant's function reads no more");
+      second.dispose();
+    });
+
     it("detach a memory's buffer when the code grows it, before the host reads it", () => {
       using engine = engineFor(kind);
       const module = new Module(engine, tenantModule());

@@ -114,13 +114,17 @@ const OP_GLOBAL_GET = 0x23;
 const FUNCREF = 0x70;
 const I32 = 0x7f;
 
-/** Functions that code outside the module can reach: exported, in element segments, in globals. */
+/**
+ * Functions that code outside the module can reach: exported, in element segments, in table
+ * initializers, in globals.
+ */
 export function escapingFunctions(parsed: ParsedModule): Set<number> {
   const escaping = new Set<number>();
   for (const e of parsed.exports) if (e.kind === "function") escaping.add(e.index);
   for (const segment of parsed.elements) {
     for (const f of segment.elements) if (f !== null) escaping.add(f);
   }
+  for (const init of parsed.tableInits) if (init?.kind === "ref.func") escaping.add(init.index);
   for (const g of parsed.globals) if (g.init.kind === "ref.func") escaping.add(g.init.index);
   if (parsed.start !== null) escaping.add(parsed.start);
   return escaping;
