@@ -12,6 +12,7 @@ import {
   type GuardedMemory,
   type Instance,
   InstanceAllocationStrategy,
+  LinkError,
   Module,
 } from "../mod.ts";
 import { prng } from "./fixtures/prng.ts";
@@ -126,6 +127,21 @@ describe("recycled instances", () => {
     const stats = engine.stats();
     assert.equal(stats.warmMisses, 1);
     assert.equal(stats.warmHits, 4);
+  });
+
+  it("leave the idle instances where they are when a tenant's imports do not link", () => {
+    using engine = pooledEngine(2);
+    const module = new Module(engine, callerModule());
+    for (let round = 0; round < 20; round++) {
+      assert.equal(engine.warm(module, 1), 1);
+      assert.throws(() => engine.instantiate(module, { env: {} }), LinkError);
+    }
+    const stats = engine.stats();
+    assert.equal(stats.warmIdle, 1, "the idle instance was neither taken nor lost");
+    assert.equal(stats.warmHits + stats.warmMisses, 0);
+    using instance = engine.instantiate(module, { env: { log: (x: number) => x } });
+    assert.equal(fn(instance, "run")(3), 3);
+    assert.equal(engine.stats().warmHits, 1);
   });
 
   it("run the start function for every tenant", () => {

@@ -25,7 +25,14 @@ import { installHooks } from "./hooks.ts";
 import { anyChecks } from "./interrupt.ts";
 import type { MemoryShape, RunPlan } from "./plan.ts";
 import { KILL_EXPORT, MEMORY_IMPORT_MODULE, START_EXPORT } from "./rewrite.ts";
-import { endTenancy, startTenant, Tenant, tenantFunction, tenantImports } from "./recycle.ts";
+import {
+  endTenancy,
+  sameGlobals,
+  startTenant,
+  Tenant,
+  tenantFunction,
+  tenantImports,
+} from "./recycle.ts";
 import { RunEngine } from "./run_engine.ts";
 import { link, retire, RunState } from "./tenancy.ts";
 
@@ -421,10 +428,12 @@ function instantiateRecycled(
   imports: InstanceImports | undefined,
   settings: CallSettings,
 ): Instance | null {
+  // The imports first: a LinkError must leave the idle instances where they are.
+  const bound = tenantImports(plan, imports);
+  if (bound === null) return null;
   const idle = run.takeIdle(plan);
-  const bound = tenantImports(plan, imports, idle?.globals ?? null);
-  if (bound === null) {
-    if (idle !== null) run.putIdle(idle);
+  if (idle !== null && !sameGlobals(idle.globals, bound.globals)) {
+    run.putIdle(idle);
     return null;
   }
   let ticket: number;
@@ -482,7 +491,7 @@ export function warm(
   }
   const run = runEngine(engine);
   // The functions are each tenant's own: only the globals matter here.
-  const bound = tenantImports(plan, stubFunctions(plan, imports), null)!;
+  const bound = tenantImports(plan, stubFunctions(plan, imports))!;
   let idle = run.idle.get(plan)?.length ?? 0;
   for (; idle < count; idle++) {
     let made;

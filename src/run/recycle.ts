@@ -169,14 +169,14 @@ export class Tenant implements Owner, Finalizable {
 }
 
 /**
- * The import functions of a tenant, in order, for a warm instance made with `globals`; null
- * when this tenant needs an instance of its own: it passes other global values, or a wasm
- * function (which the runtime must link, checking its type, as it would for a new instance).
+ * The import functions of a tenant, in order, and the values of its imported globals; null
+ * when this tenant needs an instance of its own because it passes a wasm function (which the
+ * runtime must link, checking its type, as it would for a new instance). A warm instance
+ * serves it only if it was made with the same globals ({@linkcode sameGlobals}).
  */
 export function tenantImports(
   plan: RunPlan,
   imports: ImportObject | undefined,
-  globals: readonly unknown[] | null,
 ): { fns: Fn[]; globals: unknown[] } | null {
   const fns: Fn[] = [];
   const values: unknown[] = [];
@@ -195,12 +195,16 @@ export function tenantImports(
       fns.push(value as Fn);
     } else {
       // An immutable global: compared by value (a Global object's, or the number itself).
-      const v = value instanceof WebAssembly.Global ? value.value : value;
-      if (globals !== null && !Object.is(globals[values.length], v)) return null;
-      values.push(v);
+      values.push(value instanceof WebAssembly.Global ? value.value : value);
     }
   }
   return { fns, globals: values };
+}
+
+/** Whether two lists of imported global values are the same, value for value. */
+export function sameGlobals(a: readonly unknown[], b: readonly unknown[]): boolean {
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return false;
+  return true;
 }
 
 // The runtime names the functions it makes for wasm code by their function index.
