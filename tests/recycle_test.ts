@@ -357,6 +357,21 @@ describe("Engine#warm", () => {
     assert.equal(stats.warmIdle, 3);
   });
 
+  it("destroys one idle instance, not all, for a memory of another shape at capacity", () => {
+    using engine = pooledEngine(6);
+    const module = new Module(engine, tenantModule({ exportTable: false }));
+    assert.equal(engine.warm(module, 6), 6);
+    const other = new Module(
+      engine,
+      buildModule({ memories: [{ min: 2, max: 2, shared: false }] }),
+    );
+    using instance = engine.instantiate(other);
+    assert.equal(instance.disposed, false);
+    const stats = engine.stats();
+    assert.equal(stats.warmIdle, 5);
+    assert.equal(stats.hostMemoriesEvicted, 1);
+  });
+
   it("refuses a module whose instances cannot be recycled, naming why", () => {
     using engine = pooledEngine();
     const module = new Module(engine, tenantModule());

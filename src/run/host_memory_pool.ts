@@ -258,10 +258,13 @@ export class HostMemoryPool {
     const free = this.#takeFree(shape, affinity, module, index);
     if (free !== null) return free;
     // At capacity, memories idle warm instances hold come back first, then a free one of
-    // another shape goes.
-    while (this.#count >= this.#capacity && this.#reclaim()) {
+    // another shape goes: one idle instance is destroyed for it, not every one.
+    while (this.#count >= this.#capacity) {
+      const freeBefore = this.#freeCount;
+      if (!this.#reclaim()) break;
       const reclaimed = this.#takeFree(shape, affinity, module, index);
       if (reclaimed !== null) return reclaimed;
+      if (this.#freeCount > freeBefore) break;
     }
     if (this.#count >= this.#capacity) this.#evict();
     const memory = new HostMemory(shape, this.#engine);
