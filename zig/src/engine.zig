@@ -391,11 +391,11 @@ pub const Engine = struct {
                         continue;
                     } else |_| {}
                 }
-                if (state.restore_reservation()) |errno| {
+                if (state.recover()) |errno| {
                     // Still free (a quarantined slot is not): take it out of circulation.
                     if (pool.index_allocator.take(@intCast(index))) {
                         instance.quarantined = true;
-                        self.quarantine_locked(.mmap, errno);
+                        self.quarantine_locked(if (state.mode == .uffd) .madvise else .mmap, errno);
                     }
                     // It still maps the image: forget the pointer, the pages stay until unmap.
                     state.image = null;

@@ -206,6 +206,15 @@ pub const MemoryState = struct {
         return errno;
     }
 
+    /// The way back from a failed reset or `prepare`, in either mode: `drop_all` (uffd) or
+    /// `restore_reservation` (mprotect). On success the memory holds nothing of anyone.
+    pub fn recover(self: *MemoryState) ?sys.Errno {
+        return switch (self.mode) {
+            .uffd => self.drop_all(),
+            .mprotect => self.restore_reservation(),
+        };
+    }
+
     /// uffd mode: drops every page of the registered range and restores the pages the handler
     /// protected: the way back from a failed `prepare` or `trim_kept`. On success the memory
     /// holds nothing of anyone and is no longer poisoned.

@@ -289,3 +289,27 @@ test "uffd: an injected madvise failure when the slot changes module: resource e
     try testing.expectEqual(engine_mod.Code.ok, engine.dispose(0));
     try testing.expectEqual(@as(u64, 0), engine.stats().quarantined_slots);
 }
+
+test "uffd: a module destroyed while its free slot's reset cannot be undone: quarantined, no crash" {
+    var c = std.mem.zeroes(engine_mod.Config);
+    c.strategy = @intFromEnum(engine_mod.Strategy.pooling);
+    c.instance_count = 1;
+    c.memories = 1;
+    c.memory_pages = 8;
+    c.memory_reservation_bytes = 1 << 20;
+    c.uffd = 1;
+    c.memory_keep_resident_bytes = 65536;
+    const engine = Engine.create(std.heap.c_allocator, &c) orelse return error.SkipZigTest;
+    defer engine.release();
+    var a_bytes: [256]u8 align(8) = undefined;
+    const a = try engine.module_create(blob_of(&a_bytes, 1, 1, 0, 32, 0xaa));
+    var buffer: [64]u8 align(8) = undefined;
+    const scratch = Scratch{ .bytes = &buffer };
+    try testing.expectEqual(@as(i32, 0), engine.allocate(a, scratch));
+    base_of(&buffer)[100] = 0xee;
+    try testing.expectEqual(engine_mod.Code.ok, engine.dispose(0));
+    // Both the prepare that would empty the slot and the drop that would follow it fail.
+    @import("sys.zig").inject_failures(.decommit, 2);
+    try testing.expectEqual(engine_mod.Code.ok, engine.module_destroy(a));
+    try testing.expectEqual(@as(u64, 1), engine.stats().quarantined_slots);
+}
