@@ -614,10 +614,8 @@ pub const Engine = struct {
         var code: Code = .ok;
         switch (self.strategy) {
             .pooling => {
-                const pool = &self.pool.?;
-                if (id >= pool.instances.len or !pool.instances[id].live) return .bad_instance;
-                // An admitted slot (module null) is given back by `leave`, not here.
-                if (pool.instances[id].module == null) return .bad_instance;
+                // An admitted slot (no module) is given back by `leave`, not here.
+                if (self.lookup(id) == null) return .bad_instance;
                 code = self.release_pooled(id);
             },
             .on_demand => {
