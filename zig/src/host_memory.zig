@@ -161,11 +161,12 @@ pub const HostMemory = struct {
             self.mapped = true;
         } else {
             // A mapped image is replaced by plain zeros first, then copied over.
+            // (A mapped one means an in-place memory going to zeros: the fresh mapping is them.)
             if (self.mapped) {
+                assert(image == null);
                 if (sys.map_anonymous_fixed(self.base, old_extent, .read_write)) |errno| return self.fail(.map, errno);
                 self.mapped = false;
-            }
-            image_mod.restore_range(image, self.base, 0, @max(old_extent, new_extent));
+            } else image_mod.restore_range(image, self.base, 0, @max(old_extent, new_extent));
         }
         self.holds = image;
         self.track();
@@ -413,8 +414,28 @@ test "a module's images going away empty every memory holding one, after its que
     try testing.expect(memory.prepare(image, &memories.counters));
     base[0] = 9;
     base[3 * 65536] = 9;
-    // Queued for the thread, or done inline: either way it must be over before the image goes.
-    _ = resetter.later(memory, &memories.counters);
+    // Queued for the thread (a second reset right after another is a burst, which wakes it):
+    // it must be over before the image goes.
+    const other_base = sys.map_read_write(65536, &errno).?;
+    defer sys.unmap(other_base, 65536);
+    const other = memories.adopt(testing.allocator, other_base, 65536, true).?;
+    var queued = false;
+    for (0..1000) |_| {
+        _ = resetter.later(other, &memories.counters);
+        _ = resetter.claim(other, true);
+        switch (resetter.later(memory, &memories.counters)) {
+            .queued => {
+                queued = true;
+                break;
+            },
+            .inline_done => {
+                base[0] = 9;
+                base[3 * 65536] = 9;
+            },
+            .failed => return error.TestUnexpectedResult,
+        }
+    }
+    try testing.expect(queued);
     memories.forget_images(&.{image});
     image.destroy(testing.allocator);
     try testing.expectEqual(resetter.Claim.ready, resetter.claim(memory, true));
