@@ -66,13 +66,7 @@ var last_later_ns: std.atomic.Value(u64) = .init(0);
 var next_ticket: u32 = 1;
 var resetting_ticket: u32 = 0;
 
-fn now_ns() u64 {
-    // libc's, not std.posix's: no error union, so no error-return trace on the thread (whose
-    // Debug builds crash reading one in a dlopen'd library).
-    var ts: std.c.timespec = undefined;
-    if (std.c.clock_gettime(.MONOTONIC, &ts) != 0) return 0;
-    return @as(u64, @intCast(ts.sec)) * std.time.ns_per_s + @as(u64, @intCast(ts.nsec));
-}
+const now_ns = sys.monotonic_ns;
 
 /// Resets `memory` (ready: its tenant just ended) now or on the thread. `counters` must live
 /// until the memory is claimed or forgotten (they are its engine's).

@@ -253,3 +253,12 @@ test "protect and decommit a mapping" {
     try std.testing.expectEqual(@as(?Errno, null), decommit(base, page_size_bytes));
     try std.testing.expectEqual(@as(u8, 0), base[0]);
 }
+
+/// CLOCK_MONOTONIC in nanoseconds (0 if the clock cannot be read). libc's call, not
+/// std.posix's: no error union, so no error-return trace on our threads (whose Debug builds
+/// crash reading one in a dlopen'd library).
+pub fn monotonic_ns() u64 {
+    var ts: std.c.timespec = undefined;
+    if (std.c.clock_gettime(.MONOTONIC, &ts) != 0) return 0;
+    return @as(u64, @intCast(ts.sec)) * std.time.ns_per_s + @as(u64, @intCast(ts.nsec));
+}

@@ -74,8 +74,7 @@ pub fn errno() u32 {
 
 /// CLOCK_MONOTONIC in microseconds.
 pub fn now_us() u64 {
-    const ts = std.posix.clock_gettime(.MONOTONIC) catch return 0;
-    return @as(u64, @intCast(ts.sec)) * std.time.us_per_s + @as(u64, @intCast(ts.nsec)) / std.time.ns_per_us;
+    return sys.monotonic_ns() / std.time.ns_per_us;
 }
 
 /// Makes the page on first use. Called under `mutex`.
