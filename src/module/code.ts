@@ -32,6 +32,7 @@
  */
 
 import { ArgumentError, MalformedModuleError, UnsupportedFeatureError } from "../errors.ts";
+import { hex } from "./const_expr.ts";
 import { ByteReader } from "./reader.ts";
 import { readCount } from "./sections.ts";
 import type { CodeSectionExtent, ParsedModule } from "./types.ts";
@@ -897,7 +898,6 @@ export class InstructionReader implements Instruction {
 }
 
 function unknownOpcode(byte: number, sub: number | null, at: number): Error {
-  const hex = (n: number): string => `0x${n.toString(16).padStart(2, "0")}`;
   if (sub === null) {
     const feature = unsupportedFeature(byte);
     if (feature !== null) {
