@@ -64,7 +64,6 @@ export function openBun(ffi: BunFfi, path: string): NativeLibrary {
     instanceDispose: s.wasmpool_instance_dispose as NativeLibrary["instanceDispose"],
     instanceAdmit: s.wasmpool_instance_admit as NativeLibrary["instanceAdmit"],
     instanceLeave: s.wasmpool_instance_leave as NativeLibrary["instanceLeave"],
-    bufferAddress: (buffer) => ffi.ptr(buffer),
     memoryGrow: s.wasmpool_memory_grow as NativeLibrary["memoryGrow"],
     tableGrow: s.wasmpool_table_grow as NativeLibrary["tableGrow"],
     memoryPlacement: s.wasmpool_memory_placement as NativeLibrary["memoryPlacement"],

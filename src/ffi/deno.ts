@@ -66,7 +66,6 @@ export function openDeno(path: string): NativeLibrary {
     instanceDispose: s.wasmpool_instance_dispose as NativeLibrary["instanceDispose"],
     instanceAdmit: s.wasmpool_instance_admit as NativeLibrary["instanceAdmit"],
     instanceLeave: s.wasmpool_instance_leave as NativeLibrary["instanceLeave"],
-    bufferAddress: (buffer) => Number(deno.UnsafePointer.value(deno.UnsafePointer.of(buffer))),
     memoryGrow: s.wasmpool_memory_grow as NativeLibrary["memoryGrow"],
     tableGrow: s.wasmpool_table_grow as NativeLibrary["tableGrow"],
     memoryPlacement: s.wasmpool_memory_placement as NativeLibrary["memoryPlacement"],

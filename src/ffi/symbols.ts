@@ -128,8 +128,6 @@ export interface NativeLibrary {
   instanceAdmit(engine: NativePointer): number;
   /** `wasmpool_instance_leave`: gives back a slot taken by `instanceAdmit`. */
   instanceLeave(engine: NativePointer, index: number): number;
-  /** The address of the bytes of `buffer` (a wasm memory's buffer, say) in this process. */
-  bufferAddress(buffer: ArrayBuffer): number;
   /** `wasmpool_memory_grow`: the old size in pages, or a negative code. */
   memoryGrow(
     engine: NativePointer,

@@ -82,7 +82,9 @@ export class MemoryRecord {
     if (this.stale()) this.refresh();
     if (box.alias !== null) return box.alias;
     const bytes = this.rawBytes;
-    box.alias = bytes === 0 ? EMPTY.slice(0) : lib.arrayBuffer(lib.bufferAddress(this.raw), bytes);
+    box.alias = bytes === 0
+      ? EMPTY.slice(0)
+      : lib.arrayBuffer(lib.address(lib.pointerOf(this.raw)!), bytes);
     this.boxes.push(box);
     aliased.add(this);
     return box.alias;
