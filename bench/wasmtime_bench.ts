@@ -25,12 +25,7 @@ import { bench, group, run, summary } from "../.tools/node_modules/mitata/src/ma
 import { RUNTIME, writeResults } from "./mitata_results.ts";
 import { Config, Engine, InstanceAllocationStrategy, Module } from "../mod.ts";
 import { benchModules, wasmtimeGroupTitle } from "./image_modules.ts";
-import {
-  openWasmtime,
-  WASMTIME_VERSION,
-  WasmtimeEngine,
-  wasmtimeLibraryPath,
-} from "./wasmtime/mod.ts";
+import { openWasmtime, WasmtimeEngine, wasmtimeLibraryPath } from "./wasmtime/mod.ts";
 
 const POOL_SIZE = 100;
 
@@ -44,7 +39,7 @@ const ours = {
 const lib = await openWasmtime();
 if (lib === null) {
   console.error(
-    `wasmtime_bench: no Wasmtime ${WASMTIME_VERSION} library at ${wasmtimeLibraryPath()} ` +
+    `wasmtime_bench: no Wasmtime library at ${wasmtimeLibraryPath()} ` +
       "(run script/bootstrap, or set WASMTIME_LIB): measuring wasmpool alone",
   );
 }

@@ -30,9 +30,6 @@ import type { WasmtimeLibrary, WasmtimePointer } from "./symbols.ts";
 
 export type { WasmtimeLibrary, WasmtimePointer } from "./symbols.ts";
 
-/** The Wasmtime version `script/bootstrap` pins (PyPI `wasmtime`); the C API above is its. */
-export const WASMTIME_VERSION = "50.0.1";
-
 const PINNED_LIBRARY_URL = new URL(
   "../../.tools/wasmtime/wasmtime/linux-x86_64/_libwasmtime.so",
   import.meta.url,
