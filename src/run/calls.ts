@@ -100,11 +100,6 @@ export class CallControl {
     return this.#fuelGiven - Math.max(0, this.#fuel!());
   }
 
-  /** Whether a deadline or fuel stopped the instance. */
-  get poisoned(): boolean {
-    return this.#poisoned !== null;
-  }
-
   /**
    * A function that calls `fn` (an export of the instance) as {@linkcode call} does, written out
    * for the common arities: no rest parameter and no spread on the way (they cost as much as the

@@ -19,6 +19,7 @@
  */
 
 import { ResourceError } from "../errors.ts";
+import { WASM_PAGE_BYTES } from "../memory.ts";
 import type { NativeLibrary, NativePointer } from "../ffi/symbols.ts";
 import { MemoryRecord, registerRecord } from "./memory_record.ts";
 import type { MemoryShape } from "./plan.ts";
@@ -93,6 +94,11 @@ export class HostMemory extends MemoryRecord {
       );
     }
     registerRecord(this);
+  }
+
+  /** Whether its tenant grew it (or the runtime moved it): it cannot serve its shape again. */
+  grew(): boolean {
+    return this.stale() || this.rawBytes !== this.shape.min * WASM_PAGE_BYTES;
   }
 
   /**
@@ -311,7 +317,7 @@ export class HostMemoryPool {
   give(memory: HostMemory): void {
     inUse.delete(memory.ref);
     memory.detachAliases();
-    if (memory.stale() || memory.rawBytes !== memory.shape.min * 65536) {
+    if (memory.grew()) {
       memory.giveUp();
       this.#count -= 1;
       this.counters.replaced += 1;

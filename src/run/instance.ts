@@ -345,17 +345,9 @@ export function instantiate(
       run.counters.notRecyclable += 1;
     }
   }
-  let ticket = -1;
-  if (engine.pooling !== null) {
-    ticket = engine.lib.instanceAdmit(engine.pointer);
-    if (ticket < 0) {
-      throw new PoolExhaustedError(
-        `Limit of ${engine.pooling.instanceLimits.count} concurrent instances has been reached`,
-      );
-    }
-  }
+  const ticket = engine.pooling === null ? -1 : admit(engine);
   const memories: HostMemory[] = [];
-  const state = new RunState(engine, run, plan, ticket, memories);
+  const state = new RunState(engine, run, ticket, memories);
   run.live.add(state);
   run.counters.instantiations += 1;
   let raw: WebAssembly.Instance;

@@ -125,7 +125,7 @@ export class WarmInstance {
     this.reset = exports[RESET_EXPORT] as () => number;
     this.kill = exports[KILL_EXPORT] as (dead: number) => void;
     this.start = plan.start ? exports[START_EXPORT] as () => void : null;
-    this.state = new RunState(engine, run, plan, -1, memories, true);
+    this.state = new RunState(engine, run, -1, memories, true);
   }
 }
 

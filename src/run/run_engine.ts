@@ -154,12 +154,7 @@ export class RunEngine {
     if (!this.tenants.delete(tenant)) return;
     this.counters.releases += 1;
     const closed = this.engine.closed;
-    if (!closed) {
-      const code = this.engine.lib.instanceLeave(this.engine.pointer, tenant.ticket);
-      if (code !== 0) {
-        throw new Error(`wasmpool: native leave of slot ${tenant.ticket} gave ${code}`);
-      }
-    }
+    if (!closed) this.#leave(tenant.ticket);
     const warm = tenant.warm;
     // A tenant stopped by a deadline or fuel poisoned its instance: never recycled in place.
     if (closed || warm.state.poisoned || !this.#resetForNext(warm)) {
@@ -171,12 +166,18 @@ export class RunEngine {
     this.putIdle(warm);
   }
 
+  /** Gives back the pool slot `ticket` (a failure is a bug of ours, not the user's). */
+  #leave(ticket: number): void {
+    const code = this.engine.lib.instanceLeave(this.engine.pointer, ticket);
+    if (code !== 0) throw new Error(`wasmpool: native leave of slot ${ticket} gave ${code}`);
+  }
+
   /** Returns `warm` to the state of a new instance; false when it cannot be. */
   #resetForNext(warm: WarmInstance): boolean {
     const state = warm.state;
     if (state.group.members.length > 1) return false; // a memory shared with another instance
     for (const memory of state.memories) {
-      if (memory.stale() || memory.rawBytes !== memory.shape.min * 65536) return false;
+      if (memory.grew()) return false;
     }
     if (warm.plan.resets && warm.reset() !== 0) return false; // a table grew
     // In the background only when another idle instance can serve the next tenant meanwhile:
@@ -221,12 +222,7 @@ export class RunEngine {
         else pool.give(memory);
       }
     }
-    if (state.ticket >= 0 && !this.engine.closed) {
-      const code = this.engine.lib.instanceLeave(this.engine.pointer, state.ticket);
-      if (code !== 0) {
-        throw new Error(`wasmpool: native leave of slot ${state.ticket} gave ${code}`);
-      }
-    }
+    if (state.ticket >= 0 && !this.engine.closed) this.#leave(state.ticket);
   }
 
   /** Disposes every live instance (the engine is closing); their slots go back first. */

@@ -41,8 +41,6 @@ export class RunState implements Owner {
   readonly engine: EngineState;
   /** The engine's running layer. */
   readonly run: RunEngine;
-  /** The module's plan: the affinity key of its pooled memories. */
-  readonly affinity: object;
   /** The native pool slot counting this instance against the limit, or -1 (on demand). */
   readonly ticket: number;
   /** The pooled memories this instance's module defines. */
@@ -72,7 +70,6 @@ export class RunState implements Owner {
   constructor(
     engine: EngineState,
     run: RunEngine,
-    affinity: object,
     ticket: number,
     memories: HostMemory[],
     recycled = false,
@@ -80,7 +77,6 @@ export class RunState implements Owner {
     this.recycled = recycled;
     this.engine = engine;
     this.run = run;
-    this.affinity = affinity;
     this.ticket = ticket;
     this.memories = memories;
     this.group = new Group(this);
