@@ -96,7 +96,6 @@ export function openBun(ffi: BunFfi, path: string): NativeLibrary {
     ],
     hostMemoryClaim: s.wasmpool_host_memory_claim as NativeLibrary["hostMemoryClaim"],
     resetSettled: s.wasmpool_reset_settled as NativeLibrary["resetSettled"],
-    hostMemoryFlags: s.wasmpool_host_memory_flags as NativeLibrary["hostMemoryFlags"],
     hostMemoryDrop: s.wasmpool_host_memory_drop as NativeLibrary["hostMemoryDrop"],
     arrayBuffer: (address, byteLength) => ffi.toArrayBuffer(address, 0, byteLength),
     address: (pointer) => pointer as unknown as number,

@@ -66,12 +66,11 @@ export const SYMBOLS = {
   host_memory_reset_later: { parameters: ["pointer", "pointer"], result: "i32" },
   host_memory_claim: { parameters: ["pointer", "pointer", "u32"], result: "i32" },
   reset_settled: { parameters: ["u32"], result: "u32" },
-  host_memory_flags: { parameters: ["pointer"], result: "u32" },
   host_memory_drop: { parameters: ["pointer", "pointer"], result: "i32" },
 } as const satisfies Record<string, NativeSignature>;
 
 /** The ABI version this TypeScript side speaks; `abi_version()` must answer it. */
-export const ABI_VERSION = 7;
+export const ABI_VERSION = 8;
 
 /** A native pointer: an object in Deno, a number in Bun. Opaque outside src/ffi/. */
 export type NativePointer = { readonly __nativePointer: unique symbol };
@@ -245,8 +244,6 @@ export interface NativeLibrary {
   hostMemoryClaim(engine: NativePointer, memory: NativePointer, wait: number): number;
   /** `wasmpool_reset_settled`: 1 once the reset queued under `ticket` is over. */
   resetSettled(ticket: number): number;
-  /** `wasmpool_host_memory_flags`: bit 0 mapped in place, 1 tracked, 2 holds an image. */
-  hostMemoryFlags(memory: NativePointer): number;
   /** `wasmpool_host_memory_drop`: gives the memory up and frees its record. */
   hostMemoryDrop(engine: NativePointer, memory: NativePointer): number;
   /** An ArrayBuffer over `byteLength` bytes of native memory at `address` (no copy). */

@@ -261,13 +261,6 @@ fn remove(memory: *HostMemory) void {
     _ = queued_count.fetchSub(1, .seq_cst);
 }
 
-/// Whether the thread runs (tests).
-pub fn running() bool {
-    mutex.lock();
-    defer mutex.unlock();
-    return thread != null;
-}
-
 const testing = std.testing;
 const sys = @import("sys.zig");
 

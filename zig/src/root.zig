@@ -17,7 +17,7 @@ const allocator = std.heap.c_allocator;
 
 /// The ABI version; the TypeScript side refuses a library that answers another.
 export fn wasmpool_abi_version() u32 {
-    return 7;
+    return 8;
 }
 
 export fn wasmpool_engine_create(config: *engine_mod.Config) ?*Engine {
@@ -181,12 +181,6 @@ export fn wasmpool_host_memory_claim(engine: *Engine, memory: *HostMemory, wait:
         .pending => 1,
         .failed => @intFromEnum(engine_mod.Code.resource),
     };
-}
-
-/// Whether the host memory is mapped in place, tracked, and holds an image: bits 0, 1, 2.
-export fn wasmpool_host_memory_flags(memory: *HostMemory) u32 {
-    return @as(u32, @intFromBool(memory.in_place)) | @as(u32, @intFromBool(memory.tracked)) << 1 |
-        @as(u32, @intFromBool(memory.holds != null)) << 2;
 }
 
 /// Gives up a host memory (it grew, moved, or is dropped) and frees its record.

@@ -171,11 +171,6 @@ pub fn shutdown() void {
     holder_count = 0;
 }
 
-/// Whether the thread runs with a real-time priority.
-pub fn is_realtime() bool {
-    return realtime.load(.acquire);
-}
-
 /// Whether the thread runs (tests).
 pub fn running() bool {
     mutex.lock();
@@ -189,16 +184,12 @@ fn poke() void {
     std.Thread.Futex.wake(&wake_word, 1);
 }
 
-/// Whether the thread got a real-time priority (tests, and what the report says).
-var realtime: std.atomic.Value(bool) = .init(false);
-
 fn run() void {
     // A thread that wakes for a microsecond every tick must not wait behind the guests it is
     // there to stop: SCHED_FIFO at the lowest priority where the process may (CAP_SYS_NICE or
     // RLIMIT_RTPRIO), else the ordinary scheduler, whose wake-up preference usually suffices.
     const param: linux.sched_param = .{ .priority = 1 };
-    const rc = linux.sched_setscheduler(0, .{ .mode = .FIFO, .RESET_ON_FORK = true }, &param);
-    realtime.store(rc == 0, .release);
+    _ = linux.sched_setscheduler(0, .{ .mode = .FIFO, .RESET_ON_FORK = true }, &param);
     while (true) {
         const seen = wake_word.load(.acquire);
         if (stopping.load(.acquire)) return;
