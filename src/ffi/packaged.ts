@@ -31,12 +31,12 @@ export const PACKAGED_GLIBC_VERSION = "2.17";
 export const PACKAGED_LIBRARIES: Readonly<Record<string, PackagedLibrary>> = {
   "x86_64-linux": {
     path: "lib/x86_64-linux/libwasmpool.so",
-    sha256: "9fb0b65c28d4a07d9baca1a726ee2677290a9cb955b56ef62f5c58738806101f",
-    sizeBytes: 128352,
+    sha256: "06837cdb6dad45fe26ffb2962e76f551b65afcbf8f87056404e31cae41b846aa",
+    sizeBytes: 128592,
   },
   "aarch64-linux": {
     path: "lib/aarch64-linux/libwasmpool.so",
-    sha256: "87d3adcb68380015e3afef3cc08bd368ca013304dff6b455543b445511332667",
-    sizeBytes: 122824,
+    sha256: "c2549e0467ac614505c513709037cba12703c7384e101364961588691d1df66c",
+    sizeBytes: 123080,
   },
 };
