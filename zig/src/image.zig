@@ -177,11 +177,6 @@ pub fn restore_range(image: ?*const Image, base: [*]u8, offset: u64, len_bytes: 
     }
 }
 
-/// Restores each listed host page (byte offsets from `base`) to the image, or to zeros.
-pub fn restore_pages(image: ?*const Image, base: [*]u8, page_offsets: []const u64) void {
-    for (page_offsets) |offset| restore_range(image, base, offset, host_page_bytes);
-}
-
 /// What a populated shared anonymous page of the range can be.
 pub const SharedPages = enum {
     /// Anything: a page shared with a forked child, or merged by KSM, holds data.
@@ -326,26 +321,6 @@ test "map, write, reset with and without keep-resident: back to the image" {
     }
     // The view is untouched by the tenants' writes.
     try testing.expectEqualStrings("hello", image.view[10..15]);
-}
-
-test "restore_pages copies listed pages from the image and zeroes past it" {
-    const contents = try test_contents(testing.allocator);
-    defer testing.allocator.free(contents);
-    var failure: Failure = undefined;
-    const image = (try Image.create(testing.allocator, contents, &failure)).?;
-    defer image.destroy(testing.allocator);
-    var errno: sys.Errno = 0;
-    const size = 4 * wasm_page_bytes;
-    const base = sys.map_read_write(size, &errno).?;
-    defer sys.unmap(base, size);
-    @memset(base[0..size], 0xee);
-    const pages = [_]u64{ 0, host_page_bytes, 20 * host_page_bytes, 3 * wasm_page_bytes };
-    restore_pages(image, base, &pages);
-    try testing.expectEqualStrings("hello", base[10..15]);
-    try testing.expect(std.mem.allEqual(u8, base[host_page_bytes..][0..host_page_bytes], 0));
-    try testing.expectEqual(@as(u8, 0xab), base[20 * host_page_bytes]);
-    try testing.expect(std.mem.allEqual(u8, base[3 * wasm_page_bytes ..][0..host_page_bytes], 0));
-    try testing.expectEqual(@as(u8, 0xee), base[2 * host_page_bytes]); // not listed
 }
 
 test "an injected memfd_create failure is reported with its step" {

@@ -122,21 +122,13 @@ fn classify(rc: usize) Resolve {
 /// no thread can be waiting on yet skips the wake.
 pub const Wake = enum(u64) { wake = 0, dont_wake = 1 };
 
-/// Copies `len` bytes from `src` into the missing pages at `dst` and wakes the waiters.
-pub fn copy(fd: i32, dst: [*]u8, src: [*]const u8, len: u64) Resolve {
-    return copy_mode(fd, dst, src, len, .wake);
-}
-
+/// Copies `len` bytes from `src` into the missing pages at `dst`, waking the waiters or not.
 pub fn copy_mode(fd: i32, dst: [*]u8, src: [*]const u8, len: u64, wake_mode: Wake) Resolve {
     var arg = Copy{ .dst = @intFromPtr(dst), .src = @intFromPtr(src), .len = len, .mode = @intFromEnum(wake_mode), .copy = 0 };
     return classify(linux.ioctl(fd, linux.IOCTL.IOWR(ioctl_type, nr_copy, Copy), @intFromPtr(&arg)));
 }
 
-/// Maps zero pages at the missing pages of `[dst, dst + len)` and wakes the waiters.
-pub fn zeropage(fd: i32, dst: [*]u8, len: u64) Resolve {
-    return zeropage_mode(fd, dst, len, .wake);
-}
-
+/// Maps zero pages at the missing pages of `[dst, dst + len)`, waking the waiters or not.
 pub fn zeropage_mode(fd: i32, dst: [*]u8, len: u64, wake_mode: Wake) Resolve {
     var arg = Zeropage{ .range = .{ .start = @intFromPtr(dst), .len = len }, .mode = @intFromEnum(wake_mode), .zeropage = 0 };
     return classify(linux.ioctl(fd, linux.IOCTL.IOWR(ioctl_type, nr_zeropage, Zeropage), @intFromPtr(&arg)));
