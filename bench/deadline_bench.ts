@@ -50,6 +50,13 @@ import {
 } from "../mod.ts";
 import { type EpochLoad, setEpochLoad } from "../src/run/interrupt.ts";
 import { readRealModule, realModules } from "../tests/fixtures/npm_modules.ts";
+import {
+  smallRanks,
+  TIKTOKEN,
+  TIKTOKEN_GLUE_PATH,
+  TIKTOKEN_PATTERN,
+  type TiktokenGlue,
+} from "../tests/fixtures/tiktoken_glue.ts";
 import { buildModule, sleb } from "../tests/fixtures/wasm_builder.ts";
 
 const LOOP_ITERATIONS = 10_000_000;
@@ -238,37 +245,15 @@ summary(() => {
 
 // --- tiktoken ---------------------------------------------------------------------------------
 
-interface TiktokenGlue {
-  __wbg_set_wasm(exports: unknown): void;
-  Tiktoken: new (ranks: string, special: Record<string, number>, pattern: string) => {
-    encode(text: string, allowed?: string[] | "all"): Uint32Array;
-    free(): void;
-  };
-}
-
-const tiktoken = realModules().find((m) => m.name === "tiktoken")!;
-const tiktokenBytes = readRealModule(tiktoken);
-const gluePath = tiktoken.path.replace(/tiktoken_bg\.wasm$/, "tiktoken_bg.js");
+const tiktokenBytes = readRealModule(TIKTOKEN);
 const glueDir = mkdtempSync(join(tmpdir(), "wasmpool-deadline-bench-"));
 
 /** A private copy of the glue: it keeps module-level state (the instance, its memory views). */
 async function freshGlue(name: string): Promise<TiktokenGlue> {
   const path = join(glueDir, `tiktoken_bg.${name.replace(/\W+/g, "_")}.js`);
-  copyFileSync(gluePath, path);
+  copyFileSync(TIKTOKEN_GLUE_PATH, path);
   return await import(pathToFileURL(path).href) as TiktokenGlue;
 }
-
-function smallRanks(): string {
-  const lines: string[] = [];
-  const b64 = (bytes: number[]): string => btoa(String.fromCharCode(...bytes));
-  for (let b = 0; b < 256; b++) lines.push(`${b64([b])} ${b}`);
-  const merges = ["he", "ll", "o ", "wo", "rl", "hell", "ld", " w", "in", "th", "the", "ing"];
-  merges.forEach((m, i) => lines.push(`${b64([...m].map((c) => c.charCodeAt(0)))} ${256 + i}`));
-  return lines.join("\n");
-}
-
-const PATTERN =
-  "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
 /** 100 KB of word salad, the same every run. */
 function text(): string {
@@ -311,7 +296,7 @@ async function tiktokenEncoder(
   glue.__wbg_set_wasm(
     makeExports({ "./tiktoken_bg.js": glue as unknown as Record<string, unknown> }),
   );
-  const encoder = new glue.Tiktoken(smallRanks(), { "<|endoftext|>": 300 }, PATTERN);
+  const encoder = new glue.Tiktoken(smallRanks(), { "<|endoftext|>": 300 }, TIKTOKEN_PATTERN);
   return () => encoder.encode(TEXT, "all").length;
 }
 
@@ -352,7 +337,7 @@ interface RealGroup {
 }
 
 const realGroups: RealGroup[] = [{
-  title: `tiktoken (${tiktoken.package}@${tiktoken.version}): encode 100 KB of text, interleaved`,
+  title: `tiktoken (${TIKTOKEN.package}@${TIKTOKEN.version}): encode 100 KB of text, interleaved`,
   rows: tiktokenRows,
 }];
 

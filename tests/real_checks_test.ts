@@ -19,6 +19,13 @@ import {
   Module,
 } from "../mod.ts";
 import { readRealModule, realModules } from "./fixtures/npm_modules.ts";
+import {
+  smallRanks,
+  TIKTOKEN,
+  TIKTOKEN_GLUE_PATH,
+  TIKTOKEN_PATTERN,
+  type TiktokenGlue,
+} from "./fixtures/tiktoken_glue.ts";
 
 const DEADLINE_MS = 60_000;
 
@@ -40,15 +47,6 @@ function copyOf(path: string, extension: string): string {
   return copy;
 }
 
-interface TiktokenGlue {
-  __wbg_set_wasm(exports: unknown): void;
-  Tiktoken: new (ranks: string, special: Record<string, number>, pattern: string) => {
-    encode(text: string, allowed?: string[] | "all"): Uint32Array;
-    decode(tokens: Uint32Array): Uint8Array;
-    free(): void;
-  };
-}
-
 const TEXTS = [
   "hello world",
   "the thing in the hell of the world",
@@ -56,26 +54,12 @@ const TEXTS = [
   "deadlines and fuel ".repeat(2000),
 ];
 
-function ranks(): string {
-  const lines: string[] = [];
-  const b64 = (bytes: number[]): string => btoa(String.fromCharCode(...bytes));
-  for (let b = 0; b < 256; b++) lines.push(`${b64([b])} ${b}`);
-  const merges = ["he", "ll", "o ", "wo", "rl", "hell", "ld", " w", "in", "th", "the", "ing"];
-  merges.forEach((m, i) => lines.push(`${b64([...m].map((c) => c.charCodeAt(0)))} ${256 + i}`));
-  return lines.join("\n");
-}
-
-const PATTERN =
-  "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
-
 async function tiktokenRun(
   make: (imports: Record<string, Record<string, unknown>>) => unknown,
 ): Promise<number[][]> {
-  const tiktoken = realModules().find((m) => m.name === "tiktoken")!;
-  const gluePath = tiktoken.path.replace(/tiktoken_bg\.wasm$/, "tiktoken_bg.js");
-  const glue = await import(pathToFileURL(copyOf(gluePath, "js")).href) as TiktokenGlue;
+  const glue = await import(pathToFileURL(copyOf(TIKTOKEN_GLUE_PATH, "js")).href) as TiktokenGlue;
   glue.__wbg_set_wasm(make({ "./tiktoken_bg.js": glue as unknown as Record<string, unknown> }));
-  const encoder = new glue.Tiktoken(ranks(), { "<|endoftext|>": 300 }, PATTERN);
+  const encoder = new glue.Tiktoken(smallRanks(), { "<|endoftext|>": 300 }, TIKTOKEN_PATTERN);
   try {
     return TEXTS.map((t) => Array.from(encoder.encode(t, "all")));
   } finally {
@@ -118,7 +102,7 @@ function runQueries(db: SqlDatabase): unknown[] {
 
 describe("real modules with interruption and fuel on", () => {
   it("tiktoken encodes exactly as on the runtime's own instance", async () => {
-    const bytes = readRealModule(realModules().find((m) => m.name === "tiktoken")!);
+    const bytes = readRealModule(TIKTOKEN);
     const expected = await tiktokenRun((imports) =>
       new WebAssembly.Instance(new WebAssembly.Module(bytes), imports as WebAssembly.Imports)
         .exports

@@ -5,37 +5,17 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { pathToFileURL } from "node:url";
 import { Config, Engine, InstanceAllocationStrategy, Module } from "../mod.ts";
-import { readRealModule, realModules } from "./fixtures/npm_modules.ts";
+import { readRealModule } from "./fixtures/npm_modules.ts";
+import {
+  smallRanks,
+  TIKTOKEN,
+  TIKTOKEN_GLUE_PATH,
+  TIKTOKEN_PATTERN,
+  type TiktokenGlue,
+} from "./fixtures/tiktoken_glue.ts";
 
 const CYCLES = 1_000;
 
-/** The parts of tiktoken_bg.js the test drives. */
-interface TiktokenGlue {
-  __wbg_set_wasm(exports: unknown): void;
-  Tiktoken: new (ranks: string, special: Record<string, number>, pattern: string) => {
-    encode(text: string, allowed?: string[] | "all"): Uint32Array;
-    decode(tokens: Uint32Array): Uint8Array;
-    token_byte_values(): unknown;
-    free(): void;
-  };
-}
-
-const tiktoken = realModules().find((m) => m.name === "tiktoken")!;
-const gluePath = tiktoken.path.replace(/tiktoken_bg\.wasm$/, "tiktoken_bg.js");
-
-// A small byte-pair encoding: every byte, then a few merges, so that a Tiktoken is made in
-// microseconds (the packaged encodings take ~0.5 s each to load).
-function smallRanks(): string {
-  const lines: string[] = [];
-  const b64 = (bytes: number[]): string => btoa(String.fromCharCode(...bytes));
-  for (let b = 0; b < 256; b++) lines.push(`${b64([b])} ${b}`);
-  const merges = ["he", "ll", "o ", "wo", "rl", "hell", "ld", " w", "in", "th", "the", "ing"];
-  merges.forEach((m, i) => lines.push(`${b64([...m].map((c) => c.charCodeAt(0)))} ${256 + i}`));
-  return lines.join("\n");
-}
-
-const PATTERN =
-  "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 const SPECIAL = { "<|endoftext|>": 300 };
 const TEXTS = [
   "hello world",
@@ -51,7 +31,7 @@ interface Encoded {
 
 function encodeAll(glue: TiktokenGlue, exports: unknown): Encoded {
   glue.__wbg_set_wasm(exports);
-  const encoder = new glue.Tiktoken(smallRanks(), SPECIAL, PATTERN);
+  const encoder = new glue.Tiktoken(smallRanks(), SPECIAL, TIKTOKEN_PATTERN);
   try {
     const tokens = TEXTS.map((t) => Array.from(encoder.encode(t, "all")));
     const decoded = tokens.map((t) =>
@@ -68,8 +48,8 @@ describe("tiktoken's own glue on pooled instances", () => {
     // One glue module for every instance, as a program has. The glue keeps views of the last
     // instance's memory until they read as detached, which a disposed pooled instance's do,
     // and the runtime's own instance's never do: so the runtime's own instance comes last.
-    const glue = await import(pathToFileURL(gluePath).href) as TiktokenGlue;
-    const bytes = readRealModule(tiktoken);
+    const glue = await import(pathToFileURL(TIKTOKEN_GLUE_PATH).href) as TiktokenGlue;
+    const bytes = readRealModule(TIKTOKEN);
     const imports = { "./tiktoken_bg.js": glue as unknown as Record<string, unknown> };
     let expected: Encoded | null = null;
 
