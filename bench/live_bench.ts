@@ -23,12 +23,8 @@ import {
   Module,
   WASM_PAGE_BYTES,
 } from "../mod.ts";
+import { RUNTIME as runtime } from "./mitata_results.ts";
 import { SMALL_MODULE_DATA_BYTE, smallModuleBytes } from "./small_module.ts";
-
-/** The runtime this runs in, as it names the results file. */
-export const runtime: "deno" | "bun" = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined"
-  ? "bun"
-  : "deno";
 
 /** Live instances per scenario. */
 export const INSTANCES = 10_000;
