@@ -268,10 +268,11 @@ export class Engine {
    *
    * Throws {@linkcode PoolExhaustedError} when the pool is full, {@linkcode LinkError} for a
    * missing or mismatched import, {@linkcode MalformedModuleError} when the runtime does not
-   * compile the module, the runtime's own `WebAssembly.RuntimeError` when the start function
-   * (or a data or element segment) traps, and {@linkcode DeadlineExceededError} or
-   * {@linkcode FuelExhaustedError} when the start function is stopped. Nothing is left
-   * allocated then.
+   * compile the module, {@linkcode OutOfBoundsError} when a data or element segment does not
+   * fit (its `cause` the runtime's `WebAssembly.RuntimeError`), the runtime's own
+   * `WebAssembly.RuntimeError` when the start function traps, and
+   * {@linkcode DeadlineExceededError} or {@linkcode FuelExhaustedError} when the start function
+   * is stopped. Nothing is left allocated then.
    */
   instantiate<E extends InstanceExports = InstanceExports>(
     module: Module,

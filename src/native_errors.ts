@@ -102,23 +102,51 @@ export function quarantineError(
   );
 }
 
+/**
+ * The error for data segment `segment` of `bytes` bytes at `offset`, past the end of memory
+ * `memory` of `memoryBytes` bytes: the same whether the allocator or the runtime found it.
+ */
+export function dataOutOfBounds(
+  segment: number,
+  bytes: number,
+  offset: number,
+  memory: number,
+  memoryBytes: number,
+  options?: ErrorOptions,
+): OutOfBoundsError {
+  return new OutOfBoundsError(
+    `memory out of bounds: data segment does not fit (data segment ${segment} of ${bytes} ` +
+      `bytes at offset ${offset} in memory ${memory} of ${memoryBytes} bytes)`,
+    options,
+  );
+}
+
+/** The error for element segment `segment` of `count` elements at `offset`, past the end of
+ * table `table` of `tableElements` elements. */
+export function elementsOutOfBounds(
+  segment: number,
+  count: number,
+  offset: number,
+  table: number,
+  tableElements: number,
+  options?: ErrorOptions,
+): OutOfBoundsError {
+  return new OutOfBoundsError(
+    `table out of bounds: elements segment does not fit (element segment ${segment} of ` +
+      `${count} elements at offset ${offset} in table ${table} of ${tableElements} elements)`,
+    options,
+  );
+}
+
 /** The error for a failed `wasmpool_allocate`; `detail` is the scratch's first 8 words. */
 export function instantiationError(code: number, detail: Uint32Array): WasmpoolError {
   switch (code) {
     case Code.poolFull:
       return new PoolExhaustedError(`Limit of ${detail[0]} concurrent instances has been reached`);
     case Code.dataOutOfBounds:
-      return new OutOfBoundsError(
-        `memory out of bounds: data segment does not fit (data segment ${detail[0]} of ` +
-          `${detail[3]} bytes at offset ${detail[2]} in memory ${detail[1]} of ` +
-          `${detail[4] * 65536} bytes)`,
-      );
+      return dataOutOfBounds(detail[0], detail[3], detail[2], detail[1], detail[4] * 65536);
     case Code.elemOutOfBounds:
-      return new OutOfBoundsError(
-        `table out of bounds: elements segment does not fit (element segment ${detail[0]} of ` +
-          `${detail[3]} elements at offset ${detail[2]} in table ${detail[1]} of ` +
-          `${detail[4]} elements)`,
-      );
+      return elementsOutOfBounds(detail[0], detail[3], detail[2], detail[1], detail[4]);
     case Code.resource:
       return new ResourceError(
         `instantiation failed: for memory ${detail[1]}, ${MAP_STEPS[detail[2]] ?? "a mapping"} ` +

@@ -16,6 +16,7 @@ import {
 } from "../errors.ts";
 import type { EngineState } from "../internal.ts";
 import { type Module, moduleState } from "../module.ts";
+import type { ParsedModule } from "../module/types.ts";
 import { CallControl, UNLIMITED_FUEL, unwrapFunction } from "./calls.ts";
 import { type EpochPage, epochPage, wasmpoolImports } from "./epoch.ts";
 import { guardExports, unguard } from "./exports.ts";
@@ -34,6 +35,7 @@ import {
   tenantImports,
 } from "./recycle.ts";
 import { RunEngine } from "./run_engine.ts";
+import { segmentError } from "./segment_bounds.ts";
 import { link, retire, RunState } from "./tenancy.ts";
 
 /**
@@ -365,10 +367,13 @@ export function instantiate(
       passed = plan.memories.map(freshMemory);
     }
     const epoch = plan.checks.interruption ? epochPage(engine.lib) : null;
-    raw = new WebAssembly.Instance(
-      plan.compiled,
-      runtimeImports(plan, imports, state, passed, epoch),
-    );
+    const given = runtimeImports(plan, imports, state, passed, epoch);
+    try {
+      raw = new WebAssembly.Instance(plan.compiled, given);
+    } catch (error) {
+      // Only segments can trap here: the start function runs below.
+      throw segmentError(error, parsedOf(module), plan, imports);
+    }
     installHooks(raw);
     control = callControl(engine, plan, raw, state, settings);
     if (plan.start) {
@@ -441,7 +446,7 @@ function instantiateRecycled(
       warm = run.makeWarm(plan, moduleState(module).pointer, bound.globals);
     } catch (error) {
       engine.lib.instanceLeave(engine.pointer, ticket);
-      throw instantiationError(error);
+      throw instantiationError(segmentError(error, parsedOf(module), plan, imports));
     }
     run.counters.warmMisses += 1;
   } else {
@@ -490,7 +495,7 @@ export function warm(
     try {
       made = run.makeWarm(plan, moduleState(module).pointer, bound.globals);
     } catch (error) {
-      throw instantiationError(error);
+      throw instantiationError(segmentError(error, parsedOf(module), plan, imports));
     }
     run.putIdle(made);
   }
@@ -511,6 +516,10 @@ function stubFunctions(plan: RunPlan, imports: InstanceImports | undefined): Ins
 
 function stub(): never {
   throw new DisposedError("an import of a recycled instance was called between tenants");
+}
+
+function parsedOf(module: Module): ParsedModule {
+  return moduleState(module).translation.parsed;
 }
 
 function instantiationError(error: unknown): unknown {
