@@ -62,7 +62,7 @@ export {
   UnsupportedFeatureError,
   WasmpoolError,
 } from "./src/errors.ts";
-export { Global, type GlobalValue } from "./src/global.ts";
+export { Global, type GlobalOptions, type GlobalValue } from "./src/global.ts";
 export {
   FunctionExport,
   type ImportedFunction,

@@ -6,6 +6,7 @@
  */
 
 import { LimitError } from "./errors.ts";
+import { checkOptions, type OptionNames } from "./options.ts";
 
 /** Limits a module must satisfy to be instantiated by a pooling engine. */
 export interface ModuleLimits {
@@ -190,12 +191,11 @@ function checkCount(name: string, value: unknown, min: number, max: number): num
 }
 
 function resolveModuleLimits(overrides: Partial<ModuleLimits> = {}): Readonly<ModuleLimits> {
+  // The defaults name every limit: they are the list of known names.
+  checkOptions(overrides, DEFAULT_MODULE_LIMITS, "moduleLimits in pooling()");
   const limits: Record<string, number> = { ...DEFAULT_MODULE_LIMITS };
   for (const [key, value] of Object.entries(overrides)) {
     if (value === undefined) continue;
-    if (!(key in DEFAULT_MODULE_LIMITS)) {
-      throw new LimitError(`unknown module limit ${JSON.stringify(key)}`);
-    }
     limits[key] = checkCount(`moduleLimits.${key}`, value, 0, U32_MAX);
   }
   if (limits.memoryPages > MAX_WASM_PAGES) {
@@ -209,12 +209,10 @@ function resolveModuleLimits(overrides: Partial<ModuleLimits> = {}): Readonly<Mo
 function resolveInstanceLimits(
   overrides: Partial<InstanceLimits> = {},
 ): Readonly<InstanceLimits> {
+  checkOptions(overrides, DEFAULT_INSTANCE_LIMITS, "instanceLimits in pooling()");
   const limits: Record<string, number> = { ...DEFAULT_INSTANCE_LIMITS };
   for (const [key, value] of Object.entries(overrides)) {
     if (value === undefined) continue;
-    if (!(key in DEFAULT_INSTANCE_LIMITS)) {
-      throw new LimitError(`unknown instance limit ${JSON.stringify(key)}`);
-    }
     limits[key] = value as number;
   }
   if (limits.count === 0) throw new LimitError("the instance count limit cannot be zero");
@@ -234,7 +232,22 @@ export function memorySlotBytes(memoryReservationSize: number): number {
   return Math.min(rounded, 8 * 2 ** 30);
 }
 
+/** The name of every pooling option (see `checkOptions`): a new option is one line here. */
+const POOLING_OPTIONS: OptionNames<PoolingOptions> = {
+  strategy: true,
+  moduleLimits: true,
+  instanceLimits: true,
+  uffd: true,
+  stackSize: true,
+  seed: true,
+  memoryKeepResident: true,
+  maxUnusedWarmSlots: true,
+  recycleInstances: true,
+  backgroundResets: true,
+};
+
 function resolvePooling(options: PoolingOptions): PoolingSettings {
+  checkOptions(options, POOLING_OPTIONS, "pooling()");
   const strategy = options.strategy ?? "next-available";
   if (strategy !== "next-available" && strategy !== "random") {
     throw new LimitError(
@@ -312,7 +325,8 @@ export class InstanceAllocationStrategy {
 
   /**
    * A pool of instance slots, memories, tables (and stacks) reserved once when the engine is
-   * created. Throws {@linkcode LimitError} for limits that cannot work together.
+   * created. Throws {@linkcode LimitError} for limits that cannot work together, and
+   * `ArgumentError` for an option or limit it does not know (a misspelt name).
    */
   static pooling(options: PoolingOptions = {}): InstanceAllocationStrategy {
     return new InstanceAllocationStrategy("pooling", resolvePooling(options));
@@ -339,7 +353,11 @@ const DEFAULT_TICK_MS = 1;
 const MIN_TICK_MS = 0.1;
 const MAX_TICK_MS = 1000;
 
+/** The name of every interruption option (see `checkOptions`). */
+const INTERRUPTION_OPTIONS: OptionNames<InterruptionOptions> = { tickMs: true };
+
 function resolveInterruption(options: InterruptionOptions): InterruptionSettings {
+  checkOptions(options, INTERRUPTION_OPTIONS, "withInterruption()");
   const tickMs = options.tickMs ?? DEFAULT_TICK_MS;
   if (
     typeof tickMs !== "number" || !Number.isFinite(tickMs) || tickMs < MIN_TICK_MS ||
@@ -400,7 +418,7 @@ export class Config {
    * and return from the host, so that `deadlineMs` (see `Engine#instantiate`) and
    * `Instance#setDeadline` can stop a guest that runs too long, even in a tight loop: the call
    * throws `DeadlineExceededError`. Off by default, and then modules carry no check
-   * at all. Returns this config.
+   * at all. Returns this config; throws `ArgumentError` for an option it does not know.
    *
    * @example
    * ```ts

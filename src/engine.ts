@@ -37,6 +37,7 @@ import { detachBuffer, type EngineState } from "./internal.ts";
 import type { Module } from "./module.ts";
 import type { TranslationLimits } from "./module/translate.ts";
 import { Code, describeErrno } from "./native_errors.ts";
+import { checkOptions, type OptionNames } from "./options.ts";
 import { acquireTicker, releaseTicker } from "./run/epoch.ts";
 import { type EngineStats, readStats } from "./stats.ts";
 
@@ -141,6 +142,14 @@ export interface EngineHandle {
   readonly fuel?: boolean;
 }
 
+/** The name of every field of an {@linkcode EngineHandle} (see `checkOptions`). */
+const ENGINE_HANDLE_FIELDS: OptionNames<EngineHandle> = {
+  id: true,
+  pooling: true,
+  interruption: true,
+  fuel: true,
+};
+
 // Set by Engine.attach for the constructor it calls: the engine to adopt instead of creating.
 let adopting: NativePointer | null = null;
 
@@ -217,9 +226,10 @@ export class Engine {
 
   /**
    * Attaches to the engine behind `handle`, typically in a Worker. Throws DisposedError when
-   * that engine has been closed by every holder.
+   * that engine has been closed by every holder, ArgumentError for a field a handle lacks.
    */
   static attach(handle: EngineHandle): Engine {
+    checkOptions(handle, ENGINE_HANDLE_FIELDS, "Engine.attach()");
     const lib = native();
     const pointer = lib.engineAttach(handle.id >>> 0);
     if (pointer === null) {
@@ -264,7 +274,7 @@ export class Engine {
    *
    * `options` give the instance a deadline (`deadlineMs`: it bounds the start function and
    * every call into the exports, on an engine with `Config#withInterruption`) and fuel
-   * (`fuel`, with `Config#withFuel`).
+   * (`fuel`, with `Config#withFuel`); any other name is an {@linkcode ArgumentError}.
    *
    * Throws {@linkcode PoolExhaustedError} when the pool is full, {@linkcode LinkError} for a
    * missing or mismatched import, {@linkcode MalformedModuleError} when the runtime does not

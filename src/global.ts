@@ -6,6 +6,7 @@
 
 import { ArgumentError } from "./errors.ts";
 import type { ValueType } from "./module/types.ts";
+import { checkOptions, type OptionNames } from "./options.ts";
 
 /** The JavaScript form of a global's value: numbers, bigints for i64, indices for refs. */
 export type GlobalValue = number | bigint | null | Uint8Array;
@@ -43,6 +44,31 @@ function describe(value: unknown): string {
   return `${typeof value === "object" ? (value === null ? "null" : "an object") : value}`;
 }
 
+/** What `new Global` takes: the global's type. */
+export interface GlobalOptions {
+  /** The value type. */
+  readonly type: ValueType;
+  /** Whether `value` may be set; default false. */
+  readonly mutable?: boolean;
+}
+
+/** The name of every option of `new Global` (see `checkOptions`). */
+const GLOBAL_OPTIONS: OptionNames<GlobalOptions> = { type: true, mutable: true };
+
+// Set while wasmpool itself makes a global from a module's own types (several per
+// `allocate`, a hot path), whose names need no check.
+let trusted = false;
+
+/** @internal A global of `options` (wasmpool's own, never a user's) holding `value`. */
+export function trustedGlobal(options: GlobalOptions, value: unknown): Global {
+  trusted = true;
+  try {
+    return new Global(options, value);
+  } finally {
+    trusted = false;
+  }
+}
+
 /** A global: a typed value, mutable or not. */
 export class Global {
   /** The value type. */
@@ -53,9 +79,10 @@ export class Global {
 
   /**
    * A global of `type` holding `value` (a number, a bigint for i64, a function index or null
-   * for references).
+   * for references). Throws `ArgumentError` for an option it does not know.
    */
-  constructor(options: { type: ValueType; mutable?: boolean }, value: unknown) {
+  constructor(options: GlobalOptions, value: unknown) {
+    if (!trusted) checkOptions(options, GLOBAL_OPTIONS, "new Global()");
     this.type = options.type;
     this.mutable = options.mutable ?? false;
     this.#value = coerce(this.type, value);

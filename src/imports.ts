@@ -6,7 +6,7 @@
  */
 
 import { LinkError } from "./errors.ts";
-import { Global } from "./global.ts";
+import { Global, trustedGlobal } from "./global.ts";
 import type { EngineState, NativeRef, Slot } from "./internal.ts";
 import { Memory, refOfMemory } from "./memory.ts";
 import type { Translation } from "./module/translate.ts";
@@ -184,7 +184,7 @@ function toGlobal(i: Import, value: ImportValue): Global {
     );
   }
   try {
-    return new Global({ type: type.type }, value);
+    return trustedGlobal({ type: type.type }, value);
   } catch (cause) {
     throw new LinkError(`incompatible import type for ${name(i)}: ${(cause as Error).message}`);
   }

@@ -8,7 +8,7 @@
 
 import { DeferredFinalizer } from "./deferred_finalizer.ts";
 import { DisposedError } from "./errors.ts";
-import { coerce, Global, type GlobalValue } from "./global.ts";
+import { coerce, type Global, type GlobalValue, trustedGlobal } from "./global.ts";
 import { FunctionExport, type ImportedFunction, type Imports, resolveImports } from "./imports.ts";
 import { type EngineState, readAddress, Slot } from "./internal.ts";
 import { Memory } from "./memory.ts";
@@ -207,7 +207,7 @@ export function allocate(engine: EngineState, module: Module, imports?: Imports)
   const globalDefs = t.parsed.globals;
   for (let g = 0; g < globalDefs.length; g++) {
     const def = globalDefs[g];
-    globals.push(new Global(def.type, coerce(def.type.type, evaluate(def.init, globals))));
+    globals.push(trustedGlobal(def.type, coerce(def.type.type, evaluate(def.init, globals))));
   }
   if (resolved) {
     const held = resolved.slots;

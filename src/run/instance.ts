@@ -16,6 +16,7 @@ import {
 } from "../errors.ts";
 import type { EngineState } from "../internal.ts";
 import { type Module, moduleState } from "../module.ts";
+import { checkOptions, type OptionNames } from "../options.ts";
 import type { ParsedModule } from "../module/types.ts";
 import { CallControl, UNLIMITED_FUEL, unwrapFunction } from "./calls.ts";
 import { type EpochPage, epochPage, wasmpoolImports } from "./epoch.ts";
@@ -298,7 +299,11 @@ interface CallSettings {
   readonly fuel: number;
 }
 
+/** The name of every option of `Engine#instantiate` (see `checkOptions`). */
+const INSTANTIATE_OPTIONS: OptionNames<InstantiateOptions> = { deadlineMs: true, fuel: true };
+
 function callSettings(plan: RunPlan, options: InstantiateOptions): CallSettings {
+  checkOptions(options, INSTANTIATE_OPTIONS, "instantiate()");
   const deadlineMs = checkDeadline(options.deadlineMs);
   if (deadlineMs !== null && !plan.checks.interruption) {
     throw new ArgumentError(
