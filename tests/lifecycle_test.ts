@@ -304,6 +304,24 @@ describe("buffers", () => {
         assert.equal(view.length, 0);
         assert.equal(view[7], undefined);
       });
+
+      it("dispose detaches the largest memory's buffer; the slot's next tenant gets its own", () => {
+        using engine = makeEngine(kind, { count: 1 });
+        const module = compile(engine, memoryModule(MEMORY_PAGES));
+        const first = engine.allocate(module);
+        const buffer = first.memories[0].buffer;
+        const view = new Uint8Array(buffer);
+        view[MEMORY_PAGES * PAGE - 1] = 0x5a;
+        first.dispose();
+        assert.equal(buffer.byteLength, 0);
+        assert.equal(view.length, 0);
+        using next = engine.allocate(module);
+        const fresh = next.memories[0].buffer;
+        assert.notEqual(fresh, buffer);
+        assert.equal(fresh.byteLength, MEMORY_PAGES * PAGE);
+        assert.equal(new Uint8Array(fresh)[MEMORY_PAGES * PAGE - 1], 0, "the first tenant's byte");
+        assert.equal(buffer.byteLength, 0, "the old buffer stays detached");
+      });
     });
   }
 });
