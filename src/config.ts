@@ -246,6 +246,11 @@ const POOLING_OPTIONS: OptionNames<PoolingOptions> = {
   backgroundResets: true,
 };
 
+// Engine.attach passes a handle's PoolingSettings back to pooling(): every setting must be an
+// option too, or attach would refuse it. The compiler checks that here.
+const SETTINGS_ARE_OPTIONS: OptionNames<PoolingSettings> = POOLING_OPTIONS;
+void SETTINGS_ARE_OPTIONS;
+
 function resolvePooling(options: PoolingOptions): PoolingSettings {
   checkOptions(options, POOLING_OPTIONS, "pooling()");
   const strategy = options.strategy ?? "next-available";
