@@ -304,7 +304,8 @@ export class Engine {
    * the pool's memories, not its instances: the pool takes them back when it needs the room.
    * `imports` give the values of the globals the module imports (its functions are each
    * tenant's own). Returns how many wait idle now. Throws UnsupportedFeatureError, naming the
-   * reason, for a module whose instances cannot be recycled.
+   * reason, for a module whose instances cannot be recycled, and {@linkcode OutOfBoundsError}
+   * when a segment does not fit.
    */
   warm(module: Module, count: number, imports?: InstanceImports): number {
     const state = this.#state;
