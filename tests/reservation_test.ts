@@ -208,6 +208,18 @@ describe("reservations", () => {
     }
   });
 
+  it("give everything back when collected without dispose()", async () => {
+    using engine = pooledEngine(3);
+    const module = new Module(engine, importedMemoryModule());
+    (() => {
+      for (let i = 0; i < 3; i++) new Uint8Array(engine.reserve(module).memory.buffer)[200] = 1;
+    })();
+    assert.equal(engine.stats().liveInstances, 3);
+    assert.ok(await collectUntil(() => engine.stats().liveInstances === 0), "slots not returned");
+    using reservation = engine.reserve(module);
+    assert.equal(new Uint8Array(reservation.memory.buffer)[200], 0);
+  });
+
   it("refuse imports that carry another memory, naming the import, and stay usable", () => {
     using engine = pooledEngine();
     const module = new Module(engine, importedMemoryModule({ name: "env2" }));
@@ -268,6 +280,24 @@ describe("reservations", () => {
     assert.equal((instance.exports.load8 as Fn)(16), HELLO[0]);
   });
 });
+
+/** A full garbage collection: Deno needs --v8-flags=--expose-gc (script/test passes it). */
+function collect(): void {
+  const bun = (globalThis as { Bun?: { gc(force: boolean): void } }).Bun;
+  if (bun) return bun.gc(true);
+  const gc = (globalThis as { gc?: () => void }).gc;
+  assert.ok(gc, "run with --v8-flags=--expose-gc");
+  gc();
+}
+
+/** Collects until `done()` or 50 rounds; finalizers run on a later task, hence the awaits. */
+async function collectUntil(done: () => boolean): Promise<boolean> {
+  for (let round = 0; round < 50 && !done(); round++) {
+    collect();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return done();
+}
 
 function plainImports(pages: number): WebAssembly.Imports {
   return {

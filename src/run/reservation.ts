@@ -47,6 +47,7 @@ import { WASM_PAGE_BYTES } from "../memory.ts";
 import { type Module, moduleState } from "../module.ts";
 import { importedMemoryBlob } from "../module/translate.ts";
 import { Code, imageError } from "../native_errors.ts";
+import { DeferredFinalizer, type Finalizable } from "../deferred_finalizer.ts";
 import type { HostMemory } from "./host_memory_pool.ts";
 import { grew } from "./hooks.ts";
 import {
@@ -236,7 +237,65 @@ export class ReservedMemory {
 type Holding =
   | { readonly kind: "warm"; readonly warm: WarmInstance; readonly ticket: number }
   | { readonly kind: "pooled"; readonly memories: HostMemory[]; readonly ticket: number }
-  | { readonly kind: "fresh"; readonly memories: WebAssembly.Memory[] };
+  | FreshHolding;
+
+/** On demand: the memories a reservation made. */
+interface FreshHolding {
+  readonly kind: "fresh";
+  readonly memories: WebAssembly.Memory[];
+}
+
+/**
+ * What a reservation holds, apart from the reservation itself: what its finalizer gives back
+ * when a reservation nobody disposed is collected (it must not reference the reservation).
+ */
+class Hold implements Finalizable {
+  /** The engine. */
+  readonly engine: EngineState;
+  /** The slot and memories, or warm instance; null once instantiated or given back. */
+  holding: Holding | null;
+  /** The alias boxes of the reservation's memories. */
+  readonly boxes: readonly AliasBox[];
+  /** Whether the finalizer registered it. */
+  finalizing = false;
+  /** Its place among the values waiting for the finalizer's registration, or -1. */
+  pending = -1;
+
+  constructor(engine: EngineState, holding: Holding, boxes: readonly AliasBox[]) {
+    this.engine = engine;
+    this.holding = holding;
+    this.boxes = boxes;
+  }
+
+  /** Whether it was instantiated or given back, for the finalizer. */
+  get released(): boolean {
+    return this.holding === null;
+  }
+
+  /** Lets go of what it holds, taken by an instantiation: the finalizer gives nothing back. */
+  take(): void {
+    finalizer.untrack(this);
+    this.holding = null;
+  }
+}
+
+/** Gives back what `hold` holds: its memories, its pool slot, its warm instance. */
+function giveBack(hold: Hold): void {
+  const holding = hold.holding;
+  if (holding === null) return;
+  hold.holding = null;
+  for (const box of hold.boxes) dropBox(box);
+  const engine = hold.engine;
+  if (engine.closed) return;
+  const run = runEngine(engine);
+  if (holding.kind === "warm") return run.putBackUnused(holding.warm, holding.ticket);
+  if (holding.kind === "pooled") {
+    for (const memory of holding.memories) run.pool!.give(memory);
+    engine.lib.instanceLeave(engine.pointer, holding.ticket);
+  }
+}
+
+const finalizer = new DeferredFinalizer<Hold>(giveBack);
 
 /**
  * The memories a module imports, pooled and holding the module's data, handed out before the
@@ -248,7 +307,7 @@ export class Reservation {
   readonly #engine: EngineState;
   readonly #module: Module;
   readonly #reserved: Reserved;
-  #holding: Holding | null;
+  readonly #hold: Hold;
   #instance: Instance | null = null;
   /** The imported memories, in the module's order. */
   readonly memories: readonly ReservedMemory[];
@@ -260,13 +319,14 @@ export class Reservation {
     this.#module = module;
     this.#reserved = reserved;
     const holding = hold(engine, module, reserved);
-    this.#holding = holding;
     const raws = holding.kind === "warm"
       ? holding.warm.state.memories.slice(0, reserved.imports.length)
       : holding.memories;
     this.memories = Object.freeze(
       raws.map((m) => new ReservedMemory(m instanceof WebAssembly.Memory ? recordOf(m) : m, this)),
     );
+    this.#hold = new Hold(engine, holding, this.memories.map((m) => m.box));
+    if (engine.finalization) finalizer.track(this, this.#hold);
   }
 
   /** The module's first imported memory: pass it where the glue takes its memory. */
@@ -283,7 +343,7 @@ export class Reservation {
   get ended(): boolean {
     if (this.#engine.closed) return true;
     const instance = this.#instance;
-    return instance === null ? this.#holding === null : instance.disposed;
+    return instance === null ? this.#hold.holding === null : instance.disposed;
   }
 
   /**
@@ -291,15 +351,17 @@ export class Reservation {
    * are the module's imports, and carry the reservation's memories where the module declares
    * them (`reservation.memory` under, for instance, `a.a` or `env.memory`). With pooling, the
    * instance is a recycled one where the module allows it. Throws {@linkcode LinkError} naming
-   * the import when it carries anything else there (the reservation stays open), and
-   * {@linkcode DisposedError} once the reservation was instantiated or disposed.
+   * the import when it carries anything else there, or when an import is missing (the
+   * reservation stays open then), and {@linkcode DisposedError} once the reservation was
+   * instantiated or disposed. Any other failure ends the reservation, everything given back.
    */
   instantiate<E extends InstanceExports = InstanceExports>(
     imports?: InstanceImports,
     options: InstantiateOptions = {},
   ): Instance<E> {
-    const holding = this.#holding;
     const engine = this.#engine;
+    const kept = this.#hold;
+    const holding = kept.holding;
     if (holding === null || engine.closed) {
       throw new DisposedError("a reservation was used after it was instantiated or disposed");
     }
@@ -308,49 +370,39 @@ export class Reservation {
     this.#checkMemories(imports);
     const run = runEngine(engine);
     const module = this.#module;
-    const boxes = this.memories.map((m) => m.box);
+    const boxes = kept.boxes;
     if (holding.kind === "warm") {
+      const { warm, ticket } = holding;
       const bound = tenantImports(plan, imports);
-      if (bound !== null && sameGlobals(holding.warm.globals, bound.globals)) {
-        this.#holding = null;
-        return this.#keep(
-          startTenancy(
-            engine,
-            run,
-            module,
-            plan,
-            holding.warm,
-            holding.ticket,
-            bound.fns,
-            settings,
-            boxes,
-          ),
-        ) as Instance<E>;
-      }
-      // A wasm function or other global values: an instance of its own, on the same memories.
-      run.counters.ownInstances += 1;
-      const taken = holding.warm.state.memories.splice(0, plan.imported);
-      run.destroyWarm(holding.warm);
-      this.#holding = null;
-      return this.#keep(
-        dedicated(engine, run, module, plan, imports, settings, holding.ticket, taken, boxes),
-      ) as Instance<E>;
-    }
-    this.#holding = null;
-    if (holding.kind === "pooled") {
-      run.counters.notRecyclable += 1;
-      return this.#keep(
-        dedicated(
+      kept.take();
+      if (bound !== null && sameGlobals(warm.globals, bound.globals)) {
+        const instance = startTenancy(
           engine,
           run,
           module,
           plan,
-          imports,
+          warm,
+          ticket,
+          bound.fns,
           settings,
-          holding.ticket,
-          holding.memories,
           boxes,
-        ),
+        );
+        return this.#keep(instance) as Instance<E>;
+      }
+      // A wasm function or other global values: an instance of its own, on the same memories.
+      run.counters.ownInstances += 1;
+      const taken = warm.state.memories.splice(0, plan.imported);
+      run.destroyWarm(warm);
+      return this.#keep(
+        dedicated(engine, run, module, plan, imports, settings, ticket, taken, boxes),
+      ) as Instance<E>;
+    }
+    kept.take();
+    if (holding.kind === "pooled") {
+      run.counters.notRecyclable += 1;
+      const { ticket, memories } = holding;
+      return this.#keep(
+        dedicated(engine, run, module, plan, imports, settings, ticket, memories, boxes),
       ) as Instance<E>;
     }
     const passed = this.#withMemories(imports, holding.memories);
@@ -366,18 +418,10 @@ export class Reservation {
    * nothing.
    */
   dispose(): void {
-    const holding = this.#holding;
-    if (holding === null) return;
-    this.#holding = null;
-    for (const memory of this.memories) dropBox(memory.box);
-    const engine = this.#engine;
-    if (engine.closed) return;
-    const run = runEngine(engine);
-    if (holding.kind === "warm") return run.putBackUnused(holding.warm, holding.ticket);
-    if (holding.kind === "pooled") {
-      for (const memory of holding.memories) run.pool!.give(memory);
-      engine.lib.instanceLeave(engine.pointer, holding.ticket);
-    }
+    const kept = this.#hold;
+    if (kept.holding === null) return;
+    finalizer.untrack(kept);
+    giveBack(kept);
   }
 
   /** Same as {@linkcode Reservation.dispose}, for `using`. */
