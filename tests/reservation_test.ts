@@ -103,36 +103,45 @@ function imports(reservation: Reservation, note: (b: number) => void = () => {})
 }
 
 describe("reservations", () => {
-  it("give every tenant exactly a fresh memory's image, never a previous tenant's bytes", () => {
-    using engine = pooledEngine();
-    const bytes = importedMemoryModule();
-    const expected = plainBytes(bytes);
-    const module = new Module(engine, bytes);
-    const random = prng(7);
-    const tenants = 60;
-    for (let t = 0; t < tenants; t++) {
-      using reservation = engine.reserve(module);
-      // The glue reads the memory before it instantiates: the image is there already.
-      assert.deepEqual(new Uint8Array(reservation.memory.buffer), expected);
-      const noted: number[] = [];
-      using instance = reservation.instantiate(imports(reservation, (b) => noted.push(b)));
-      const view = new Uint8Array(reservation.memory.buffer);
-      assert.deepEqual(view, expected, `tenant ${t}`);
-      assert.equal((instance.exports.noted as Fn)(), 1);
-      assert.deepEqual(noted, [HELLO[0]]);
-      // Marks left for the next tenant to (not) see: by the code and through the buffer.
-      for (let i = 0; i < 8; i++) {
-        (instance.exports.store8 as Fn)(Math.floor(random() * 2 * PAGE), 0xa5);
-        view[Math.floor(random() * 2 * PAGE)] = 0x5a;
-      }
-      view.set(SECOND, 16);
-    }
-    const stats = engine.stats();
-    assert.equal(stats.warmMisses, 1);
-    assert.equal(stats.warmHits, tenants - 1);
-    assert.equal(stats.recycled, tenants);
-    assert.equal(stats.runningInstances, 0);
-  });
+  for (const recycle of [true, false]) {
+    it(
+      `give every tenant exactly a fresh memory's image, never a previous tenant's bytes${
+        recycle ? "" : " (recycleInstances: false)"
+      }`,
+      () => {
+        using engine = pooledEngine(4, recycle);
+        const bytes = importedMemoryModule();
+        const expected = plainBytes(bytes);
+        const module = new Module(engine, bytes);
+        const random = prng(7);
+        const tenants = 60;
+        for (let t = 0; t < tenants; t++) {
+          using reservation = engine.reserve(module);
+          // The glue reads the memory before it instantiates: the image is there already.
+          assert.deepEqual(new Uint8Array(reservation.memory.buffer), expected);
+          const noted: number[] = [];
+          using instance = reservation.instantiate(imports(reservation, (b) => noted.push(b)));
+          const view = new Uint8Array(reservation.memory.buffer);
+          assert.deepEqual(view, expected, `tenant ${t}`);
+          assert.equal((instance.exports.noted as Fn)(), 1);
+          assert.deepEqual(noted, [HELLO[0]]);
+          // Marks left for the next tenant to (not) see: by the code and through the buffer.
+          for (let i = 0; i < 8; i++) {
+            (instance.exports.store8 as Fn)(Math.floor(random() * 2 * PAGE), 0xa5);
+            view[Math.floor(random() * 2 * PAGE)] = 0x5a;
+          }
+          view.set(SECOND, 16);
+        }
+        const stats = engine.stats();
+        assert.equal(stats.warmMisses, recycle ? 1 : 0);
+        assert.equal(stats.warmHits, recycle ? tenants - 1 : 0);
+        assert.equal(stats.recycled, recycle ? tenants : 0);
+        assert.equal(stats.notRecyclable, recycle ? 0 : tenants);
+        assert.equal(stats.hostMemoriesCreated, 1);
+        assert.equal(stats.runningInstances, 0);
+      },
+    );
+  }
 
   it("replace a tenant's instance that grew the memory; the next tenant starts at 2 pages", () => {
     using engine = pooledEngine();
@@ -206,6 +215,57 @@ describe("reservations", () => {
       assert.equal(stats.liveInstances, 0);
       assert.equal(stats.runningInstances, 0);
     }
+  });
+
+  it("give an instance of its own, on the reserved memory, to a tenant passing a wasm function", () => {
+    using engine = pooledEngine();
+    const bytes = importedMemoryModule();
+    const module = new Module(engine, bytes);
+    // A wasm function as the import: the runtime must link it, so no warm instance serves it.
+    const wasmNote = new WebAssembly.Instance(
+      new WebAssembly.Module(buildModule({
+        types: [{ params: ["i32"], results: [] }],
+        functions: [0],
+        exports: [{ name: "note", kind: "function", index: 0 }],
+      })),
+    ).exports.note;
+    for (let t = 0; t < 3; t++) {
+      using reservation = engine.reserve(module);
+      const buffer = reservation.memory.buffer;
+      using instance = reservation.instantiate({
+        a: { a: reservation.memory },
+        env: { note: wasmNote },
+      });
+      assert.deepEqual(new Uint8Array(reservation.memory.buffer), plainBytes(bytes));
+      assert.equal(reservation.memory.buffer, buffer);
+      (instance.exports.store8 as Fn)(16, 0xee);
+      assert.equal(new Uint8Array(buffer)[16], 0xee);
+      assert.equal((instance.exports.noted as Fn)(), 1);
+    }
+    assert.equal(engine.stats().ownInstances, 3);
+    assert.equal(engine.stats().liveInstances, 0);
+  });
+
+  it("run with interruption and fuel compiled in", () => {
+    using engine = new Engine(
+      new Config().withAllocationStrategy(InstanceAllocationStrategy.pooling({
+        instanceLimits: { count: 2 },
+        moduleLimits: { importedMemories: 1, memoryPages: 16 },
+      })).withInterruption().withFuel(),
+    );
+    const bytes = importedMemoryModule();
+    const module = new Module(engine, bytes);
+    for (let t = 0; t < 3; t++) {
+      using reservation = engine.reserve(module);
+      using instance = reservation.instantiate(imports(reservation), {
+        deadlineMs: 1000,
+        fuel: 1000,
+      });
+      assert.deepEqual(new Uint8Array(reservation.memory.buffer), plainBytes(bytes));
+      (instance.exports.store8 as Fn)(16, 1);
+      assert.ok(instance.fuelConsumed > 0);
+    }
+    assert.equal(engine.stats().warmHits, 2);
   });
 
   it("give everything back when collected without dispose()", async () => {
