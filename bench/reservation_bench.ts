@@ -3,7 +3,10 @@
  * time through its own glue: the glue on the runtime's `new WebAssembly.Instance` with the
  * memory it makes itself (the baseline), against the glue on `engine.reserve(module)` (the
  * reservation's pooled memory and recycled instance). Two groups: the glue and instantiation
- * alone, and a whole tenant (a runtime, a context, a small script, everything disposed).
+ * alone, and a whole tenant (a runtime, a context, a small script, everything disposed). And
+ * without glue, a small module importing its memory (1 page, 1 KiB of data): a reservation's
+ * cycle against `new WebAssembly.Memory` + `new WebAssembly.Instance`, and against the same
+ * module with a defined memory on `engine.instantiate` (a recycled instance's cycle).
  * Writes `bench/results/reservation-<runtime>.json`.
  *
  * @module
@@ -20,6 +23,7 @@ import {
   type InstanceImports,
   Module,
 } from "../mod.ts";
+import { buildModule } from "../tests/fixtures/wasm_builder.ts";
 import {
   loadQuickJS,
   QUICKJS_WASM_PATH,
@@ -95,6 +99,50 @@ for (const work of [false, true]) {
     );
   });
 }
+
+function smallModule(imported: boolean): Uint8Array<ArrayBuffer> {
+  const memory = { min: 1, max: 2, shared: false };
+  return buildModule({
+    types: [{ params: ["i32"], results: ["i32"] }],
+    imports: imported
+      ? [{ module: "env", name: "memory", desc: { kind: "memory", type: memory } }]
+      : [],
+    memories: imported ? [] : [memory],
+    functions: [0],
+    bodies: [{ code: [0x20, 0, 0x2d, 0, 0] }],
+    exports: [{ name: "load", kind: "function", index: 0 }],
+    data: [{
+      mode: "active",
+      offset: { kind: "i32.const", value: 1024 },
+      data: new Uint8Array(1024).fill(7),
+    }],
+  });
+}
+const importing = smallModule(true);
+const importingCompiled = new WebAssembly.Module(importing);
+const importingModule = new Module(pooled, importing);
+const definingModule = new Module(pooled, smallModule(false));
+type Load = (at: number) => number;
+summary(() => {
+  group("small module importing its memory: instantiate, call, dispose", () => {
+    bench("new WebAssembly.Memory + new WebAssembly.Instance", () => {
+      const memory = new WebAssembly.Memory({ initial: 1, maximum: 2 });
+      const instance = new WebAssembly.Instance(importingCompiled, { env: { memory } });
+      (instance.exports.load as Load)(1024);
+    }).baseline(true);
+    bench("engine.reserve + reservation.instantiate", () => {
+      const reservation = pooled.reserve(importingModule);
+      const instance = reservation.instantiate({ env: { memory: reservation.memory } });
+      (instance.exports.load as Load)(1024);
+      instance.dispose();
+    });
+    bench("engine.instantiate, the same module with a defined memory", () => {
+      const instance = pooled.instantiate(definingModule);
+      (instance.exports.load as Load)(1024);
+      instance.dispose();
+    });
+  });
+});
 
 writeResults(`reservation-${RUNTIME}`, await run({ format: "mitata" }));
 const stats = pooled.stats();
