@@ -10,11 +10,13 @@ import {
   DisposedError,
   Engine,
   InstanceAllocationStrategy,
+  LimitError,
   LinkError,
   Module,
   OutOfBoundsError,
   PoolExhaustedError,
   type Reservation,
+  UnsupportedFeatureError,
 } from "../mod.ts";
 import { prng } from "./fixtures/prng.ts";
 import { buildModule } from "./fixtures/wasm_builder.ts";
@@ -299,6 +301,30 @@ describe("reservations", () => {
       env: { note: () => {} },
     });
     assert.equal((instance.exports.load8 as Fn)(16), HELLO[0]);
+  });
+
+  it("refuse what the pool cannot hold, naming the limit", () => {
+    using engine = pooledEngine();
+    assert.throws(
+      () => engine.reserve(new Module(engine, importedMemoryModule({ min: 17, max: 20 }))),
+      (error) =>
+        error instanceof LimitError &&
+        error.message ===
+          "memory index 0 has a minimum page size of 17 which exceeds the limit of 16",
+    );
+    assert.throws(
+      () => engine.reserve(new Module(engine, buildModule({}))),
+      (error) =>
+        error instanceof UnsupportedFeatureError && /imports no memory/.test(error.message),
+    );
+    using noDefined = new Engine(new Config().withAllocationStrategy(
+      InstanceAllocationStrategy.pooling({ moduleLimits: { importedMemories: 1, memories: 0 } }),
+    ));
+    assert.throws(
+      () => noDefined.reserve(new Module(noDefined, importedMemoryModule())),
+      (error) => error instanceof LimitError && /moduleLimits\.memories of 0/.test(error.message),
+    );
+    assert.equal(engine.stats().liveInstances, 0);
   });
 
   it("work on demand, with fresh memories holding the data", () => {

@@ -126,13 +126,21 @@ function boxImage(
       { limit: "memoryPages", value: declared, maximum: engine.limits.memoryPages },
     );
   }
+  const memories = engine.pooling!.moduleLimits.memories;
+  if (memories < 1) {
+    // The native side builds an image for a defined memory only, within this limit.
+    throw new LimitError(
+      `a reservation's memory image is built as a defined memory's: moduleLimits.memories of ` +
+        `${memories} must be at least 1`,
+      { limit: "memories", value: 1, maximum: memories },
+    );
+  }
   const code = new Int32Array(4);
   const pointer = engine.lib.moduleCreate(engine.pointer, made.blob, made.blob.byteLength, code);
   if (pointer === null) {
     if (code[0] === Code.imageFailed) throw imageError(code[2], code[1], made.blob.byteLength);
     throw new WasmpoolError(
-      `the native side refused the image of imported memory ${index} (code ${code[0]}): a ` +
-        "reservation needs moduleLimits.memories of at least 1",
+      `the native side refused the image of imported memory ${index} (code ${code[0]})`,
     );
   }
   engine.modules.add(pointer);
