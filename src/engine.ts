@@ -34,7 +34,7 @@ import {
   warm,
 } from "./run/instance.ts";
 import { detachBuffer, type EngineState } from "./internal.ts";
-import { Reservation } from "./run/reservation.ts";
+import { Reservation, warmReserved } from "./run/reservation.ts";
 import type { Module } from "./module.ts";
 import type { TranslationLimits } from "./module/translate.ts";
 import { Code, describeErrno } from "./native_errors.ts";
@@ -337,6 +337,9 @@ export class Engine {
    * `imports` give the values of the globals the module imports (its functions are each
    * tenant's own). Returns how many wait idle now. Throws UnsupportedFeatureError, naming the
    * reason, for a module whose instances cannot be recycled.
+   *
+   * For a module that imports its memory, the instances made are the ones
+   * {@linkcode Engine.reserve} takes, each with its pooled memories holding the module's data.
    */
   warm(module: Module, count: number, imports?: InstanceImports): number {
     const state = this.#state;
@@ -347,6 +350,7 @@ export class Engine {
     if (!Number.isInteger(count) || count < 0) {
       throw new ArgumentError(`warm expects a whole number of instances, got ${count}`);
     }
+    if (module.imports.some((i) => i.kind === "memory")) return warmReserved(state, module, count);
     return warm(state, module, count, imports);
   }
 

@@ -145,6 +145,26 @@ describe("reservations", () => {
     );
   }
 
+  it("are served by instances engine.warm made ahead of time", () => {
+    using engine = pooledEngine();
+    const bytes = importedMemoryModule();
+    const module = new Module(engine, bytes);
+    assert.equal(engine.warm(module, 3), 3);
+    assert.equal(engine.stats().warmIdle, 3);
+    for (let t = 0; t < 3; t++) {
+      using reservation = engine.reserve(module);
+      assert.deepEqual(new Uint8Array(reservation.memory.buffer), plainBytes(bytes));
+    }
+    const stats = engine.stats();
+    assert.equal(stats.warmHits, 3);
+    assert.equal(stats.warmMisses, 0);
+    using plain = pooledEngine(4, false);
+    assert.throws(
+      () => plain.warm(new Module(plain, bytes), 1),
+      (error) => error instanceof UnsupportedFeatureError && /recycleInstances/.test(error.message),
+    );
+  });
+
   it("replace a tenant's instance that grew the memory; the next tenant starts at 2 pages", () => {
     using engine = pooledEngine();
     const bytes = importedMemoryModule();

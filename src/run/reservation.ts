@@ -241,6 +241,45 @@ export class ReservedMemory {
   }
 }
 
+/**
+ * @internal Makes idle instances of the variant reservations of `module` run, until `count`
+ * wait (what `Engine#warm` does for a module that imports its memory); returns how many do.
+ * Throws UnsupportedFeatureError, naming the reason, when reservations of it are not recycled.
+ */
+export function warmReserved(engine: EngineState, module: Module, count: number): number {
+  const pooling = engine.pooling;
+  let reason = pooling === null
+    ? "the engine allocates on demand"
+    : !pooling.recycleInstances
+    ? "recycleInstances is false"
+    : null;
+  const reserved = reason === null ? reservedRun(engine, module) : null;
+  const plan = reserved?.plan;
+  reason ??= plan!.notRecyclable ??
+    (plan!.imports.some((d) => d.kind === "global")
+      ? "it imports globals, and a reservation's instance is made before their values are known"
+      : null);
+  if (reason !== null) {
+    throw new UnsupportedFeatureError(
+      `reserved instances of this module cannot be recycled: ${reason}`,
+      0,
+    );
+  }
+  const run = runEngine(engine);
+  const native = moduleState(module).pointer;
+  let idle = run.idle.get(plan!)?.length ?? 0;
+  for (; idle < count; idle++) {
+    let made;
+    try {
+      made = run.makeWarm(plan!, native, [], reserved!.images);
+    } catch (error) {
+      throw instantiationError(error);
+    }
+    run.putIdle(made);
+  }
+  return idle;
+}
+
 /** What a reservation holds until it is instantiated or disposed. */
 type Holding =
   | { readonly kind: "warm"; readonly warm: WarmInstance; readonly ticket: number }
