@@ -72,6 +72,7 @@ export {
 export { type ExportValue, InstanceHandle } from "./src/instance_handle.ts";
 export { Memory, WASM_PAGE_BYTES } from "./src/memory.ts";
 export { Module, type ModuleExportDescriptor, type ModuleImportDescriptor } from "./src/module.ts";
+export { Reservation, ReservedMemory } from "./src/run/reservation.ts";
 export type {
   ConstExpr,
   ExternKind,

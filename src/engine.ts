@@ -34,6 +34,7 @@ import {
   warm,
 } from "./run/instance.ts";
 import { detachBuffer, type EngineState } from "./internal.ts";
+import { Reservation, warmReserved } from "./run/reservation.ts";
 import type { Module } from "./module.ts";
 import type { TranslationLimits } from "./module/translate.ts";
 import { Code, describeErrno } from "./native_errors.ts";
@@ -298,6 +299,48 @@ export class Engine {
   }
 
   /**
+   * Reserves an instance of `module`, a module that imports its memory (as Emscripten builds
+   * with an imported memory do): its memories come first, pooled and already holding the
+   * module's data, for glue that makes its memory before it instantiates. Pass
+   * `reservation.memory` where the glue takes its memory, and instantiate with
+   * `reservation.instantiate(imports)` where the glue instantiates: `imports` must carry that
+   * memory under the module's own import name (a {@linkcode LinkError} names the import
+   * otherwise). With pooling the reservation counts against `instanceLimits.count` at once,
+   * and its instance is recycled where the module allows it, so the next reservation reuses
+   * it with its memory reset; on demand its memories are fresh. Dispose the instance to end
+   * the reservation, or the reservation if it is never instantiated.
+   *
+   * Throws {@linkcode PoolExhaustedError} when the pool is full, {@linkcode LimitError} when
+   * an imported memory's minimum exceeds `moduleLimits.memoryPages`, and
+   * {@linkcode UnsupportedFeatureError} for a module that imports no memory.
+   *
+   * @example Emscripten's `MODULARIZE` glue, driven unchanged
+   * ```ts
+   * using engine = new Engine(new Config().withAllocationStrategy(
+   *   InstanceAllocationStrategy.pooling({ moduleLimits: { importedMemories: 1 } }),
+   * ));
+   * const module = new Module(engine, wasmBytes);
+   * const reservation = engine.reserve(module);
+   * const glue = await factory({
+   *   wasmMemory: reservation.memory,
+   *   instantiateWasm(imports: WebAssembly.Imports, receive: (i: unknown, m: unknown) => void) {
+   *     receive(reservation.instantiate(imports as InstanceImports), module);
+   *     return {};
+   *   },
+   * });
+   * // ... use glue; then dispose the instance (glue.instance, or keep the one returned above)
+   * ```
+   */
+  reserve(module: Module): Reservation {
+    const state = this.#state;
+    if (state.closed) throw new DisposedError("the engine was used after close()");
+    if (module.engine !== this) {
+      throw new LinkError("the module was translated for another engine");
+    }
+    return new Reservation(state, module);
+  }
+
+  /**
    * Makes instances of `module` ahead of time, until `count` wait idle for tenants, so that the
    * next `count` instantiations are served at once (`stats().warmHits`). For a module whose
    * instances are recycled (`module.notRecyclable === null`), with pooling; they count against
@@ -306,6 +349,9 @@ export class Engine {
    * tenant's own). Returns how many wait idle now. Throws UnsupportedFeatureError, naming the
    * reason, for a module whose instances cannot be recycled, and {@linkcode OutOfBoundsError}
    * when a segment does not fit.
+   *
+   * For a module that imports its memory, the instances made are the ones
+   * {@linkcode Engine.reserve} takes, each with its pooled memories holding the module's data.
    */
   warm(module: Module, count: number, imports?: InstanceImports): number {
     const state = this.#state;
@@ -316,6 +362,7 @@ export class Engine {
     if (!Number.isInteger(count) || count < 0) {
       throw new ArgumentError(`warm expects a whole number of instances, got ${count}`);
     }
+    if (module.imports.some((i) => i.kind === "memory")) return warmReserved(state, module, count);
     return warm(state, module, count, imports);
   }
 

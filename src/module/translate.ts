@@ -274,3 +274,38 @@ function buildBlob(
   }
   return { blob, offsetGlobals };
 }
+
+/**
+ * The blob of a module of one defined memory standing for `parsed`'s imported memory `memory`
+ * (among imported memories): that memory's type within `limits`, and its active data segments
+ * when every one has a constant offset (else none: instantiation applies them). The native
+ * side builds that module's image as it would a defined memory's, for the pooled memory a
+ * reservation hands out (see src/run/reservation.ts). Null when the memory's minimum is over
+ * `limits.memoryPages`: no pooled memory can stand for it.
+ */
+export function importedMemoryBlob(
+  parsed: ParsedModule,
+  memory: number,
+  limits: TranslationLimits,
+): { readonly blob: Uint8Array; readonly plan: MemoryPlan; readonly data: boolean } | null {
+  const imported = parsed.imports.filter((i) => i.desc.kind === "memory")[memory];
+  if (imported?.desc.kind !== "memory") {
+    throw new RangeError(`translate: no imported memory ${memory}`);
+  }
+  const plan = memoryPlan(imported.desc.type, limits, 0);
+  if (plan.min > plan.max) return null;
+  const importedGlobals = parsed.imports.filter((i) => i.desc.kind === "global").length;
+  const resolve = offsetResolver(parsed, importedGlobals);
+  const segments = parsed.data.filter((d) => d.mode === "active" && d.memory === memory);
+  const constant = segments.every((d) => resolve(d.offset!).kind === "constant");
+  const alone: ParsedModule = {
+    ...parsed,
+    data: constant ? segments.map((d) => ({ ...d, memory: 0 })) : [],
+    elements: [],
+    tableInits: [],
+    tables: [],
+  };
+  const counts = { function: 0, table: 0, memory: 0, global: 0 };
+  const { blob } = buildBlob(alone, counts, [plan], [], resolve);
+  return { blob, plan, data: constant };
+}

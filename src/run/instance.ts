@@ -34,7 +34,9 @@ import {
   Tenant,
   tenantFunction,
   tenantImports,
+  type WarmInstance,
 } from "./recycle.ts";
+import type { AliasBox } from "./memory_record.ts";
 import { RunEngine } from "./run_engine.ts";
 import { segmentError } from "./segment_bounds.ts";
 import { link, retire, RunState } from "./tenancy.ts";
@@ -267,7 +269,8 @@ export function runEngine(engine: EngineState): RunEngine {
   return engine.run ??= new RunEngine(engine);
 }
 
-type Fn = (...args: unknown[]) => unknown;
+/** @internal A function of the instance or of a tenant's imports. */
+export type Fn = (...args: unknown[]) => unknown;
 
 /** The longest deadline: about 24 days, so that every deadline is a whole number of µs. */
 const MAX_DEADLINE_MS = 2 ** 31;
@@ -294,7 +297,7 @@ function checkFuel(fuel: unknown): number {
 }
 
 /** What an instance's calls start with: its deadline and fuel, checked against its engine. */
-interface CallSettings {
+export interface CallSettings {
   readonly deadlineMs: number | null;
   readonly fuel: number;
 }
@@ -302,7 +305,8 @@ interface CallSettings {
 /** The name of every option of `Engine#instantiate` (see `checkOptions`). */
 const INSTANTIATE_OPTIONS: OptionNames<InstantiateOptions> = { deadlineMs: true, fuel: true };
 
-function callSettings(plan: RunPlan, options: InstantiateOptions): CallSettings {
+/** @internal `options` checked against `plan`'s engine. */
+export function callSettings(plan: RunPlan, options: InstantiateOptions): CallSettings {
   checkOptions(options, INSTANTIATE_OPTIONS, "instantiate()");
   const deadlineMs = checkDeadline(options.deadlineMs);
   if (deadlineMs !== null && !plan.checks.interruption) {
@@ -353,8 +357,33 @@ export function instantiate(
     }
   }
   const ticket = engine.pooling === null ? -1 : admit(engine);
-  const memories: HostMemory[] = [];
+  return dedicated(engine, run, module, plan, imports, settings, ticket);
+}
+
+/**
+ * @internal An instance of its own for one tenant, counted against the pool by `ticket` (-1 on
+ * demand), on `taken`: the first of `plan.memories`, already taken from the pool (a
+ * reservation's); the rest are taken here. `boxes` (a reservation's memory aliases) are
+ * detached with the instance's own. On failure everything, `taken` and `ticket` included, is
+ * given back.
+ */
+export function dedicated(
+  engine: EngineState,
+  run: RunEngine,
+  module: Module,
+  plan: RunPlan,
+  imports: InstanceImports | undefined,
+  settings: CallSettings,
+  ticket: number,
+  taken: readonly HostMemory[] = [],
+  boxes: readonly AliasBox[] = [],
+): Instance {
+  if (run.pool !== null && taken.length !== plan.imported) {
+    throw new RangeError(`dedicated: ${taken.length} memories taken of ${plan.imported}`);
+  }
+  const memories: HostMemory[] = [...taken];
   const state = new RunState(engine, run, ticket, memories);
+  for (const box of boxes) state.boxes.push(box);
   run.live.add(state);
   run.counters.instantiations += 1;
   let raw: WebAssembly.Instance;
@@ -364,8 +393,8 @@ export function instantiate(
     let passed: WebAssembly.Memory[] = [];
     if (pool !== null) {
       const native = moduleState(module).pointer;
-      for (let m = 0; m < plan.memories.length; m++) {
-        memories.push(pool.take(plan.memories[m], plan, native, m));
+      for (let m = memories.length; m < plan.memories.length; m++) {
+        memories.push(pool.take(plan.memories[m], plan, native, m - plan.imported));
       }
       passed = memories.map((m) => m.memory);
     } else if (plan.memories.length > 0) {
@@ -408,7 +437,8 @@ function freshMemory(shape: MemoryShape): WebAssembly.Memory {
   }
 }
 
-function admit(engine: EngineState): number {
+/** @internal Takes a pool slot; throws PoolExhaustedError, naming the limit, when none is free. */
+export function admit(engine: EngineState): number {
   const ticket = engine.lib.instanceAdmit(engine.pointer);
   if (ticket < 0) {
     throw new PoolExhaustedError(
@@ -457,9 +487,29 @@ function instantiateRecycled(
   } else {
     run.counters.warmHits += 1;
   }
+  return startTenancy(engine, run, module, plan, warm, ticket, bound.fns, settings);
+}
+
+/**
+ * @internal A tenancy of `warm` (taken for this tenant, counted against the pool by `ticket`)
+ * with the import functions `fns`: the start function has run. `boxes` (a reservation's
+ * memory aliases) are detached when the tenancy ends. On failure the tenancy is ended.
+ */
+export function startTenancy(
+  engine: EngineState,
+  run: RunEngine,
+  module: Module,
+  plan: RunPlan,
+  warm: WarmInstance,
+  ticket: number,
+  bound: readonly Fn[],
+  settings: CallSettings,
+  boxes: readonly AliasBox[] = [],
+): Instance {
   const fns = warm.fns;
-  for (let i = 0; i < bound.fns.length; i++) fns[i] = bound.fns[i];
+  for (let i = 0; i < bound.length; i++) fns[i] = bound[i];
   const tenant = new Tenant(engine, run, warm, ticket);
+  for (const box of boxes) tenant.boxes.push(box);
   run.tenants.add(tenant);
   run.counters.instantiations += 1;
   let control: CallControl | null = null;
@@ -523,11 +573,13 @@ function stub(): never {
   throw new DisposedError("an import of a recycled instance was called between tenants");
 }
 
-function parsedOf(module: Module): ParsedModule {
+/** @internal The parsed module of `module`. */
+export function parsedOf(module: Module): ParsedModule {
   return moduleState(module).translation.parsed;
 }
 
-function instantiationError(error: unknown): unknown {
+/** @internal The WasmpoolError standing for the runtime's `error`, or `error` itself. */
+export function instantiationError(error: unknown): unknown {
   if (error instanceof WebAssembly.LinkError || error instanceof TypeError) {
     return new LinkError(error.message, { cause: error });
   }

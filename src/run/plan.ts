@@ -59,10 +59,26 @@ export interface RunPlan {
   readonly notRecyclable: string | null;
   /** The declared arity of each function import, in order (for recycled instances). */
   readonly importArities: readonly number[];
+  /**
+   * A reservation's variant: how many of `memories`, first, are the module's imported
+   * memories, passed by wasmpool (`imports` then lists no memory); 0 otherwise.
+   */
+  readonly imported: number;
 }
 
-/** The two ways a module runs: its memories pooled, or made by the runtime (on demand). */
-export type RunVariant = "pooled" | "plain";
+/** An imported memory as a reservation's variant passes it: pooled, holding its image. */
+export interface ImportedMemoryPlan {
+  /** The pooled memory's shape. */
+  readonly shape: MemoryShape;
+  /** Whether the memory's image holds every active data segment into it. */
+  readonly imaged: boolean;
+}
+
+/**
+ * The ways a module runs: its memories pooled, or made by the runtime (on demand), or for a
+ * reservation (its imported memories pooled too: see reservation.ts).
+ */
+export type RunVariant = "pooled" | "plain" | "reserved";
 
 /**
  * Throws MalformedModuleError, with the runtime's own message, unless the runtime accepts
@@ -97,7 +113,9 @@ function compile(bytes: Uint8Array<ArrayBuffer>): WebAssembly.Module {
  * Plans running `translation`'s module from its `bytes` (wasmpool's own copy, which the
  * translation's views point into, validated by {@linkcode validateForRuntime}), as `variant`;
  * `imaged` when every data segment is in the module's memory images, which the pool puts in
- * place (then the rewrite empties every active segment); with `checks` compiled in.
+ * place (then the rewrite empties every active segment into a defined memory); with `checks`
+ * compiled in. A reservation's variant passes `reserved`, one per imported memory: the rewrite
+ * renames those imports to wasmpool's, and empties the segments of each one `imaged`.
  */
 export function planRun(
   bytes: Uint8Array<ArrayBuffer>,
@@ -105,18 +123,35 @@ export function planRun(
   variant: RunVariant,
   imaged: boolean,
   checks: RunChecks = NO_CHECKS,
+  reserved: readonly ImportedMemoryPlan[] = [],
 ): RunPlan {
   const parsed = translation.parsed;
+  const pooled = variant !== "plain";
+  if (variant === "reserved" && reserved.length !== translation.importCounts.memory) {
+    throw new RangeError(`plan: ${reserved.length} reserved of ${translation.importCounts.memory}`);
+  }
   // On demand, memories stay the module's own, unless the epoch memory must follow them.
-  const memories: MemoryShape[] | null = variant === "pooled"
+  const defined: MemoryShape[] | null = pooled
     ? translation.memories.map((m) => ({ min: m.min, max: m.max, key: `${m.min}:${m.max}` }))
     : checks.interruption
     ? parsed.memories.map((m) => ({ min: m.min, max: m.max, key: `${m.min}:${m.max}` }))
     : null;
-  const declared = declaredObstacle(parsed, variant === "pooled", imaged);
+  const memories = defined === null ? null : [...reserved.map((r) => r.shape), ...defined];
+  const imports = reserved.length === 0
+    ? parsed.imports
+    : parsed.imports.filter((i) => i.desc.kind !== "memory");
+  // Segment `i` is emptied when an image holds it: a defined memory's, or a reserved one's.
+  const emptied = (i: number): boolean => {
+    const segment = parsed.data[i];
+    if (!pooled || segment.mode !== "active") return false;
+    return segment.memory < reserved.length ? reserved[segment.memory].imaged : imaged;
+  };
+  const allImaged = parsed.data.every((_, i) => parsed.data[i].mode !== "active" || emptied(i));
+  const declared = declaredObstacle(parsed, pooled, allImaged, reserved.length);
   const rewritten = rewriteModule(bytes, parsed, {
-    memories,
-    emptyData: () => variant === "pooled" && imaged,
+    memories: defined,
+    importedMemories: reserved.map((r) => r.shape),
+    emptyData: emptied,
     recycle: declared === null,
     checks,
   });
@@ -131,7 +166,8 @@ export function planRun(
     ),
     start: parsed.start !== null,
     memories: memories ?? [],
-    imports: parsed.imports.map((i) => ({ module: i.module, name: i.name, kind: i.desc.kind })),
+    imported: reserved.length,
+    imports: imports.map((i) => ({ module: i.module, name: i.name, kind: i.desc.kind })),
     exports: parsed.exports.map((e) => ({ module: "", name: e.name, kind: e.kind })),
   };
 }

@@ -9,7 +9,8 @@
  * again. Not when:
  *
  * - its memories do not start from images (data segments at offsets only instantiation knows);
- * - it imports a memory or a table (another instance's state), or a mutable global;
+ * - it imports a memory or a table (another instance's state), or a mutable global; except the
+ *   memories of a reservation's variant (`Engine#reserve`): pooled, reset like defined ones;
  * - its code drops data or element segments (`data.drop`, `elem.drop`): a reset cannot bring
  *   a dropped segment back;
  * - a function reference could reach a tenant raw and outlive it: a funcref in a parameter of
@@ -31,13 +32,17 @@ export function declaredObstacle(
   parsed: ParsedModule,
   pooled: boolean,
   imaged: boolean,
+  reservedMemories = 0,
 ): string | null {
   if (!pooled) return "the engine allocates on demand";
   const activeData = parsed.data.some((d) => d.mode === "active");
   if (activeData && !imaged) {
     return "its data segments are not all in memory images (offsets only instantiation knows)";
   }
+  let memories = 0;
   for (const i of parsed.imports) {
+    // A reservation's memories (the first ones) are pooled: reset to their images.
+    if (i.desc.kind === "memory" && memories++ < reservedMemories) continue;
     if (i.desc.kind === "memory" || i.desc.kind === "table") {
       return `it imports a ${i.desc.kind} (${i.module}.${i.name})`;
     }

@@ -5,6 +5,10 @@
  *   appended after the module's own imports so that every memory index is unchanged; active
  *   data segments whose bytes a memory image already provides are emptied (their place, and
  *   their offset, which is a constant inside the initial size, are kept).
+ * - For a reservation (`Engine#reserve`, see reservation.ts), the module's own memory imports
+ *   are renamed in place to wasmpool's first memories (`memory0`, ...; the defined ones then
+ *   follow them), so that the pooled memory the reservation handed out is what the runtime
+ *   links, whatever the user's import object carries under the declared name.
  * - A guard: a mutable i32 global (`dead`, appended after the module's globals; not exported,
  *   which would make every read of it indirect), a function that sets it (appended after the
  *   module's functions), a funcref table of one entry (appended after the module's tables)
@@ -77,6 +81,11 @@ export interface ImportedMemoryType {
 export interface RewriteOptions {
   /** Pooling: the types the defined memories are imported with, in order; null on demand. */
   readonly memories: readonly ImportedMemoryType[] | null;
+  /**
+   * A reservation's variant: the types the module's imported memories are renamed to, one per
+   * imported memory, in order (see this file's documentation). Default: none, the imports stay.
+   */
+  readonly importedMemories?: readonly ImportedMemoryType[];
   /** Whether data segment `index` (among all data segments) is emptied. */
   readonly emptyData: (index: number) => boolean;
   /** Whether instances are recycled: then a `reset` function is added (reset_function.ts). */
@@ -173,6 +182,10 @@ export function rewriteModule(
   const recycle = options.recycle === true;
   const copies = recycle ? passiveCopies(parsed) : [];
   const checks = options.checks ?? NO_CHECKS;
+  const renamed = options.importedMemories ?? [];
+  if (renamed.length !== 0 && renamed.length !== counts.memory) {
+    throw new RangeError(`rewrite: ${renamed.length} renamed of ${counts.memory} memory imports`);
+  }
   if (checks.interruption && options.memories === null) {
     throw new RangeError("rewrite: interruption needs the defined memories imported");
   }
@@ -227,11 +240,12 @@ export function rewriteModule(
     [
       Section.import,
       (body) =>
-        memories.length + epochImports === 0
-          ? (body && copy(body))
-          : append(body, memories.length + epochImports, (w) => {
+        memories.length + epochImports + renamed.length === 0 ? (body && copy(body)) : append(
+          body && renameMemoryImports(bytes, body, renamed),
+          memories.length + epochImports,
+          (w) => {
             memories.forEach((type, index) => {
-              w.name(MEMORY_IMPORT_MODULE).name(memoryImportName(index));
+              w.name(MEMORY_IMPORT_MODULE).name(memoryImportName(renamed.length + index));
               if (type.max === null) w.u8(0x02).u8(0x00).u32(type.min);
               else w.u8(0x02).u8(0x01).u32(type.min).u32(type.max);
             });
@@ -243,7 +257,8 @@ export function rewriteModule(
               w.name(MEMORY_IMPORT_MODULE).name(EPOCH_IMPORT);
               writeEpochImportType(w);
             }
-          }),
+          },
+        ),
     ],
     [
       Section.table,
@@ -319,6 +334,43 @@ export function rewriteModule(
   return { bytes: out.finish().slice(), facts: code.facts, resets };
 }
 
+/**
+ * The import section `body` with its memory imports renamed to wasmpool's memories `0..` and
+ * given `types`, every other import copied byte for byte (the parser has checked them).
+ */
+function renameMemoryImports(
+  bytes: Uint8Array,
+  body: ByteReader,
+  types: readonly ImportedMemoryType[],
+): ByteReader {
+  if (types.length === 0) return body;
+  const start = body.offset;
+  const count = body.u32();
+  const w = new BinaryWriter(body.remaining + 32 * types.length).u32(count);
+  let memory = 0;
+  for (let i = 0; i < count; i++) {
+    const entry = body.offset;
+    body.name();
+    body.name();
+    const kind = body.u8();
+    if (kind === 0x02) {
+      skipLimits(body);
+      const type = types[memory];
+      w.name(MEMORY_IMPORT_MODULE).name(memoryImportName(memory++));
+      if (type.max === null) w.u8(0x02).u8(0x00).u32(type.min);
+      else w.u8(0x02).u8(0x01).u32(type.min).u32(type.max);
+      continue;
+    }
+    if (kind === 0x00) body.u32();
+    else if (kind === 0x01) (body.u8(), skipLimits(body));
+    else if (kind === 0x03) (body.u8(), body.u8());
+    else throw new RangeError(`rewrite: unexpected import kind ${kind} at ${entry - start}`);
+    w.bytes(bytes.subarray(entry, body.offset));
+  }
+  const out = w.finish().slice();
+  return new ByteReader(out, 0);
+}
+
 /** A vector section's entries copied, with `added` more written by `more` after them. */
 function append(
   body: ByteReader | null,
@@ -360,6 +412,13 @@ function rewriteData(
     else out.bytes(bytes.subarray(payloadStart, body.offset));
   }
   return out;
+}
+
+/** Skips a table's or memory's limits (flags 0 or 1: the parser refused the others). */
+function skipLimits(r: ByteReader): void {
+  const flags = r.u8();
+  r.u32();
+  if ((flags & 1) === 1) r.u32();
 }
 
 /** Skips `i32.const n end` or `global.get g end`, the offsets the parser accepts. */

@@ -132,13 +132,26 @@ export class RunEngine {
     this.#idleCount += 1;
   }
 
-  /** Makes a warm instance of `plan`'s module (not idle: about to get a tenant). */
-  makeWarm(plan: RunPlan, module: NativePointer, globals: readonly unknown[]): WarmInstance {
+  /**
+   * Makes a warm instance of `plan`'s module (not idle: about to get a tenant). `images` are
+   * the native modules whose memory 0 is the image of each imported memory the plan passes
+   * (`plan.imported`: a reservation's variant), before the module's own.
+   */
+  makeWarm(
+    plan: RunPlan,
+    module: NativePointer,
+    globals: readonly unknown[],
+    images: readonly NativePointer[] = [],
+  ): WarmInstance {
     const pool = this.pool!;
     const memories = [];
     try {
       for (let m = 0; m < plan.memories.length; m++) {
-        memories.push(pool.take(plan.memories[m], plan, module, m));
+        memories.push(
+          m < plan.imported
+            ? pool.take(plan.memories[m], plan, images[m], 0)
+            : pool.take(plan.memories[m], plan, module, m - plan.imported),
+        );
       }
       const warm = new WarmInstance(this.engine, this, plan, memories, globals);
       this.live.add(warm.state);
@@ -192,6 +205,21 @@ export class RunEngine {
       warm.killed = false;
     }
     return true;
+  }
+
+  /**
+   * Takes back `warm`, taken for a tenant that never came (a reservation disposed before
+   * instantiation), and its pool slot `ticket`: reset (the reservation's memory may have been
+   * written) and idle again, or destroyed when it cannot be reset.
+   */
+  putBackUnused(warm: WarmInstance, ticket: number): void {
+    if (this.engine.closed) return this.destroyWarm(warm);
+    this.#leave(ticket);
+    if (!this.#resetForNext(warm)) {
+      this.counters.recycleFallbacks += 1;
+      return this.destroyWarm(warm);
+    }
+    this.putIdle(warm);
   }
 
   /** Destroys a warm instance: its code throws from now on, its memories go back. */
