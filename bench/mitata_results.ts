@@ -26,8 +26,17 @@ export interface MitataRun {
 /**
  * Writes `result` to `bench/results/<name>.json` and prints its medians, keyed by bench name
  * (`<group> / <name>` for a name that more than one group uses).
+ *
+ * @param name The file's name, without `.json`.
+ * @param result mitata's run.
+ * @param extra More top-level fields for the file (a bench's own figures), never `runtime` or
+ *   `benchmarks`.
  */
-export function writeResults(name: string, result: MitataRun): void {
+export function writeResults(
+  name: string,
+  result: MitataRun,
+  extra: Readonly<Record<string, unknown>> = {},
+): void {
   const rows = result.benchmarks.flatMap((b) =>
     b.runs.map((r) => ({
       name: b.alias,
@@ -40,7 +49,7 @@ export function writeResults(name: string, result: MitataRun): void {
   mkdirSync(directory, { recursive: true });
   writeFileSync(
     new URL(`${name}.json`, directory),
-    JSON.stringify({ runtime: RUNTIME, benchmarks: rows }, null, 2),
+    JSON.stringify({ ...extra, runtime: RUNTIME, benchmarks: rows }, null, 2),
   );
   const uses = new Map<string, number>();
   for (const r of rows) uses.set(r.name, (uses.get(r.name) ?? 0) + 1);

@@ -25,6 +25,7 @@
 
 import { loadLatency, renderLatency } from "./report_latency.ts";
 import { loadLive, renderLive } from "./report_live.ts";
+import { loadRealSet, renderRealSet } from "./report_real_set.ts";
 import { loadImageMemory, renderImageMemory } from "./report_image_memory.ts";
 import { fileURLToPath } from "node:url";
 
@@ -543,7 +544,8 @@ export async function main(args: readonly string[]): Promise<number> {
   const root = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
   const { files, notes } = await loadResults(`${root}/bench/results`);
   for (const note of notes) console.error(`report: ${note}`);
-  const groups = groupResults(files);
+  // The real set has a table of its own (report_real_set.ts), with its recycled shares.
+  const groups = groupResults(files.filter((f) => f.suite !== "real-set"));
   const machine = await machineInfo(
     root,
     new Set(files.map((f) => f.runtime)),
@@ -552,8 +554,9 @@ export async function main(args: readonly string[]): Promise<number> {
   const live = renderLive(await loadLive(`${root}/bench/results`));
   const memory = renderImageMemory(await loadImageMemory(`${root}/bench/results`));
   const latency = renderLatency(await loadLatency(`${root}/bench/results`));
+  const realSet = renderRealSet(await loadRealSet(`${root}/bench/results`));
   const body = renderSection(groups, machine, files);
-  const parts = [body, live, memory, latency].filter((part) => part !== "");
+  const parts = [body, live, memory, latency, realSet].filter((part) => part !== "");
   const section = await formatMarkdown(parts.join("\n\n"), root);
   if (args.includes("--stdout")) {
     console.log(section);
