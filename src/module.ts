@@ -168,4 +168,13 @@ export class Module {
     state.modules.add(pointer);
     finalizer.register(this, { engine: state, pointer });
   }
+
+  /**
+   * The module's binary, as a new array: for a snapshot (`Instance#snapshot`), a standalone
+   * module that `new WebAssembly.Module` (or `new Module`, or Wasmtime) instantiates to the
+   * snapshot's state, with no start function. Write it to disk to load it in a later process.
+   */
+  toBytes(): Uint8Array<ArrayBuffer> {
+    return this.#state.bytes.slice();
+  }
 }
