@@ -40,6 +40,8 @@ const CHUNK_BYTES = 1024;
 /** V8 refuses more than 100,000 data segments; past this many, chunks double. */
 const MAX_RUN_SEGMENTS = 50_000;
 const HEADER_BYTES = 8;
+/** The most unused bytes the returned view's buffer may hold past its end. */
+const MAX_SLACK_BYTES = 64 * 1024;
 /** Non-custom sections in the order the binary format requires. */
 const ORDER: readonly number[] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 10, 11];
 const SECTION = { table: 4, memory: 5, global: 6, start: 8, element: 9, data: 11, dataCount: 12 };
@@ -84,6 +86,18 @@ export function nonZeroRuns(memory: Uint8Array, chunkBytes: number = CHUNK_BYTES
     while (memory[runs[r + 1] - 1] === 0) runs[r + 1]--;
   }
   return runs;
+}
+
+/** The size of `bytes`' data section with its id and size; 0 without one. */
+function dataSectionBytes(bytes: Uint8Array): number {
+  const r = new ByteReader(bytes, HEADER_BYTES);
+  while (!r.atEnd()) {
+    const start = r.offset;
+    const id = r.u8();
+    const body = r.sub(r.u32());
+    if (id === SECTION.data) return body.end - start;
+  }
+  return 0;
 }
 
 /** Writes a constant expression with its `end`. */
@@ -236,37 +250,54 @@ export function snapshotBytes(
       () =>
         parsed.dataCount === null ? null : new BinaryWriter(8).u32(parsed.data.length + runCount),
     ],
-    [SECTION.data, () => {
-      if (parsed.data.length + runCount === 0) return null;
-      const w = new BinaryWriter(runBytes + 16 * runCount + 64).u32(parsed.data.length + runCount);
-      for (const d of parsed.data) {
-        if (d.mode === "passive") {
-          w.u32(1).u32(d.data.length).bytes(d.data);
-          continue;
-        }
-        if (d.memory === 0) w.u32(0);
-        else w.u32(2).u32(d.memory);
-        w.u8(0x41).u8(0).u8(0x0b).u32(0);
-      }
-      runs.forEach((r, m) => {
-        const memory = state.memories[m];
-        const index = importedMemories + m;
-        for (let k = 0; k < r.length; k += 2) {
-          if (index === 0) w.u32(0);
-          else w.u32(2).u32(index);
-          w.u8(0x41).bytes(sleb(BigInt(r[k]))).u8(0x0b);
-          w.u32(r[k + 1] - r[k]).bytes(memory.subarray(r[k], r[k + 1]));
-        }
-      });
-      return w;
-    }],
+    // The data section is written straight into the output (see below): its payload is most
+    // of the binary, and one copy of the memories is what a snapshot must cost.
+    [SECTION.data, () => null],
   ]);
+  // The data section but the runs' payloads: the module's segments, then each run's header.
+  const dataHead = new BinaryWriter(64 + 16 * parsed.data.length).u32(
+    parsed.data.length + runCount,
+  );
+  for (const d of parsed.data) {
+    if (d.mode === "passive") {
+      dataHead.u32(1).u32(d.data.length).bytes(d.data);
+      continue;
+    }
+    if (d.memory === 0) dataHead.u32(0);
+    else dataHead.u32(2).u32(d.memory);
+    dataHead.u8(0x41).u8(0).u8(0x0b).u32(0);
+  }
+  const runHeaders = runs.map((r, m) => {
+    const index = importedMemories + m;
+    const headers: Uint8Array[] = [];
+    for (let k = 0; k < r.length; k += 2) {
+      const w = new BinaryWriter(24);
+      if (index === 0) w.u32(0);
+      else w.u32(2).u32(index);
+      w.u8(0x41).bytes(sleb(BigInt(r[k]))).u8(0x0b).u32(r[k + 1] - r[k]);
+      headers.push(w.finish());
+    }
+    return headers;
+  });
+  let dataBytes = dataHead.length + runBytes;
+  for (const headers of runHeaders) for (const h of headers) dataBytes += h.length;
+  const writeData = (): void => {
+    if (parsed.data.length + runCount === 0) return;
+    out.u8(SECTION.data).u32(dataBytes).bytes(dataHead.finish());
+    runs.forEach((r, m) => {
+      const memory = state.memories[m];
+      for (let k = 0; k < r.length; k += 2) {
+        out.bytes(runHeaders[m][k / 2]).bytes(memory.subarray(r[k], r[k + 1]));
+      }
+    });
+  };
 
-  const out = new BinaryWriter(bytes.length + runBytes + 16 * runCount + 256);
+  const out = new BinaryWriter(bytes.length - dataSectionBytes(bytes) + dataBytes + 256);
   out.bytes(bytes.subarray(0, HEADER_BYTES));
   const done = new Set<number>();
   const emit = (id: number): void => {
     done.add(id);
+    if (id === SECTION.data) return writeData();
     const written = rewrite.get(id)!();
     if (written !== null) out.section(id, written);
   };
@@ -293,5 +324,9 @@ export function snapshotBytes(
     else out.bytes(bytes.subarray(start, body.end));
   }
   emitMissingBefore(-1);
-  return out.finish();
+  const written = out.finish();
+  // The estimate is off only by the small sections' changes: a copy only when it is far off.
+  return written.buffer.byteLength - written.byteLength <= MAX_SLACK_BYTES
+    ? written
+    : written.slice();
 }

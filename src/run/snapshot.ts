@@ -20,7 +20,7 @@
  */
 
 import { DisposedError, SnapshotError } from "../errors.ts";
-import { Module, moduleState } from "../module.ts";
+import { adoptModule, type Module, moduleState } from "../module.ts";
 import { type CapturedState, snapshotBytes } from "../module/snapshot_bytes.ts";
 import type { ConstExpr, ParsedModule } from "../module/types.ts";
 import { escapingFunctions } from "./rewrite.ts";
@@ -139,7 +139,7 @@ export function takeSnapshot(module: Module, source: SnapshotSource): Module {
     new Uint8Array((exports[memoryExport(m)] as WebAssembly.Memory).buffer)
   );
   const captured: CapturedState = { memories, globals, tables };
-  return new Module(module.engine, snapshotBytes(state.bytes, parsed, captured));
+  return adoptModule(module.engine, snapshotBytes(state.bytes, parsed, captured));
 }
 
 /** The accessor's results as an array (the runtimes return a bare value for one result). */
