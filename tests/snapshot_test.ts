@@ -178,6 +178,33 @@ describe("Instance#snapshot refuses, and leaves the instance usable", () => {
     });
   }
 
+  it("a table entry or a funcref global holding another instance's function of the module", () => {
+    using engine = new Engine();
+    const module = new Module(
+      engine,
+      wat(
+        `(module (table (export "tab") 2 funcref) (global (export "g") (mut funcref) (ref.null func))
+        (func $f (export "f") (result i32) (i32.const 1)) (elem declare func $f)
+        (func (export "own") (table.set (i32.const 0) (ref.func $f)) (global.set 0 (ref.func $f))))`,
+      ),
+    );
+    using a = engine.instantiate(module);
+    using b = engine.instantiate(module);
+    const table = a.exports.tab as WebAssembly.Table;
+    const global = a.exports.g as WebAssembly.Global;
+    // b's f has a's f's index: only identity tells them apart.
+    table.set(1, b.exports.f as () => number);
+    assert.throws(() => a.snapshot(), /entry 1 of table 0 holds a host function or another/);
+    table.set(1, null);
+    global.value = b.exports.f;
+    assert.throws(() => a.snapshot(), /mutable global 0 holds a host function or another/);
+    fn(a, "own")();
+    using tenant = engine.instantiate(a.snapshot());
+    assert.equal((tenant.exports.tab as WebAssembly.Table).get(0)!(), 1);
+    assert.equal(((tenant.exports.g as WebAssembly.Global).value as () => number)(), 1);
+    assert.equal((tenant.exports.tab as WebAssembly.Table).get(1), null);
+  });
+
   it("a call in progress (a tenant of a recycled instance, from a host import)", () => {
     using engine = pooled(true);
     const module = new Module(engine, COUNTER);
