@@ -6,6 +6,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
   Config,
+  DisposedError,
   Engine,
   FuelExhaustedError,
   type Instance,
@@ -130,6 +131,43 @@ describe("Instance#snapshot", () => {
     const expected = trace(tenant.exports, STEPS);
     using next = engine.instantiate(second, IMPORTS);
     assert.deepEqual(trace(next.exports, STEPS), expected);
+  });
+});
+
+describe("Instance#snapshot, other shapes", () => {
+  it("works with interruption and fuel compiled in (the accessors sit before their functions)", () => {
+    using engine = new Engine(
+      new Config().withAllocationStrategy(InstanceAllocationStrategy.pooling())
+        .withInterruption().withFuel(),
+    );
+    const module = new Module(engine, COUNTER);
+    using original = engine.instantiate(module, IMPORTS, { fuel: 1_000_000, deadlineMs: 10_000 });
+    trace(original.exports, STEPS);
+    const snapshot = original.snapshot();
+    const expected = trace(original.exports, STEPS);
+    using tenant = engine.instantiate(snapshot, IMPORTS, { fuel: 1_000_000 });
+    assert.deepEqual(trace(tenant.exports, STEPS), expected);
+    assert.ok(tenant.fuelConsumed > 0);
+  });
+
+  it("captures a module without memory or table, and refuses a disposed instance", () => {
+    using engine = new Engine();
+    const module = new Module(
+      engine,
+      wat(`(module (global $n (mut i64) (i64.const -5)) (global $x (mut f32) (f32.const 0.25))
+        (func (export "bump") (result i64)
+          (global.set $x (f32.mul (global.get $x) (f32.const -3)))
+          (global.set $n (i64.add (global.get $n) (i64.const 1000000000000))) (global.get $n))
+        (func (export "x") (result f32) (global.get $x)))`),
+    );
+    const original = engine.instantiate(module);
+    fn(original, "bump")();
+    const snapshot = original.snapshot();
+    const next = [fn(original, "bump")(), fn(original, "x")()];
+    using tenant = engine.instantiate(snapshot);
+    assert.deepEqual([fn(tenant, "bump")(), fn(tenant, "x")()], next);
+    original.dispose();
+    assert.throws(() => original.snapshot(), DisposedError);
   });
 });
 

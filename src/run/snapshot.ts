@@ -6,9 +6,9 @@
  *
  * Refused with {@linkcode SnapshotError}, before anything is read or changed, when the state
  * cannot be captured:
- * - the instance is in a call (a tenant of a recycled instance, or an instance with deadlines or
- *   fuel, whose calls wasmpool counts; a dedicated instance without them is not wrapped and
- *   cannot tell: see the README);
+ * - the instance is in a call (a tenant of a recycled instance, whose calls wasmpool counts; a
+ *   dedicated instance's exports are the runtime's functions, or wrappers that count nothing,
+ *   so it cannot tell: see the README);
  * - it was stopped by a deadline or fuel (poisoned);
  * - the module imports a memory or a table (their contents are the host's), or a mutable
  *   global;
