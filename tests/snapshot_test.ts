@@ -75,6 +75,21 @@ describe("Instance#snapshot", () => {
     });
   }
 
+  it("keeps passive segments usable (memory.init, table.init)", () => {
+    using engine = pooled(true);
+    using original = engine.instantiate(new Module(engine, COUNTER), IMPORTS);
+    trace(original.exports, STEPS);
+    const snapshot = original.snapshot();
+    fn(original, "initData")(SCRATCH);
+    fn(original, "initElem")();
+    using tenant = engine.instantiate(snapshot, IMPORTS);
+    fn(tenant, "initData")(SCRATCH);
+    fn(tenant, "initElem")();
+    const bytes = new Uint8Array((tenant.exports.memory as WebAssembly.Memory).buffer, SCRATCH, 7);
+    assert.equal(new TextDecoder().decode(bytes), "passive");
+    assert.deepEqual(trace(tenant.exports, STEPS), trace(original.exports, STEPS));
+  });
+
   it("makes the memory's current size the snapshot's initial size", () => {
     using engine = pooled(true);
     const module = new Module(engine, COUNTER);
