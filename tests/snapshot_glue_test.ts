@@ -4,7 +4,9 @@
 // tenant with `Tiktoken.__wrap(ptr)`. Emscripten with an imported memory: refused.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Config, Engine, InstanceAllocationStrategy, Module, SnapshotError } from "../mod.ts";
 import { readRealModule } from "./fixtures/npm_modules.ts";
@@ -35,7 +37,13 @@ function encodeAll(encoder: Encoder): number[][] {
 
 describe("snapshots through real glue", () => {
   it(`wasm-bindgen (tiktoken, cl100k): ${TENANTS} tenants of the snapshot encode as the original`, async () => {
-    const glue = await import(pathToFileURL(TIKTOKEN_GLUE_PATH).href) as Glue;
+    // A glue of its own: the glue's module-level views of the last instance's memory may belong
+    // to another test file's live instance (Bun runs every file in one process).
+    const scratch = mkdtempSync(join(tmpdir(), "wasmpool-snapshot-glue-"));
+    const path = join(scratch, "tiktoken_bg.js");
+    copyFileSync(TIKTOKEN_GLUE_PATH, path);
+    const glue = await import(pathToFileURL(path).href) as Glue;
+    rmSync(scratch, { recursive: true, force: true });
     const imports = { "./tiktoken_bg.js": glue as unknown as Record<string, unknown> };
     const ranks = cl100k();
     using engine = new Engine(new Config().withAllocationStrategy(
