@@ -123,7 +123,8 @@ class Dedicated implements Backing {
 
   snapshotSource(): SnapshotSource {
     const state = this.#state;
-    // Its exports are the runtime's own functions: no call is counted (see snapshot.ts).
+    // Its exports are the runtime's own functions, or wrappers that count no depth: a call in
+    // progress cannot be seen (see snapshot.ts).
     return { raw: this.#raw, dead: state.dead, poisoned: state.poisoned, inCall: false };
   }
 
