@@ -58,6 +58,7 @@ export {
   OutOfBoundsError,
   PoolExhaustedError,
   ResourceError,
+  SnapshotError,
   UffdUnavailableError,
   UnsupportedFeatureError,
   WasmpoolError,

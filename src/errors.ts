@@ -113,6 +113,13 @@ export class FuelExhaustedError extends WasmpoolError {
 /** An argument is out of range or of the wrong kind (a table index, a global's value, ...). */
 export class ArgumentError extends WasmpoolError {}
 
+/**
+ * `Instance#snapshot` refused: the instance's state cannot be captured (a host function in a
+ * table, a mutable imported global, a call in progress, ...). Nothing changed: the instance is
+ * still usable.
+ */
+export class SnapshotError extends WasmpoolError {}
+
 /** userfaultfd mode was asked for, and the kernel or the process's privileges refuse it. */
 export class UffdUnavailableError extends ResourceError {}
 

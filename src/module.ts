@@ -76,6 +76,21 @@ function copyBytes(bytes: unknown): Uint8Array<ArrayBuffer> {
   throw new MalformedModuleError("module bytes must be an ArrayBuffer or a typed array", 0);
 }
 
+// Bytes wasmpool made itself from a module it validated (a snapshot's): the constructor adopts
+// them without a copy and does not have the runtime validate them again (18 MiB for tiktoken's
+// snapshot: a copy and a validation are a third of taking it).
+let adopted: Uint8Array<ArrayBuffer> | null = null;
+
+/** @internal `new Module(engine, bytes)` for bytes wasmpool made, valid by construction. */
+export function adoptModule(engine: Engine, bytes: Uint8Array<ArrayBuffer>): Module {
+  adopted = bytes;
+  try {
+    return new Module(engine, bytes);
+  } finally {
+    adopted = null;
+  }
+}
+
 /**
  * A translated module: parsed, validated against the engine's limits, its initial data copied
  * once into native memory. When every data segment has a constant offset that fits its
@@ -112,13 +127,15 @@ export class Module {
    */
   constructor(engine: Engine, bytes: ArrayBufferLike | ArrayBufferView) {
     const state = engineState(engine);
-    const copy = copyBytes(bytes);
+    const adopt = adopted !== null && bytes === adopted;
+    adopted = null;
+    const copy = adopt ? bytes as Uint8Array<ArrayBuffer> : copyBytes(bytes);
     const parsed = parseModule(copy);
     if (state.pooling !== null) validateModuleLimits(parsed, state.pooling.moduleLimits);
     else checkMinimums(parsed, state.limits.tableElements, state.limits.memoryPages);
     const translation = translate(parsed, state.limits);
     // The runtime refuses it here or never: validated once, compiled below.
-    validateForRuntime(copy);
+    if (!adopt) validateForRuntime(copy);
     ensureScratch(state, translation.scratchBytes);
 
     // [code, errno, step]: see wasmpool_module_create.
@@ -167,5 +184,14 @@ export class Module {
     this.#state = { engine: state, translation, pointer, bytes: copy, run };
     state.modules.add(pointer);
     finalizer.register(this, { engine: state, pointer });
+  }
+
+  /**
+   * The module's binary, as a new array: for a snapshot (`Instance#snapshot`), a standalone
+   * module that `new WebAssembly.Module` (or `new Module`, or Wasmtime) instantiates to the
+   * snapshot's state, with no start function. Write it to disk to load it in a later process.
+   */
+  toBytes(): Uint8Array<ArrayBuffer> {
+    return this.#state.bytes.slice();
   }
 }

@@ -39,6 +39,7 @@ import {
 import type { AliasBox } from "./memory_record.ts";
 import { RunEngine } from "./run_engine.ts";
 import { segmentError } from "./segment_bounds.ts";
+import { type SnapshotSource, takeSnapshot } from "./snapshot.ts";
 import { link, retire, RunState } from "./tenancy.ts";
 
 /**
@@ -83,6 +84,8 @@ interface Backing {
   readonly control: CallControl | null;
   /** Makes the exports object. */
   exports(): InstanceExports;
+  /** What a snapshot reads. */
+  snapshotSource(): SnapshotSource;
   /** Ends it. */
   dispose(): void;
 }
@@ -123,6 +126,13 @@ class Dedicated implements Backing {
     );
   }
 
+  snapshotSource(): SnapshotSource {
+    const state = this.#state;
+    // Its exports are the runtime's own functions, or wrappers that count no depth: a call in
+    // progress cannot be seen (see snapshot.ts).
+    return { raw: this.#raw, dead: state.dead, poisoned: state.poisoned, inCall: false };
+  }
+
   dispose(): void {
     const state = this.#state;
     if (state.dead) return;
@@ -158,6 +168,17 @@ class Tenancy implements Backing {
       this,
       (fn) => tenantFunction(tenant, this, control === null ? fn : control.wrap(fn as Fn)),
     );
+  }
+
+  snapshotSource(): SnapshotSource {
+    const tenant = this.#tenant;
+    const warm = tenant.warm;
+    return {
+      raw: warm.raw,
+      dead: tenant.dead,
+      poisoned: warm.state.poisoned,
+      inCall: tenant.depth > 0,
+    };
   }
 
   dispose(): void {
@@ -251,6 +272,22 @@ export class Instance<E extends InstanceExports = InstanceExports> {
    */
   dispose(): void {
     this.#backing.dispose();
+  }
+
+  /**
+   * A new module of the same engine whose instances start in the state this instance is in
+   * now: its memories (as copy-on-write images), mutable globals and tables, without running the
+   * start function again (see the README: "Snapshots"). Take it between calls. Throws
+   * {@linkcode SnapshotError}, with nothing changed, when the state cannot be captured.
+   *
+   * @example
+   * ```ts
+   * const ready = instance.snapshot();
+   * using tenant = engine.instantiate(ready, imports); // already initialized
+   * ```
+   */
+  snapshot(): Module {
+    return takeSnapshot(this.#module, this.#backing.snapshotSource());
   }
 
   /** Same as {@linkcode Instance.dispose}, for `using`. */

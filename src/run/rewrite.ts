@@ -22,6 +22,9 @@
  * - The guard's function and table, and the start function, are exported under names starting
  *   with NUL, which no user export collides with (they are filtered out of `exports`).
  *
+ * - The snapshot accessors (snapshot_accessors.ts): a type, a function, a table and a passive
+ *   element segment after the reset's, and exports of every defined memory and table.
+ *
  * - With interruption or fuel on (`checks`), the pieces interrupt.ts describes: the epoch
  *   memory's import, types, the fuel counter, functions and their exports, and the checks in
  *   the code. Without them, none of this is written.
@@ -51,6 +54,17 @@ import {
   writePadImportType,
 } from "./interrupt.ts";
 import { passiveCopies, resetBody } from "./reset_function.ts";
+import {
+  memoryExport,
+  OWN_TABLE_EXPORT,
+  SNAPSHOT_EXPORT,
+  snapshotAccess,
+  snapshotBody,
+  tableExport,
+  writeOwnSegment,
+  writeOwnTable,
+  writeSnapshotType,
+} from "./snapshot_accessors.ts";
 
 /** The import module name of the memories the rewrite turns into imports. */
 export const MEMORY_IMPORT_MODULE = "\u0000wasmpool";
@@ -189,25 +203,42 @@ export function rewriteModule(
   if (checks.interruption && options.memories === null) {
     throw new RangeError("rewrite: interruption needs the defined memories imported");
   }
-  // After the guard's hook type and `kill`, and the recycling `reset`'s type and function.
+  const escaping = escapingFunctions(parsed);
+  const access = snapshotAccess(parsed, escaping);
+  const snapshotType = guard.type + (recycle ? 2 : 1);
+  const snapshotFunction = kill + (recycle ? 2 : 1);
+  const ownTable = guard.table + 1;
+  const ownSegment = parsed.elements.length + copies.length;
+  // After the guard's hook type and `kill`, the recycling `reset`'s type and function, and the
+  // snapshot accessor's.
   const layout: CheckLayout | null = checks.interruption || checks.fuel
     ? checkLayout(checks, {
-      types: guard.type + (recycle ? 2 : 1),
+      types: snapshotType + 1,
       memories: counts.memory + parsed.memories.length,
       pad: counts.memory + parsed.memories.length === 0,
       globals: guard.global + 1,
-      functions: kill + (recycle ? 2 : 1),
+      functions: snapshotFunction + 1,
       dead: guard.global,
     })
     : null;
-  const escaping = escapingFunctions(parsed);
   let resets = false;
+  const snapshot = snapshotBody(access, counts.global, ownTable, ownSegment);
   const code = instrumentCode(bytes, parsed, guard, (f) => escaping.has(f), (facts) => {
-    if (!recycle) return [];
+    if (!recycle) return [snapshot];
     const reset = resetBody(parsed, parsed.elements.length, facts);
     resets = reset.resets;
-    return [reset.body];
+    return [reset.body, snapshot];
   }, layout);
+  // The snapshot accessors' exports: the function, the own table, every defined memory and
+  // table.
+  const accessorExports: [string, number, number][] = [
+    [SNAPSHOT_EXPORT, 0x00, snapshotFunction],
+    [OWN_TABLE_EXPORT, 0x01, ownTable],
+  ];
+  parsed.memories.forEach((_, m) =>
+    accessorExports.push([memoryExport(m), 0x02, counts.memory + m])
+  );
+  parsed.tables.forEach((_, t) => accessorExports.push([tableExport(t), 0x01, counts.table + t]));
   // The epoch memory, after a memory that is never used when it would be memory 0.
   const epochImports = layout === null || layout.epochMemory < 0 ? 0 : layout.epochMemory + 1 -
     (counts.memory + parsed.memories.length);
@@ -219,22 +250,25 @@ export function rewriteModule(
   // What each section becomes: a writer of its new contents, or null to drop it.
   const rewrite = new Map<number, (body: ByteReader | null) => BinaryWriter | null>([
     [Section.type, (body) =>
-      append(body, (recycle ? 2 : 1) + types.length, (w) => {
+      append(body, (recycle ? 3 : 2) + types.length, (w) => {
         w.u8(0x60).u8(1).u8(I32).u8(0);
         if (recycle) w.u8(0x60).u8(0).u8(1).u8(I32); // reset: [] -> [i32]
+        writeSnapshotType(w, parsed, access);
         for (const type of types) type(w);
       })],
     [Section.function, (body) =>
-      append(body, (recycle ? 2 : 1) + functionTypes.length, (w) => {
+      append(body, (recycle ? 3 : 2) + functionTypes.length, (w) => {
         w.u32(guard.type);
         if (recycle) w.u32(guard.type + 1);
+        w.u32(snapshotType);
         for (const type of functionTypes) w.u32(type);
       })],
     [
       Section.element,
       (body) =>
-        copies.length === 0 ? body && copy(body) : append(body, copies.length, (w) => {
+        append(body, copies.length + 1, (w) => {
           for (const c of copies) w.bytes(c.finish());
+          writeOwnSegment(w, access);
         }),
     ],
     [
@@ -262,7 +296,11 @@ export function rewriteModule(
     ],
     [
       Section.table,
-      (body) => append(body, 1, (w) => w.u8(FUNCREF).u8(0x01).u32(1).u32(1)),
+      (body) =>
+        append(body, 2, (w) => {
+          w.u8(FUNCREF).u8(0x01).u32(1).u32(1);
+          writeOwnTable(w);
+        }),
     ],
     [Section.memory, (body) => options.memories === null ? body && copy(body) : null],
     [
@@ -278,13 +316,15 @@ export function rewriteModule(
       (body) =>
         append(
           body,
-          2 + (parsed.start === null ? 0 : 1) + (recycle ? 1 : 0) + exports.length,
+          2 + (parsed.start === null ? 0 : 1) + (recycle ? 1 : 0) + exports.length +
+            accessorExports.length,
           (w) => {
             w.name(KILL_EXPORT).u8(0x00).u32(kill);
             w.name(HOOKS_EXPORT).u8(0x01).u32(guard.table);
             if (parsed.start !== null) w.name(START_EXPORT).u8(0x00).u32(parsed.start);
             if (recycle) w.name(RESET_EXPORT).u8(0x00).u32(kill + 1);
             for (const [name, index] of exports) w.name(name).u8(0x00).u32(index);
+            for (const [name, kind, index] of accessorExports) w.name(name).u8(kind).u32(index);
           },
         ),
     ],
