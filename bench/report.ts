@@ -25,6 +25,7 @@
 
 import { loadLatency, renderLatency } from "./report_latency.ts";
 import { loadLive, renderLive } from "./report_live.ts";
+import { loadServe, renderServe, SERVE_CHART_PATH, serveSvg } from "./report_serve.ts";
 import { loadImageMemory, renderImageMemory } from "./report_image_memory.ts";
 import { fileURLToPath } from "node:url";
 
@@ -552,12 +553,18 @@ export async function main(args: readonly string[]): Promise<number> {
   const live = renderLive(await loadLive(`${root}/bench/results`));
   const memory = renderImageMemory(await loadImageMemory(`${root}/bench/results`));
   const latency = renderLatency(await loadLatency(`${root}/bench/results`));
+  const serveFiles = await loadServe(`${root}/bench/results`);
+  const serve = renderServe(serveFiles);
   const body = renderSection(groups, machine, files);
-  const parts = [body, live, memory, latency].filter((part) => part !== "");
+  const parts = [body, live, memory, latency, serve].filter((part) => part !== "");
   const section = await formatMarkdown(parts.join("\n\n"), root);
   if (args.includes("--stdout")) {
     console.log(section);
     return 0;
+  }
+  if (serveFiles.length !== 0) {
+    await Deno.mkdir(`${root}/${SERVE_CHART_PATH.replace(/\/[^/]+$/, "")}`, { recursive: true });
+    await Deno.writeTextFile(`${root}/${SERVE_CHART_PATH}`, serveSvg(serveFiles));
   }
   const readmePath = `${root}/README.md`;
   const readme = await Deno.readTextFile(readmePath);

@@ -292,8 +292,10 @@ export class Engine {
    * instances are recycled (`module.notRecyclable === null`), with pooling; they count against
    * the pool's memories, not its instances: the pool takes them back when it needs the room.
    * `imports` give the values of the globals the module imports (its functions are each
-   * tenant's own). Returns how many wait idle now. Throws UnsupportedFeatureError, naming the
-   * reason, for a module whose instances cannot be recycled.
+   * tenant's own). Returns how many wait idle now. Idle instances beyond
+   * `maxUnusedWarmSlots` are released after `idleInstanceTimeoutMs` like any others (set it to
+   * `Infinity` to keep them). Throws UnsupportedFeatureError, naming the reason, for a module
+   * whose instances cannot be recycled.
    */
   warm(module: Module, count: number, imports?: InstanceImports): number {
     const state = this.#state;
