@@ -123,6 +123,31 @@ describe("idleInstanceTimeoutMs", () => {
     b.dispose();
   });
 
+  it("counts the kept number over every module, releasing the oldest of any", async () => {
+    using engine = engineWith({ maxUnusedWarmSlots: 2, idleInstanceTimeoutMs: 200 });
+    const first = new Module(engine, tenantModule({ exportTable: false }));
+    const second = new Module(
+      engine,
+      tenantModule({ exportTable: false, data: new Uint8Array([9]) }),
+    );
+    const older = [engine.instantiate(first), engine.instantiate(first)];
+    const younger = [engine.instantiate(second), engine.instantiate(second)];
+    for (const instance of older) instance.dispose();
+    // A later sweep count for the second module's instances: they went idle a while after.
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    for (const instance of younger) instance.dispose();
+    const stats = await until(engine, (s) => s.warmIdle <= 2);
+    assert.equal(stats.warmExpired, 2);
+    // The second module's two are the ones kept: both its tenants are served warm.
+    const before = engine.stats().warmHits;
+    const a = engine.instantiate(second);
+    const b = engine.instantiate(second);
+    assert.equal(fn(a, "load")(0), 9);
+    assert.equal(engine.stats().warmHits - before, 2);
+    a.dispose();
+    b.dispose();
+  });
+
   it("keeps idle instances while tenants keep coming, and all with Infinity", async () => {
     using engine = engineWith({ maxUnusedWarmSlots: 0, idleInstanceTimeoutMs: Infinity });
     const module = new Module(engine, tenantModule({ exportTable: false }));
