@@ -26,6 +26,7 @@
 import { loadLatency, renderLatency } from "./report_latency.ts";
 import { loadLive, renderLive } from "./report_live.ts";
 import { loadRealSet, renderRealSet } from "./report_real_set.ts";
+import { loadServe, renderServe, SERVE_CHART_PATH, serveSvg } from "./report_serve.ts";
 import { loadImageMemory, renderImageMemory } from "./report_image_memory.ts";
 import { fileURLToPath } from "node:url";
 
@@ -555,12 +556,18 @@ export async function main(args: readonly string[]): Promise<number> {
   const memory = renderImageMemory(await loadImageMemory(`${root}/bench/results`));
   const latency = renderLatency(await loadLatency(`${root}/bench/results`));
   const realSet = renderRealSet(await loadRealSet(`${root}/bench/results`));
+  const serveFiles = await loadServe(`${root}/bench/results`);
+  const serve = renderServe(serveFiles);
   const body = renderSection(groups, machine, files);
-  const parts = [body, live, memory, latency, realSet].filter((part) => part !== "");
+  const parts = [body, live, memory, latency, realSet, serve].filter((part) => part !== "");
   const section = await formatMarkdown(parts.join("\n\n"), root);
   if (args.includes("--stdout")) {
     console.log(section);
     return 0;
+  }
+  if (serveFiles.length !== 0) {
+    await Deno.mkdir(`${root}/${SERVE_CHART_PATH.replace(/\/[^/]+$/, "")}`, { recursive: true });
+    await Deno.writeTextFile(`${root}/${SERVE_CHART_PATH}`, serveSvg(serveFiles));
   }
   const readmePath = `${root}/README.md`;
   const readme = await Deno.readTextFile(readmePath);

@@ -148,6 +148,33 @@ export interface PoolingOptions {
    * modules whose resets cost more than a few microseconds, with a core to spare.
    */
   readonly backgroundResets?: boolean;
+  /**
+   * How many tenants one recycled instance serves before it is destroyed and replaced by a new
+   * one (`wasmtime serve`'s and Spin's `--max-instance-reuse-count`, Fastly's `maxRequests`).
+   * Default: `Infinity`, no limit. A whole number from 1, or `Infinity`. Resets already leave
+   * no tenant's bytes to the next, so this bounds what resets do not cover: state outside the
+   * instance's memories, tables and globals that the runtime's engine keeps per instance (its
+   * compiled-code caches, its allocations), and the blast radius of a bug in the reset itself.
+   * Trade: each replacement costs a `new WebAssembly.Instance` and, for a module whose glue
+   * initializes it, that initialization again. Spin defaults to 128 because its instances are
+   * not reset (a reused instance keeps its previous request's state); wasmpool's are, so it
+   * defaults to no limit. Counted in `stats().warmRetired`.
+   */
+  readonly maxInstanceReuse?: number;
+  /**
+   * Milliseconds after which idle recycled instances beyond `maxUnusedWarmSlots` (counted over
+   * every module) are released, so that the warm set shrinks back after a burst (Spin's and
+   * `wasmtime serve`'s `--idle-instance-timeout`, Fastly's `betweenRequestTimeoutMs`). Default:
+   * 1000, Spin's. A positive number, or `Infinity` to keep them until the pool needs the room.
+   * An instance is released between this long and 1.25 times this long after it went idle, by
+   * a timer that runs only while some instance is beyond the kept number and never keeps the
+   * process alive. The oldest idle instances go first; while tenants keep coming faster than
+   * the timeout, every idle instance is handed out again in turn and none expires. Trade: a
+   * burst's instances, and the memory they hold (a tiktoken tenant's 18 MiB), are kept this
+   * long in case the burst comes back; Wasmtime's pool itself keeps its slots forever and only
+   * bounds how many stay affine (`max_unused_warm_slots`). Counted in `stats().warmExpired`.
+   */
+  readonly idleInstanceTimeoutMs?: number;
 }
 
 /** The resolved settings of a pooling strategy: every limit present and checked. */
@@ -172,6 +199,10 @@ export interface PoolingSettings {
   readonly recycleInstances: boolean;
   /** Whether recycled instances' memories are reset on the reset thread. */
   readonly backgroundResets: boolean;
+  /** Tenants one recycled instance serves before it is replaced; `Infinity` for no limit. */
+  readonly maxInstanceReuse: number;
+  /** Milliseconds before idle instances beyond `maxUnusedWarmSlots` go; `Infinity`: never. */
+  readonly idleInstanceTimeoutMs: number;
 }
 
 const WASM_PAGE_BYTES = 65536;
@@ -179,6 +210,10 @@ const DEFAULT_KEEP_RESIDENT_BYTES = 65536;
 /** Wasmtime's default `max_unused_warm_slots`. */
 const DEFAULT_MAX_UNUSED_WARM_SLOTS = 100;
 const MAX_WASM_PAGES = 65536;
+/** Spin's `--idle-instance-timeout` (1 s). */
+const DEFAULT_IDLE_INSTANCE_TIMEOUT_MS = 1000;
+/** The longest finite idle timeout: what `setTimeout` can wait (2^31 - 1 ms), times four. */
+const MAX_IDLE_INSTANCE_TIMEOUT_MS = 4 * (2 ** 31 - 1);
 const U32_MAX = 0xffff_ffff;
 
 function checkCount(name: string, value: unknown, min: number, max: number): number {
@@ -244,6 +279,8 @@ const POOLING_OPTIONS: OptionNames<PoolingOptions> = {
   maxUnusedWarmSlots: true,
   recycleInstances: true,
   backgroundResets: true,
+  maxInstanceReuse: true,
+  idleInstanceTimeoutMs: true,
 };
 
 // Engine.attach passes a handle's PoolingSettings back to pooling(): every setting must be an
@@ -296,6 +333,22 @@ function resolvePooling(options: PoolingOptions): PoolingSettings {
       { limit: "maxUnusedWarmSlots", value: maxUnusedWarmSlots, maximum: count },
     );
   }
+  const maxInstanceReuse = options.maxInstanceReuse ?? Infinity;
+  if (maxInstanceReuse !== Infinity) {
+    checkCount("maxInstanceReuse", maxInstanceReuse, 1, Number.MAX_SAFE_INTEGER);
+  }
+  const idleInstanceTimeoutMs = options.idleInstanceTimeoutMs ?? DEFAULT_IDLE_INSTANCE_TIMEOUT_MS;
+  if (
+    idleInstanceTimeoutMs !== Infinity &&
+    !(typeof idleInstanceTimeoutMs === "number" && idleInstanceTimeoutMs > 0 &&
+      idleInstanceTimeoutMs <= MAX_IDLE_INSTANCE_TIMEOUT_MS)
+  ) {
+    throw new LimitError(
+      `idleInstanceTimeoutMs must be a number of milliseconds above 0 and at most ${MAX_IDLE_INSTANCE_TIMEOUT_MS}, or Infinity, got ${
+        String(idleInstanceTimeoutMs)
+      }`,
+    );
+  }
   return Object.freeze({
     strategy,
     moduleLimits,
@@ -307,6 +360,8 @@ function resolvePooling(options: PoolingOptions): PoolingSettings {
     maxUnusedWarmSlots,
     recycleInstances: options.recycleInstances ?? true,
     backgroundResets: options.backgroundResets ?? false,
+    maxInstanceReuse,
+    idleInstanceTimeoutMs,
   });
 }
 

@@ -346,9 +346,11 @@ export class Engine {
    * instances are recycled (`module.notRecyclable === null`), with pooling; they count against
    * the pool's memories, not its instances: the pool takes them back when it needs the room.
    * `imports` give the values of the globals the module imports (its functions are each
-   * tenant's own). Returns how many wait idle now. Throws UnsupportedFeatureError, naming the
-   * reason, for a module whose instances cannot be recycled, and {@linkcode OutOfBoundsError}
-   * when a segment does not fit.
+   * tenant's own). Returns how many wait idle now. Idle instances beyond
+   * `maxUnusedWarmSlots` are released after `idleInstanceTimeoutMs` like any others (set it to
+   * `Infinity` to keep them). Throws UnsupportedFeatureError, naming the reason, for a module
+   * whose instances cannot be recycled, and {@linkcode OutOfBoundsError} when a segment does not
+   * fit.
    *
    * For a module that imports its memory, the instances made are the ones
    * {@linkcode Engine.reserve} takes, each with its pooled memories holding the module's data.

@@ -132,6 +132,10 @@ export interface EngineStats {
   readonly ownInstances: number;
   /** Instantiations of modules whose instances cannot be recycled (see `Module#notRecyclable`). */
   readonly notRecyclable: number;
+  /** Recycled instances destroyed after serving `maxInstanceReuse` tenants, to be made anew. */
+  readonly warmRetired: number;
+  /** Idle recycled instances released by `idleInstanceTimeoutMs` (the warm set shrinking). */
+  readonly warmExpired: number;
 }
 
 const STATS_FIELDS = [
@@ -208,6 +212,8 @@ export function readStats(state: EngineState): EngineStats {
   stats.recycleFallbacks = run?.counters.recycleFallbacks ?? 0;
   stats.ownInstances = run?.counters.ownInstances ?? 0;
   stats.notRecyclable = run?.counters.notRecyclable ?? 0;
+  stats.warmRetired = run?.counters.warmRetired ?? 0;
+  stats.warmExpired = run?.counters.warmExpired ?? 0;
   if (state.pooling === null && run) {
     // On demand, running instances take no native slot: count them here.
     stats.liveInstances = (stats.liveInstances as number) + dedicated;

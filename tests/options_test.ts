@@ -42,6 +42,8 @@ const EVERY_POOLING_OPTION: Required<PoolingOptions> = {
   maxUnusedWarmSlots: 1,
   recycleInstances: false,
   backgroundResets: true,
+  maxInstanceReuse: 5,
+  idleInstanceTimeoutMs: 250,
 };
 
 describe("unknown option names", () => {

@@ -94,6 +94,10 @@ export class WarmInstance {
   readonly start: (() => void) | null;
   /** Whether `kill(1)` stopped its code (a tenant ended during a call): revived when reset. */
   killed = false;
+  /** Tenancies it has served to their end (`maxInstanceReuse`). */
+  tenantsServed = 0;
+  /** The idle timer's sweep count when it last went idle (see idle_timer.ts). */
+  idleSweep = 0;
 
   /** Makes an instance of `plan`'s module on `memories`, importing `globals`. */
   constructor(

@@ -10,6 +10,7 @@ import type { NativePointer } from "../ffi/symbols.ts";
 import type { EngineState } from "../internal.ts";
 import { HostMemoryPool } from "./host_memory_pool.ts";
 import { IdleQueue } from "./idle_queue.ts";
+import { type IdleSweeper, IdleTimer } from "./idle_timer.ts";
 import type { RunPlan } from "./plan.ts";
 import { endTenancy, type Tenant, WarmInstance } from "./recycle.ts";
 import { retire, type RunState } from "./tenancy.ts";
@@ -34,6 +35,10 @@ export interface RunCounters {
   /** Instantiations of a recyclable module that needed an instance of their own: other
    * imported global values, or a wasm function import. */
   ownInstances: number;
+  /** Recycled instances destroyed after serving `maxInstanceReuse` tenants. */
+  warmRetired: number;
+  /** Idle recycled instances released by `idleInstanceTimeoutMs`. */
+  warmExpired: number;
 }
 
 /** How many of the oldest idle instances are looked at for one whose reset is over. */
@@ -52,7 +57,7 @@ function readiness(warm: WarmInstance, wait: boolean): number {
 }
 
 /** The running layer of one engine object. */
-export class RunEngine {
+export class RunEngine implements IdleSweeper {
   /** The engine. */
   readonly engine: EngineState;
   /** Host memories, with pooling; null on demand (each instance makes its own). */
@@ -66,6 +71,12 @@ export class RunEngine {
   #idleCount = 0;
   /** Whether warm instances' memories are reset on the reset thread (`backgroundResets`). */
   readonly #background: boolean;
+  /** Tenancies a warm instance serves before it is replaced (`maxInstanceReuse`). */
+  readonly #maxReuse: number;
+  /** Idle instances kept past the idle timeout (`maxUnusedWarmSlots`). */
+  readonly #keepIdle: number;
+  /** Releases idle instances beyond `#keepIdle`; null when they are kept (no timeout). */
+  readonly #idleTimer: IdleTimer | null;
   /** Counts. */
   readonly counters: RunCounters = {
     instantiations: 0,
@@ -76,6 +87,8 @@ export class RunEngine {
     notRecyclable: 0,
     recycleFallbacks: 0,
     ownInstances: 0,
+    warmRetired: 0,
+    warmExpired: 0,
   };
 
   /** The running layer of `engine`. */
@@ -92,6 +105,10 @@ export class RunEngine {
       () => this.reclaimIdle(),
     );
     this.#background = pooling !== null && pooling.backgroundResets && engine.lib.mainThread;
+    this.#maxReuse = pooling?.maxInstanceReuse ?? Infinity;
+    this.#keepIdle = pooling?.maxUnusedWarmSlots ?? 0;
+    const timeoutMs = pooling?.idleInstanceTimeoutMs ?? Infinity;
+    this.#idleTimer = timeoutMs === Infinity ? null : new IdleTimer(timeoutMs, this);
   }
 
   /** Idle warm instances. */
@@ -130,6 +147,27 @@ export class RunEngine {
     if (idle === undefined) this.idle.set(warm.plan, idle = new IdleQueue());
     idle.push(warm);
     this.#idleCount += 1;
+    const timer = this.#idleTimer;
+    if (timer !== null) {
+      warm.idleSweep = timer.sweep;
+      if (this.#idleCount > this.#keepIdle) timer.arm();
+    }
+  }
+
+  /** Releases the oldest idle instances beyond the kept number that went idle by `expiredSweep`. */
+  expireIdle(expiredSweep: number): boolean {
+    while (this.#idleCount > this.#keepIdle) {
+      let oldest: IdleQueue<WarmInstance> | null = null;
+      for (const idle of this.idle.values()) {
+        if (idle.length === 0) continue;
+        if (oldest === null || idle.at(0).idleSweep < oldest.at(0).idleSweep) oldest = idle;
+      }
+      if (oldest === null || oldest.at(0).idleSweep > expiredSweep) break;
+      this.#idleCount -= 1;
+      this.counters.warmExpired += 1;
+      this.destroyWarm(oldest.take(0));
+    }
+    return this.#idleCount > this.#keepIdle;
   }
 
   /**
@@ -169,6 +207,11 @@ export class RunEngine {
     const closed = this.engine.closed;
     if (!closed) this.#leave(tenant.ticket);
     const warm = tenant.warm;
+    if (!closed && ++warm.tenantsServed >= this.#maxReuse) {
+      this.counters.warmRetired += 1;
+      this.destroyWarm(warm);
+      return;
+    }
     // A tenant stopped by a deadline or fuel poisoned its instance: never recycled in place.
     if (closed || warm.state.poisoned || !this.#resetForNext(warm)) {
       if (!closed) this.counters.recycleFallbacks += 1;
@@ -255,6 +298,7 @@ export class RunEngine {
 
   /** Disposes every live instance (the engine is closing); their slots go back first. */
   close(): void {
+    this.#idleTimer?.stop();
     for (const tenant of [...this.tenants]) endTenancy(tenant);
     for (const idle of this.idle.values()) for (const warm of idle) this.destroyWarm(warm);
     this.idle.clear();
