@@ -9,7 +9,9 @@
  *   instance is made: a tenant passing other values gets a new instance of its own.
  * - **Tenants** get their own exports: a wrapper per function, guarded memories, tables and
  *   globals, all of which throw DisposedError once the tenant is disposed, though the instance
- *   lives on. No reference a tenant can reach calls into, or reads, the next tenant's state:
+ *   lives on. A function's wrappers are closures of code compiled for that function of that
+ *   warm instance (wrappers.ts), so that each one's call of the wasm function stays monomorphic
+ *   however many modules and warm instances there are. No reference a tenant can reach calls into, or reads, the next tenant's state:
  *   the instance's own functions are never handed out (function references cannot leave a
  *   recyclable module raw, see recyclability.ts).
  * - **The reset** restores the memories natively (the pages the tenant wrote, from the module's
@@ -32,10 +34,11 @@ import { type AliasBox, dropBox } from "./memory_record.ts";
 import { type ImportObject, importValues } from "./import_values.ts";
 import type { RunPlan } from "./plan.ts";
 import { KILL_EXPORT, MEMORY_IMPORT_MODULE, RESET_EXPORT, START_EXPORT } from "./rewrite.ts";
-import type { CallControl } from "./calls.ts";
-import { epochPage, wasmpoolImports } from "./epoch.ts";
+import { type CallControl, controlledCallSource } from "./calls.ts";
+import { type EpochPage, epochPage, wasmpoolImports } from "./epoch.ts";
 import type { RunEngine } from "./run_engine.ts";
 import { type Owner, RunState } from "./tenancy.ts";
+import { cached, generate, parameters } from "./wrappers.ts";
 
 type Fn = (...args: unknown[]) => unknown;
 
@@ -218,61 +221,65 @@ function disposed(_lease: object): never {
   throw new DisposedError("an export of an instance was called after the instance was disposed");
 }
 
-/** The tenant's wrapper of the instance's function `raw`, which `lease` keeps alive. */
-export function tenantFunction(tenant: Tenant, lease: object, raw: CallableFunction): Fn {
-  const fn = raw as Fn;
-  switch (fn.length) {
-    case 0:
-      return function () {
-        if (tenant.dead) disposed(lease);
-        tenant.depth++;
-        try {
-          return fn();
-        } finally {
-          if (--tenant.depth === 0 && tenant.endPending) finishTenancy(tenant);
-        }
-      };
-    case 1:
-      return function (a) {
-        if (tenant.dead) disposed(lease);
-        tenant.depth++;
-        try {
-          return fn(a);
-        } finally {
-          if (--tenant.depth === 0 && tenant.endPending) finishTenancy(tenant);
-        }
-      };
-    case 2:
-      return function (a, b) {
-        if (tenant.dead) disposed(lease);
-        tenant.depth++;
-        try {
-          return fn(a, b);
-        } finally {
-          if (--tenant.depth === 0 && tenant.endPending) finishTenancy(tenant);
-        }
-      };
-    case 3:
-      return function (a, b, c) {
-        if (tenant.dead) disposed(lease);
-        tenant.depth++;
-        try {
-          return fn(a, b, c);
-        } finally {
-          if (--tenant.depth === 0 && tenant.endPending) finishTenancy(tenant);
-        }
-      };
-    default:
-      return function (...args) {
-        if (tenant.dead) disposed(lease);
-        tenant.depth++;
-        try {
-          return fn(...args);
-        } finally {
-          if (--tenant.depth === 0 && tenant.endPending) finishTenancy(tenant);
-        }
-      };
-  }
+type TenantFactory = (
+  tenant: Tenant,
+  lease: object,
+  control: CallControl | null,
+  page: EpochPage | null,
+) => Fn;
+
+// Each wrapped function's code, without checks, with fuel only and with interruption: compiled
+// once per function of a warm instance (see wrappers.ts), which serves many tenants.
+const plainFactories = new WeakMap<object, TenantFactory>();
+const fuelFactories = new WeakMap<object, TenantFactory>();
+const interruptFactories = new WeakMap<object, TenantFactory>();
+
+/**
+ * The tenant's wrapper of the instance's function `raw`, which `lease` keeps alive: it throws
+ * DisposedError once the tenant is over, and counts the call in `tenant.depth`. With `control`
+ * (interruption or fuel on), the call goes through it as `CallControl#wrap`'s would, in the
+ * same wrapper.
+ */
+export function tenantFunction(
+  tenant: Tenant,
+  lease: object,
+  raw: CallableFunction,
+  control: CallControl | null = null,
+): Fn {
+  const page = control === null ? null : control.page;
+  const cache = control === null
+    ? plainFactories
+    : page === null
+    ? fuelFactories
+    : interruptFactories;
+  const factory = cached(cache, raw, () => tenantFactory(raw as Fn, control, page));
+  return factory(tenant, lease, control, page);
+}
+
+function tenantFactory(
+  fn: Fn,
+  control: CallControl | null,
+  page: EpochPage | null,
+): TenantFactory {
+  const { params, args } = parameters(fn.length);
+  const call = control === null
+    ? `return fn(${args});`
+    : controlledCallSource(`fn(${args})`, page !== null);
+  return generate<TenantFactory>(
+    ["fn", "disposed", "finishTenancy"],
+    [fn, disposed, finishTenancy],
+    `return function (tenant, lease, control, page) {
+  return function (${params}) {
+    if (tenant.dead) disposed(lease);
+    tenant.depth++;
+    try {
+${call}
+    } finally {
+      if (--tenant.depth === 0 && tenant.endPending) finishTenancy(tenant);
+    }
+  };
+};`,
+  );
 }
 
 /**
