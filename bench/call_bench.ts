@@ -7,7 +7,8 @@
  * called through their wrappers (a call site shared by every wrapper turns megamorphic); and the same four with
  * interruption on (`Config#withInterruption`, a far deadline: 10 s, counted from the epoch).
  *
- * The polymorphic rows make their tenants when mitata reaches them, after the other rows ran.
+ * The polymorphic rows make their tenants when mitata reaches them, after the other rows ran;
+ * the runtime's own function is timed again after them, in the same state of the process.
  *
  * Prints mitata's table and JSON, and writes `bench/results/call-<runtime>.json`.
  *
@@ -122,6 +123,9 @@ summary(() => {
         manyTenants(recycled, options);
         yield calls(tenantRead);
       });
+      // The same environment for the runtime's own function: in JavaScriptCore, the many
+      // tenants slow even its call (1.9 to 6.4 ns, Bun 1.4.5).
+      bench(`plain instance, after those tenants${name}`, calls(plainRead));
     }
   });
 });
