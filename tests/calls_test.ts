@@ -185,6 +185,17 @@ for (const kind of KINDS) {
       if (kind.recycle) assert.ok(engine.stats().warmHits > 0);
     });
 
+    it("recycle a tenant disposed from inside its own call once the call has returned", () => {
+      using engine = engineOf(kind, 1);
+      const module = new Module(engine, weightedModule(1, 4));
+      let self: Instance | null = null;
+      self = engine.instantiate(module, { env: { hit: () => self!.dispose() } }, kind.options);
+      assert.throws(() => f(self!)(1), DisposedError);
+      using next = engine.instantiate(module, { env: { hit: () => {} } }, kind.options);
+      assert.equal(f(next)(2), 6);
+      if (kind.recycle) assert.equal(engine.stats().warmHits, 1);
+    });
+
     it("leave nothing behind after a trap: the tenant is recycled, its deadline put back", () => {
       using engine = engineOf(kind, 1);
       const module = new Module(engine, weightedModule(2, 5));

@@ -62,36 +62,74 @@ const dedicatedFactories = new Map<number, DedicatedFactory>();
  * @internal The source of a wrapper's body that returns `call` (an expression) under `control`
  * (a {@linkcode CallControl}) and, with `interruption`, `page` (its {@linkcode EpochPage}): the
  * free names of the code it goes in. The deadline in force before the call is kept in locals
- * and put back after it, however it ends.
+ * and put back after it, however it ends. `around.enter` runs just before the call (once
+ * nothing can throw before it), `around.leave` after it however it ends: one try for both.
  */
-export function controlledCallSource(call: string, interruption: boolean): string {
+export function controlledCallSource(
+  call: string,
+  interruption: boolean,
+  around: { enter: string; leave: string } = { enter: "", leave: "" },
+): string {
   if (!interruption) {
     return `if (control.stopped !== null) control.refuse();
+${around.enter}
 try {
   return ${call};
 } catch (error) {
   throw control.failure(error);
+} finally {
+  ${around.leave}
 }`;
   }
-  // The words' indices are constants of the source, as the guest's loads' offsets are.
+  // The words' indices are constants of the source, as the guest's loads' offsets are. A
+  // deadline counted from the epoch is set here, in integer words; one read from the clock (a
+  // read costs 50 ns anyway) by EpochPage#tighten.
   return `if (control.stopped !== null) control.refuse();
 const words = page.words;
 const outerLo = words[${DEADLINE_WORD}];
 const outerHi = words[${DEADLINE_WORD + 1}];
 const outerMs = page.deadlineMs;
 const outerSpanUs = page.spanUs;
-if (page.depth === 0) words[${TRIPPED_WORD}] = 0;
-if (control.lengthUs >= 0) {
-  page.tighten(control.lengthUs, control.deadlineMs, control.coarse, control.tickUs);
+const depth = page.depth;
+if (depth === 0 && words[${TRIPPED_WORD}] !== 0) words[${TRIPPED_WORD}] = 0;
+const lengthUs = control.lengthUs;
+if (lengthUs >= 0) {
+  if (control.coarse) {
+    let hi = words[1];
+    let lo = words[0];
+    while (words[1] !== hi) {
+      hi = words[1];
+      lo = words[0];
+    }
+    lo += control.aheadUs;
+    if (lo >= ${2 ** 32}) {
+      const carry = Math.floor(lo / ${2 ** 32});
+      hi += carry;
+      lo -= carry * ${2 ** 32};
+    }
+    if (hi < outerHi || (hi === outerHi && lo < outerLo)) {
+      words[${DEADLINE_WORD}] = lo;
+      words[${DEADLINE_WORD + 1}] = hi;
+      page.deadlineMs = control.ms;
+      page.spanUs = lengthUs;
+    }
+  } else {
+    page.tighten(lengthUs, control.ms, false, control.tickUs);
+  }
 }
-page.depth++;
+page.depth = depth + 1;
+${around.enter}
 try {
   return ${call};
 } catch (error) {
   throw control.failure(error);
 } finally {
-  page.depth--;
-  page.restore(outerLo, outerHi, outerMs, outerSpanUs);
+  page.depth = depth;
+  words[${DEADLINE_WORD}] = outerLo;
+  words[${DEADLINE_WORD + 1}] = outerHi;
+  page.deadlineMs = outerMs;
+  page.spanUs = outerSpanUs;
+  ${around.leave}
 }`;
 }
 
@@ -107,8 +145,12 @@ export class CallControl {
   #deadlineMs: number | null = null;
   /** @internal The deadline of each call in whole µs, or -1 for none. */
   lengthUs = -1;
-  /** @internal Whether that deadline is counted from the epoch (see `EpochPage#enter`). */
+  /** @internal Whether that deadline is counted from the epoch (see `EpochPage#tighten`). */
   coarse = false;
+  /** @internal The deadline's length as given, in ms, or 0 for none. */
+  ms = 0;
+  /** @internal The µs from the epoch to a coarse deadline: a tick and its length. */
+  aheadUs = 0;
   /** @internal The engine's tick, in µs. */
   readonly tickUs: number;
   #fuelGiven = 0;
@@ -145,6 +187,8 @@ export class CallControl {
     this.#deadlineMs = ms;
     this.lengthUs = ms === null ? -1 : Math.ceil(ms * 1000);
     this.coarse = ms !== null && ms * 1000 >= COARSE_TICKS * this.tickUs;
+    this.ms = ms ?? 0;
+    this.aheadUs = this.tickUs + Math.max(this.lengthUs, 0);
   }
 
   /** Gives the instance `fuel` units (replacing what it had). */

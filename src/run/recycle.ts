@@ -262,21 +262,24 @@ function tenantFactory(
   page: EpochPage | null,
 ): TenantFactory {
   const { params, args } = parameters(fn.length);
-  const call = control === null
-    ? `return fn(${args});`
-    : controlledCallSource(`fn(${args})`, page !== null);
+  const enter = "tenant.depth++;";
+  const leave = "if (--tenant.depth === 0 && tenant.endPending) finishTenancy(tenant);";
+  // With a control, its try holds the tenant's bookkeeping too: one try a call.
+  const body = control === null
+    ? `${enter}
+try {
+  return fn(${args});
+} finally {
+  ${leave}
+}`
+    : controlledCallSource(`fn(${args})`, page !== null, { enter, leave });
   return generate<TenantFactory>(
     ["fn", "disposed", "finishTenancy"],
     [fn, disposed, finishTenancy],
     `return function (tenant, lease, control, page) {
   return function (${params}) {
     if (tenant.dead) disposed(lease);
-    tenant.depth++;
-    try {
-${call}
-    } finally {
-      if (--tenant.depth === 0 && tenant.endPending) finishTenancy(tenant);
-    }
+${body}
   };
 };`,
   );
