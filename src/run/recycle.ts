@@ -228,17 +228,41 @@ type TenantFactory = (
   page: EpochPage | null,
 ) => Fn;
 
-// Each wrapped function's code, without checks, with fuel only and with interruption: compiled
-// once per function of a warm instance (see wrappers.ts), which serves many tenants.
-const plainFactories = new WeakMap<object, TenantFactory>();
-const fuelFactories = new WeakMap<object, TenantFactory>();
-const interruptFactories = new WeakMap<object, TenantFactory>();
+type SharedFactory = (
+  fn: Fn,
+  wrapped: Wrapped,
+  tenant: Tenant,
+  lease: object,
+  control: CallControl | null,
+  page: EpochPage | null,
+) => Fn;
+
+/** What is known of one function of a warm instance, for one kind of wrapper. */
+interface Wrapped {
+  /** Whether a wrapper of it was called: from the next tenant on, its wrappers get code of
+   * their own. */
+  called: boolean;
+  /** The factory of code compiled for it, or null. */
+  factory: TenantFactory | null;
+}
+
+// Each wrapped function's record, without checks, with fuel only and with interruption.
+const plainWrapped = new WeakMap<object, Wrapped>();
+const fuelWrapped = new WeakMap<object, Wrapped>();
+const interruptWrapped = new WeakMap<object, Wrapped>();
+// Code shared by the functions not yet called, by arity and kind of wrapper.
+const sharedFactories = new Map<string, SharedFactory>();
 
 /**
  * The tenant's wrapper of the instance's function `raw`, which `lease` keeps alive: it throws
  * DisposedError once the tenant is over, and counts the call in `tenant.depth`. With `control`
  * (interruption or fuel on), the call goes through it as `CallControl#wrap`'s would, in the
  * same wrapper.
+ *
+ * A function called through a wrapper gets code of its own for its next tenants' wrappers
+ * (wrappers.ts: a call site shared by many functions turns megamorphic); until then, its
+ * wrappers share code with every function of its arity. Compiling costs about 30 µs, so it
+ * is spent only on functions that are called, of instances that serve a second tenant.
  */
 export function tenantFunction(
   tenant: Tenant,
@@ -247,42 +271,66 @@ export function tenantFunction(
   control: CallControl | null = null,
 ): Fn {
   const page = control === null ? null : control.page;
-  const cache = control === null
-    ? plainFactories
-    : page === null
-    ? fuelFactories
-    : interruptFactories;
-  const factory = cached(cache, raw, () => tenantFactory(raw as Fn, control, page));
-  return factory(tenant, lease, control, page);
+  const kind = control === null ? "plain" : page === null ? "fuel" : "interrupt";
+  const records = kind === "plain"
+    ? plainWrapped
+    : kind === "fuel"
+    ? fuelWrapped
+    : interruptWrapped;
+  const fn = raw as Fn;
+  const wrapped = cached(records, raw, (): Wrapped => ({ called: false, factory: null }));
+  if (wrapped.factory === null && wrapped.called) {
+    wrapped.factory = generate<TenantFactory>(
+      ["fn", "disposed", "finishTenancy"],
+      [fn, disposed, finishTenancy],
+      `return function (tenant, lease, control, page) {
+${tenantSource(fn.length, control !== null, page !== null, false)}
+};`,
+    );
+  }
+  if (wrapped.factory !== null) return wrapped.factory(tenant, lease, control, page);
+  const key = `${fn.length} ${kind}`;
+  let shared = sharedFactories.get(key);
+  if (shared === undefined) {
+    shared = generate<SharedFactory>(
+      ["disposed", "finishTenancy"],
+      [disposed, finishTenancy],
+      `return function (fn, wrapped, tenant, lease, control, page) {
+${tenantSource(fn.length, control !== null, page !== null, true)}
+};`,
+    );
+    sharedFactories.set(key, shared);
+  }
+  return shared(fn, wrapped, tenant, lease, control, page);
 }
 
-function tenantFactory(
-  fn: Fn,
-  control: CallControl | null,
-  page: EpochPage | null,
-): TenantFactory {
-  const { params, args } = parameters(fn.length);
+/**
+ * The source returning a tenant's wrapper of `fn`, of `arity` parameters, with a control (and
+ * with interruption); a `shared` one records that its function was called.
+ */
+function tenantSource(
+  arity: number,
+  controlled: boolean,
+  interruption: boolean,
+  shared: boolean,
+): string {
+  const { params, args } = parameters(arity);
   const enter = "tenant.depth++;";
   const leave = "if (--tenant.depth === 0 && tenant.endPending) finishTenancy(tenant);";
   // With a control, its try holds the tenant's bookkeeping too: one try a call.
-  const body = control === null
-    ? `${enter}
+  const body = controlled
+    ? controlledCallSource(`fn(${args})`, interruption, { enter, leave })
+    : `${enter}
 try {
   return fn(${args});
 } finally {
   ${leave}
-}`
-    : controlledCallSource(`fn(${args})`, page !== null, { enter, leave });
-  return generate<TenantFactory>(
-    ["fn", "disposed", "finishTenancy"],
-    [fn, disposed, finishTenancy],
-    `return function (tenant, lease, control, page) {
-  return function (${params}) {
-    if (tenant.dead) disposed(lease);
+}`;
+  return `return function (${params}) {
+  ${shared ? "wrapped.called = true;" : ""}
+  if (tenant.dead) disposed(lease);
 ${body}
-  };
-};`,
-  );
+};`;
 }
 
 /**
