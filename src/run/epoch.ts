@@ -26,11 +26,16 @@ import {
 import { memoryImportName } from "./rewrite.ts";
 
 const TWO_32 = 2 ** 32;
+const WASM_PAGE_BYTES = 65536;
 
 /** Deadlines of this many ticks or more are counted from the epoch (see `EpochPage#enter`). */
 export const COARSE_TICKS = 100;
-const DEADLINE_WORD = DEADLINE_OFFSET / 4;
-const TRIPPED_WORD = TRIPPED_OFFSET / 4;
+/** The index of the deadline's low word among the epoch memory's words (the high one follows). */
+export const DEADLINE_WORD = DEADLINE_OFFSET / 4;
+/** The index of the tripped word. */
+export const TRIPPED_WORD = TRIPPED_OFFSET / 4;
+/** Both words of the deadline when there is none: the largest u64. */
+const NONE = 0xffff_ffff;
 
 /** Reasons zig/src/ticker.zig's `Error` names, by code. */
 const TICKER_ERRORS: Record<number, string> = {
@@ -57,20 +62,25 @@ export class EpochPage {
   readonly memory: WebAssembly.Memory;
   /** The memory of no pages a module without memories imports before it (interrupt.ts). */
   readonly pad: WebAssembly.Memory = new WebAssembly.Memory({ initial: 0, maximum: 0 });
-  readonly #words: Uint32Array;
+  /**
+   * @internal The memory's first words: the epoch's low and high words at 0 and 1, the
+   * deadline's at {@linkcode DEADLINE_WORD}, the tripped word at {@linkcode TRIPPED_WORD}.
+   * The deadline is kept only here, as two words, so that a call sets and restores it with
+   * integer loads and stores (no clock read, no conversion of a 64-bit number).
+   */
+  readonly words: Uint32Array;
   readonly #lib: NativeLibrary;
-  /** The deadline in force, in µs (Infinity: none), as the memory holds it. */
-  deadlineUs = Infinity;
-  /** That deadline's length in ms, from the start of the call that set it (for messages). */
+  /** The deadline in force's length in ms, from the start of the call that set it. */
   deadlineMs = 0;
-  /** When the call that set it started, in µs. */
-  startUs = 0;
+  /** The µs from the start of the call that set the deadline in force to the deadline. */
+  spanUs = 0;
   /** Calls into instances (through their wrappers) in progress on this thread. */
   depth = 0;
-  // The deadline in force when each call in progress started, by depth: put back after it.
-  readonly #outerUs: number[] = [];
+  // The deadline in force when each call made through `enter` started: put back after it.
+  readonly #outerLo: number[] = [];
+  readonly #outerHi: number[] = [];
   readonly #outerMs: number[] = [];
-  readonly #outerStartUs: number[] = [];
+  readonly #outerSpanUs: number[] = [];
 
   /** @internal Made once per isolate by {@linkcode epochPage}. */
   constructor(lib: NativeLibrary) {
@@ -83,8 +93,24 @@ export class EpochPage {
     const view = new Uint8Array(this.memory.buffer);
     const code = lib.tickerMap(lib.pointerOf(view)!, EPOCH_PAGES, EPOCH_MAX_PAGES);
     if (code !== 0) throw tickerError(lib, code, "mapping the epoch page");
-    this.#words = new Uint32Array(this.memory.buffer);
-    this.#write(Infinity);
+    // A view of fixed length: one that tracks the length of a growable shared buffer costs
+    // JavaScriptCore 3.4 times as much per access (Bun 1.4.5), and the memory never grows.
+    this.words = new Uint32Array(this.memory.buffer, 0, (EPOCH_PAGES * WASM_PAGE_BYTES) / 4);
+    this.words[DEADLINE_WORD] = NONE;
+    this.words[DEADLINE_WORD + 1] = NONE;
+  }
+
+  /** The deadline in force, in µs (Infinity: none). */
+  get deadlineUs(): number {
+    const words = this.words;
+    const hi = words[DEADLINE_WORD + 1];
+    const lo = words[DEADLINE_WORD];
+    return hi === NONE && lo === NONE ? Infinity : hi * TWO_32 + lo;
+  }
+
+  /** When the call that set the deadline in force started, in µs. */
+  get startUs(): number {
+    return this.deadlineUs - this.spanUs;
   }
 
   /** The time now, in µs of CLOCK_MONOTONIC. */
@@ -96,7 +122,7 @@ export class EpochPage {
 
   /** The epoch as the guests see it now, in µs. */
   epoch(): number {
-    const words = this.#words;
+    const words = this.words;
     let hi = words[1];
     let lo = words[0];
     while (words[1] !== hi) {
@@ -107,22 +133,58 @@ export class EpochPage {
   }
 
   /**
+   * Makes the deadline in force `lengthUs` (a whole number) from now, unless the one in force is
+   * earlier; `ms` is its length as given, for messages. A `coarse` deadline
+   * ({@linkcode COARSE_TICKS} ticks of `tickUs` or more) is counted from the epoch plus a tick,
+   * which is never before now, instead of from the clock (a read of the clock costs 50 ns
+   * here): at most one tick more, one percent of it.
+   */
+  tighten(lengthUs: number, ms: number, coarse: boolean, tickUs: number): void {
+    const words = this.words;
+    let hi: number;
+    let lo: number;
+    if (coarse) {
+      hi = words[1];
+      lo = words[0];
+      while (words[1] !== hi) {
+        hi = words[1];
+        lo = words[0];
+      }
+      lo += tickUs + lengthUs;
+    } else {
+      const now = this.now();
+      hi = Math.floor(now / TWO_32);
+      lo = now - hi * TWO_32 + lengthUs;
+    }
+    if (lo >= TWO_32) {
+      const carry = Math.floor(lo / TWO_32);
+      hi += carry;
+      lo -= carry * TWO_32;
+    }
+    const inForceHi = words[DEADLINE_WORD + 1];
+    if (hi > inForceHi || (hi === inForceHi && lo >= words[DEADLINE_WORD])) return;
+    words[DEADLINE_WORD] = lo;
+    words[DEADLINE_WORD + 1] = hi;
+    this.deadlineMs = ms;
+    this.spanUs = lengthUs;
+  }
+
+  /**
    * A call starts, with a deadline of `ms` (null: none) from now: the deadline in force becomes
-   * the earlier of the one in force and that one. Pair with {@linkcode EpochPage.leave}. A
-   * deadline of {@linkcode COARSE_TICKS} ticks (`tickUs`) or more is counted from the epoch plus
-   * a tick, which is never before the call's start, instead of from the clock (a read of the clock
-   * costs 50 ns here): at most one tick more, one percent of it.
+   * the earlier of the one in force and that one (see {@linkcode EpochPage.tighten}). Pair with
+   * {@linkcode EpochPage.leave}. The wrappers of exports do the same in their own code
+   * (calls.ts).
    */
   enter(ms: number | null, tickUs: number): void {
     const depth = this.depth;
-    this.#outerUs[depth] = this.deadlineUs;
+    const words = this.words;
+    this.#outerLo[depth] = words[DEADLINE_WORD];
+    this.#outerHi[depth] = words[DEADLINE_WORD + 1];
     this.#outerMs[depth] = this.deadlineMs;
-    this.#outerStartUs[depth] = this.startUs;
-    if (depth === 0) this.clearTripped();
+    this.#outerSpanUs[depth] = this.spanUs;
+    if (depth === 0) words[TRIPPED_WORD] = 0;
     if (ms !== null) {
-      const start = ms * 1000 >= COARSE_TICKS * tickUs ? this.epoch() + tickUs : this.now();
-      const us = start + Math.ceil(ms * 1000);
-      if (us < this.deadlineUs) this.setDeadline(us, ms, start);
+      this.tighten(Math.ceil(ms * 1000), ms, ms * 1000 >= COARSE_TICKS * tickUs, tickUs);
     }
     this.depth = depth + 1;
   }
@@ -130,37 +192,31 @@ export class EpochPage {
   /** The call started last ends, however: the deadline in force before it is put back. */
   leave(): void {
     const depth = --this.depth;
-    this.setDeadline(this.#outerUs[depth], this.#outerMs[depth], this.#outerStartUs[depth]);
+    this.restore(
+      this.#outerLo[depth],
+      this.#outerHi[depth],
+      this.#outerMs[depth],
+      this.#outerSpanUs[depth],
+    );
   }
 
-  /** Sets the deadline in force to `us` (Infinity: none), of `ms` from `startUs`. */
-  setDeadline(us: number, ms: number, startUs: number): void {
+  /** Puts back a deadline in force: its words `lo` and `hi`, its `ms` and `spanUs`. */
+  restore(lo: number, hi: number, ms: number, spanUs: number): void {
+    const words = this.words;
+    words[DEADLINE_WORD] = lo;
+    words[DEADLINE_WORD + 1] = hi;
     this.deadlineMs = ms;
-    this.startUs = startUs;
-    if (us === this.deadlineUs) return;
-    this.#write(us);
-  }
-
-  #write(us: number): void {
-    this.deadlineUs = us;
-    const words = this.#words;
-    if (us === Infinity) {
-      words[DEADLINE_WORD] = 0xffff_ffff;
-      words[DEADLINE_WORD + 1] = 0xffff_ffff;
-    } else {
-      words[DEADLINE_WORD] = us >>> 0;
-      words[DEADLINE_WORD + 1] = Math.floor(us / TWO_32);
-    }
+    this.spanUs = spanUs;
   }
 
   /** Why the last check tripped: 0, or a `Dead` reason. */
   tripped(): number {
-    return this.#words[TRIPPED_WORD];
+    return this.words[TRIPPED_WORD];
   }
 
   /** Forgets the last trip. */
   clearTripped(): void {
-    this.#words[TRIPPED_WORD] = 0;
+    this.words[TRIPPED_WORD] = 0;
   }
 }
 

@@ -166,7 +166,7 @@ class Tenancy implements Backing {
       tenant,
       warm.state,
       this,
-      (fn) => tenantFunction(tenant, this, control === null ? fn : control.wrap(fn as Fn)),
+      (fn) => tenantFunction(tenant, this, fn, control),
     );
   }
 
