@@ -95,6 +95,7 @@ export function openBun(ffi: BunFfi, path: string): NativeLibrary {
       "hostMemoryResetLater"
     ],
     hostMemoryClaim: s.wasmpool_host_memory_claim as NativeLibrary["hostMemoryClaim"],
+    hostMemoryExtend: s.wasmpool_host_memory_extend as NativeLibrary["hostMemoryExtend"],
     resetSettled: s.wasmpool_reset_settled as NativeLibrary["resetSettled"],
     hostMemoryDrop: s.wasmpool_host_memory_drop as NativeLibrary["hostMemoryDrop"],
     arrayBuffer: (address, byteLength) => ffi.toArrayBuffer(address, 0, byteLength),

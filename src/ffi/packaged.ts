@@ -31,12 +31,12 @@ export const PACKAGED_GLIBC_VERSION = "2.17";
 export const PACKAGED_LIBRARIES: Readonly<Record<string, PackagedLibrary>> = {
   "x86_64-linux": {
     path: "lib/x86_64-linux/libwasmpool.so",
-    sha256: "06837cdb6dad45fe26ffb2962e76f551b65afcbf8f87056404e31cae41b846aa",
-    sizeBytes: 128592,
+    sha256: "afa1d25c3bcc472ff67755dcf40ef505398947c5648ac888ee1357c4463b0a06",
+    sizeBytes: 129376,
   },
   "aarch64-linux": {
     path: "lib/aarch64-linux/libwasmpool.so",
-    sha256: "c2549e0467ac614505c513709037cba12703c7384e101364961588691d1df66c",
-    sizeBytes: 123080,
+    sha256: "d716ea600a34244a2140f50f1a94af810dbc231fd8e9070a01fdfa7589b38d8c",
+    sizeBytes: 123944,
   },
 };
