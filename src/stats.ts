@@ -121,8 +121,9 @@ export interface EngineStats {
   /** Tenancies whose instance was reset in place for the next tenant. */
   readonly recycled: number;
   /**
-   * Recycled instances destroyed at a tenancy's end instead: the tenant grew a memory or a
-   * table, or shared a memory with another instance, or a reset failed.
+   * Recycled instances destroyed at a tenancy's end instead: the tenant grew a table, or a
+   * memory past `PoolingOptions.recycleGrownMemoryPages` (see `recycledGrownReplaced`), or shared
+   * a memory with another instance, or a reset failed.
    */
   readonly recycleFallbacks: number;
   /**
@@ -132,6 +133,19 @@ export interface EngineStats {
   readonly ownInstances: number;
   /** Instantiations of modules whose instances cannot be recycled (see `Module#notRecyclable`). */
   readonly notRecyclable: number;
+  /**
+   * Tenancies whose instance was recycled though a memory of it had grown past its declared
+   * minimum, kept at its grown size for the next tenant (`PoolingOptions.recycleGrownMemoryPages`),
+   * whether that tenant or an earlier one grew it. Also counted in `recycled`.
+   */
+  readonly recycledGrown: number;
+  /**
+   * Recycled instances destroyed at a tenancy's end because a memory grew past
+   * `recycleGrownMemoryPages` (with the default 0: because it grew at all), or because the
+   * runtime moved it when it grew (JavaScriptCore's heap memories). Also counted in
+   * `recycleFallbacks`.
+   */
+  readonly recycledGrownReplaced: number;
 }
 
 const STATS_FIELDS = [
@@ -208,6 +222,8 @@ export function readStats(state: EngineState): EngineStats {
   stats.recycleFallbacks = run?.counters.recycleFallbacks ?? 0;
   stats.ownInstances = run?.counters.ownInstances ?? 0;
   stats.notRecyclable = run?.counters.notRecyclable ?? 0;
+  stats.recycledGrown = run?.counters.recycledGrown ?? 0;
+  stats.recycledGrownReplaced = run?.counters.recycledGrownReplaced ?? 0;
   if (state.pooling === null && run) {
     // On demand, running instances take no native slot: count them here.
     stats.liveInstances = (stats.liveInstances as number) + dedicated;

@@ -65,6 +65,10 @@ export class HostMemory extends MemoryRecord {
   #queued = false;
   /** A weak reference to it, what the set of memories in use holds. */
   readonly ref: WeakRef<HostMemory> = new WeakRef(this);
+  /** Where the runtime placed its bytes when it was adopted (0 for a memory of 0 bytes). */
+  readonly #address: number;
+  /** The bytes the native record covers: its initial size, or what {@linkcode keepGrown} took. */
+  #nativeBytes: number;
 
   /** Makes a memory of `shape`, adopted by `engine`. */
   constructor(shape: MemoryShape, engine: NativeEngine) {
@@ -84,6 +88,8 @@ export class HostMemory extends MemoryRecord {
     this.#engine = engine;
     const { lib, pointer } = engine;
     const address = lib.pointerOf(this.raw);
+    this.#address = address === null ? 0 : lib.address(address);
+    this.#nativeBytes = this.rawBytes;
     this.native = address === null
       ? null
       : lib.hostMemoryAdopt(pointer, address, shape.min, maximum, engine.minReservedPages);
@@ -99,6 +105,36 @@ export class HostMemory extends MemoryRecord {
   /** Whether its tenant grew it (or the runtime moved it): it cannot serve its shape again. */
   grew(): boolean {
     return this.stale() || this.rawBytes !== this.shape.min * WASM_PAGE_BYTES;
+  }
+
+  /** Whether the runtime moved its bytes when it grew (JavaScriptCore's heap memories do). */
+  moved(): boolean {
+    const now = this.#engine.lib.pointerOf(this.memory.buffer);
+    return now === null || this.#engine.lib.address(now) !== this.#address;
+  }
+
+  /**
+   * Keeps the memory at the size its tenant grew it to, for the next tenant of the same
+   * instance (`PoolingOptions.recycleGrownMemoryPages`): the native record takes the new pages
+   * in (zeroed, and tracked from now on), so that the reset that follows covers them. Aliases
+   * are detached. False when it cannot be kept: it moved when it grew, or was given up.
+   */
+  keepGrown(): boolean {
+    this.refresh();
+    if (this.native === null) return false;
+    const bytes = this.rawBytes;
+    if (bytes === this.#nativeBytes) return true;
+    if (this.moved()) {
+      this.giveUp();
+      return false;
+    }
+    const { lib, pointer } = this.#engine;
+    if (lib.hostMemoryExtend(pointer, this.native, bytes / WASM_PAGE_BYTES) !== 0) {
+      this.giveUp();
+      return false;
+    }
+    this.#nativeBytes = bytes;
+    return true;
   }
 
   /**
@@ -194,19 +230,20 @@ function keepUntilSettled(memory: HostMemory, ticket: number, lib: NativeLibrary
 }
 
 // Memories handed out, in every pool of this isolate: after code grew a memory (the `grew`
-// hook), one that grew is given up at once, before the runtime can hand the bytes it moved
-// away from to another memory (JavaScriptCore's heap memories move on grow). Held weakly: an
-// engine dropped without `close()` must not keep its memories (its idle warm instances' are
-// never given back).
+// hook), one that moved when it grew is given up at once, before the runtime can hand the
+// bytes it moved away from to another memory (JavaScriptCore's heap memories move on grow).
+// One grown in place stays adopted: its instance may keep it grown (`recycleGrownMemoryPages`).
+// Held weakly: an engine dropped without `close()` must not keep its memories (its idle warm
+// instances' are never given back).
 const inUse = new Set<WeakRef<HostMemory>>();
 let sweepAtSize = 64;
 
-/** Gives up every memory in use that grew (see {@linkcode inUse}). */
-export function giveUpGrown(): void {
+/** Gives up every memory in use that moved when it grew (see {@linkcode inUse}). */
+export function giveUpMoved(): void {
   for (const ref of inUse) {
     const memory = ref.deref();
     if (memory === undefined) inUse.delete(ref);
-    else if (memory.native !== null && memory.stale()) memory.giveUp();
+    else if (memory.native !== null && memory.stale() && memory.moved()) memory.giveUp();
   }
 }
 

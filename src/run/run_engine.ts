@@ -8,6 +8,7 @@
 
 import type { NativePointer } from "../ffi/symbols.ts";
 import type { EngineState } from "../internal.ts";
+import { WASM_PAGE_BYTES } from "../memory.ts";
 import { HostMemoryPool } from "./host_memory_pool.ts";
 import { IdleQueue } from "./idle_queue.ts";
 import type { RunPlan } from "./plan.ts";
@@ -28,12 +29,18 @@ export interface RunCounters {
   recycled: number;
   /** Instantiations of modules whose instances cannot be recycled (each made anew). */
   notRecyclable: number;
-  /** Warm instances destroyed at a tenancy's end: it grew a memory or a table, shared a
-   * memory, or a reset failed. */
+  /** Warm instances destroyed at a tenancy's end: it grew a table or a memory (past
+   * `recycleGrownMemoryPages`, or moved), shared a memory, or a reset failed. */
   recycleFallbacks: number;
   /** Instantiations of a recyclable module that needed an instance of their own: other
    * imported global values, or a wasm function import. */
   ownInstances: number;
+  /** Tenancies whose instance was recycled with a memory grown past its declared minimum
+   * (`recycleGrownMemoryPages`), by that tenant or an earlier one. */
+  recycledGrown: number;
+  /** Warm instances destroyed at a tenancy's end because a memory grew past
+   * `recycleGrownMemoryPages` or moved when it grew (also counted in `recycleFallbacks`). */
+  recycledGrownReplaced: number;
 }
 
 /** How many of the oldest idle instances are looked at for one whose reset is over. */
@@ -76,7 +83,11 @@ export class RunEngine {
     notRecyclable: 0,
     recycleFallbacks: 0,
     ownInstances: 0,
+    recycledGrown: 0,
+    recycledGrownReplaced: 0,
   };
+  /** `recycleGrownMemoryPages` in bytes: how large a memory may have grown and be recycled. */
+  readonly #grownLimitBytes: number;
 
   /** The running layer of `engine`. */
   constructor(engine: EngineState) {
@@ -92,6 +103,7 @@ export class RunEngine {
       () => this.reclaimIdle(),
     );
     this.#background = pooling !== null && pooling.backgroundResets && engine.lib.mainThread;
+    this.#grownLimitBytes = (pooling?.recycleGrownMemoryPages ?? 0) * WASM_PAGE_BYTES;
   }
 
   /** Idle warm instances. */
@@ -176,8 +188,15 @@ export class RunEngine {
   #resetForNext(warm: WarmInstance): boolean {
     const state = warm.state;
     if (state.group.members.length > 1) return false; // a memory shared with another instance
+    let grown = false;
     for (const memory of state.memories) {
-      if (memory.grew()) return false;
+      if (!memory.grew()) continue;
+      // Kept at its grown size when small enough and grown in place (see keepGrown).
+      if (memory.memory.buffer.byteLength > this.#grownLimitBytes || !memory.keepGrown()) {
+        this.counters.recycledGrownReplaced += 1;
+        return false;
+      }
+      grown = true;
     }
     if (warm.plan.resets && warm.reset() !== 0) return false; // a table grew
     // In the background only when another idle instance can serve the next tenant meanwhile:
@@ -191,6 +210,7 @@ export class RunEngine {
       warm.kill(0);
       warm.killed = false;
     }
+    if (grown) this.counters.recycledGrown += 1;
     return true;
   }
 
