@@ -127,6 +127,51 @@ describe("recycleGrownMemoryPages", () => {
     assert.equal(stats.hostMemoriesReplaced, moved);
   });
 
+  it("keeps grown instances with resets on the reset thread, two warm", () => {
+    using engine = pooledEngine({ recycleGrownMemoryPages: LIMIT_PAGES, backgroundResets: true });
+    const module = new Module(engine, BYTES);
+    engine.warm(module, 2);
+    const random = prng(0xb6);
+    const CYCLES = 200;
+    let moved = 0;
+    for (let cycle = 0; cycle < CYCLES; cycle++) {
+      using tenant = engine.instantiate(module);
+      // Two instances take turns, each at its own size: whatever it is, the memory is clean.
+      const pages = fn(tenant, "size")();
+      assert.ok(pages >= 1 && pages <= LIMIT_PAGES);
+      assertFresh(tenant, pages, `tenant ${cycle}`);
+      dirty(tenant, 1 + cycle % 250);
+      const delta = Math.min(Math.floor(random() * 2), LIMIT_PAGES - pages);
+      if (delta > 0 && growMoved(tenant, delta)) moved += 1;
+      dirty(tenant, 2 + cycle % 250);
+    }
+    const stats = engine.stats();
+    assert.equal(stats.recycleFallbacks, moved);
+    assert.equal(stats.recycledGrownReplaced, moved);
+    assert.ok(stats.recycledGrown > CYCLES / 2, `recycledGrown ${stats.recycledGrown}`);
+    assert.equal(stats.hostMemoriesFailed, 0);
+  });
+
+  it("restores, after the grown pages are taken in, only the pages a tenant wrote", () => {
+    using engine = pooledEngine({ recycleGrownMemoryPages: LIMIT_PAGES });
+    const module = new Module(engine, BYTES);
+    const a = engine.instantiate(module);
+    const moved = growMoved(a, 4);
+    dirty(a, 7);
+    a.dispose();
+    const before = engine.stats().hostPagesRestored;
+    const b = engine.instantiate(module);
+    // Only writes: a page read maps the zero page, which a scan reports as well.
+    fn(b, "store")(3 * WASM_PAGE + 5, 1); // a grown page; the start function wrote page 0
+    b.dispose();
+    const stats = engine.stats();
+    if (stats.hostWriteTracking === "tracked" && !moved) {
+      assert.equal(stats.hostPagesRestored - before, 2, "host pages restored after b");
+    }
+    using c = engine.instantiate(module);
+    assertFresh(c, moved ? 1 : 5, "after b");
+  });
+
   it("replaces an instance grown past the limit, and counts it", () => {
     using engine = pooledEngine({ recycleGrownMemoryPages: LIMIT_PAGES });
     const module = new Module(engine, BYTES);
