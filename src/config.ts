@@ -176,12 +176,15 @@ export interface PoolingOptions {
    *   tenants before it is replaced: tiktoken's tenants grow 9 pages from 91, 103 tenants at
    *   1024. The grown pages stay mapped (resident where written) until the instance goes.
    *
-   * Not kept, whatever the limit: an instance whose table grew (replaced as before), and one
-   * whose memory the runtime moved when it grew (JavaScriptCore gives only its first few memories
-   * a fixed reservation; the others live in its heap and move on grow: those are replaced,
-   * counted in `recycledGrownReplaced`; V8 never moves a memory). A grown memory never goes back
-   * to the pool of host memories when its instance is destroyed: that pool serves memories only
-   * at their declared shape (counted in `hostMemoriesReplaced`). Counted: `recycledGrown`.
+   * A memory the runtime moved when it grew (JavaScriptCore gives only its first few memories a
+   * fixed reservation; the others live in its heap and move on grow; V8 never moves one) is kept
+   * too: adopted again at its new address and restored wholly by writing bytes, which costs its
+   * size once per move, then tracked like the rest (counted in `hostMemoriesReadopted`).
+   *
+   * Not kept, whatever the limit: an instance whose table grew (replaced as before). A grown
+   * memory never goes back to the pool of host memories when its instance is destroyed: that
+   * pool serves memories only at their declared shape (counted in `hostMemoriesReplaced`).
+   * Counted: `recycledGrown`, `recycledGrownReplaced`.
    */
   readonly recycleGrownMemoryPages?: number;
 }

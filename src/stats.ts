@@ -112,6 +112,12 @@ export interface EngineStats {
   readonly hostMemoriesEvicted: number;
   /** Host memories dropped because the native side could not reset or prepare them. */
   readonly hostMemoriesFailed: number;
+  /**
+   * Memories of recycled instances kept grown (`PoolingOptions.recycleGrownMemoryPages`) that
+   * the runtime had moved when they grew (JavaScriptCore's heap memories): adopted again at
+   * their new address and restored wholly, by writing bytes.
+   */
+  readonly hostMemoriesReadopted: number;
   /** Instantiations served by an idle recycled ("warm") instance, reset in place. */
   readonly warmHits: number;
   /** Instantiations of a recyclable module that found no idle instance (one was made). */
@@ -141,9 +147,8 @@ export interface EngineStats {
   readonly recycledGrown: number;
   /**
    * Recycled instances destroyed at a tenancy's end because a memory grew past
-   * `recycleGrownMemoryPages` (with the default 0: because it grew at all), or because the
-   * runtime moved it when it grew (JavaScriptCore's heap memories). Also counted in
-   * `recycleFallbacks`.
+   * `recycleGrownMemoryPages` (with the default 0: because it grew at all), or could not be
+   * taken in at its grown size (the native side refused it). Also counted in `recycleFallbacks`.
    */
   readonly recycledGrownReplaced: number;
 }
@@ -215,6 +220,7 @@ export function readStats(state: EngineState): EngineStats {
   stats.hostMemoriesReplaced = counters?.replaced ?? 0;
   stats.hostMemoriesEvicted = counters?.evicted ?? 0;
   stats.hostMemoriesFailed = counters?.failed ?? 0;
+  stats.hostMemoriesReadopted = counters?.readopted ?? 0;
   stats.warmHits = run?.counters.warmHits ?? 0;
   stats.warmMisses = run?.counters.warmMisses ?? 0;
   stats.warmIdle = run?.idleCount ?? 0;

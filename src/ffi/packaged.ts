@@ -31,12 +31,12 @@ export const PACKAGED_GLIBC_VERSION = "2.17";
 export const PACKAGED_LIBRARIES: Readonly<Record<string, PackagedLibrary>> = {
   "x86_64-linux": {
     path: "lib/x86_64-linux/libwasmpool.so",
-    sha256: "afa1d25c3bcc472ff67755dcf40ef505398947c5648ac888ee1357c4463b0a06",
-    sizeBytes: 129376,
+    sha256: "27b43c9945e018a1b1aee814b78ed0fcb396e567ea975f4c965b2400654674b5",
+    sizeBytes: 129584,
   },
   "aarch64-linux": {
     path: "lib/aarch64-linux/libwasmpool.so",
-    sha256: "d716ea600a34244a2140f50f1a94af810dbc231fd8e9070a01fdfa7589b38d8c",
-    sizeBytes: 123944,
+    sha256: "7caa8dc74de4783b09188335049b30691c449bebc9891bc23fce96ba3f7cb3ed",
+    sizeBytes: 124184,
   },
 };

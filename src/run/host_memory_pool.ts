@@ -36,6 +36,11 @@ export interface HostMemoryCounters {
   evicted: number;
   /** Memories dropped because the native side could not reset or prepare them. */
   failed: number;
+  /**
+   * Memories kept grown (`recycleGrownMemoryPages`) that the runtime moved when they grew
+   * (JavaScriptCore's heap memories): adopted again at their new address, restored by writing.
+   */
+  readopted: number;
 }
 
 /** The native engine a pool's memories are adopted by. */
@@ -66,7 +71,10 @@ export class HostMemory extends MemoryRecord {
   /** A weak reference to it, what the set of memories in use holds. */
   readonly ref: WeakRef<HostMemory> = new WeakRef(this);
   /** Where the runtime placed its bytes when it was adopted (0 for a memory of 0 bytes). */
-  readonly #address: number;
+  #address: number;
+  /** The module and memory index whose initial contents it holds (see `prepare`). */
+  #module: NativePointer | null = null;
+  #index = 0;
   /** The bytes the native record covers: its initial size, or what {@linkcode keepGrown} took. */
   #nativeBytes: number;
 
@@ -115,25 +123,57 @@ export class HostMemory extends MemoryRecord {
 
   /**
    * Keeps the memory at the size its tenant grew it to, for the next tenant of the same
-   * instance (`PoolingOptions.recycleGrownMemoryPages`): the native record takes the new pages
-   * in (zeroed, and tracked from now on), so that the reset that follows covers them. Aliases
-   * are detached. False when it cannot be kept: it moved when it grew, or was given up.
+   * instance (`PoolingOptions.recycleGrownMemoryPages`), so that the reset that follows covers
+   * it all. Grown in place, the native record takes the new pages in (zeroed, and tracked from
+   * now on). Moved by the runtime when it grew (JavaScriptCore's heap memories; its record was
+   * given up then, see {@linkcode giveUpMoved}), it is adopted again at its new address and
+   * restored wholly by writing bytes (counted in `readopted`, by the caller). Aliases are
+   * detached. Returns 0 when kept in place, 1 when kept at a new address, -1 when it cannot be
+   * kept (then it is given up).
    */
-  keepGrown(): boolean {
+  keepGrown(): number {
     this.refresh();
-    if (this.native === null) return false;
     const bytes = this.rawBytes;
-    if (bytes === this.#nativeBytes) return true;
-    if (this.moved()) {
+    if (!this.moved()) {
+      if (this.native === null) return -1;
+      if (bytes === this.#nativeBytes) return 0;
+      const { lib, pointer } = this.#engine;
+      if (lib.hostMemoryExtend(pointer, this.native, bytes / WASM_PAGE_BYTES) !== 0) {
+        this.giveUp();
+        return -1;
+      }
+      this.#nativeBytes = bytes;
+      return 0;
+    }
+    this.giveUp();
+    return this.#readopt() ? 1 : -1;
+  }
+
+  /** Adopts the memory again where the runtime moved it, holding its module's image wholly. */
+  #readopt(): boolean {
+    const { lib, pointer, minReservedPages } = this.#engine;
+    const address = lib.pointerOf(this.raw);
+    if (address === null || this.#module === null) return false;
+    const pages = this.rawBytes / WASM_PAGE_BYTES;
+    const native = lib.hostMemoryAdopt(
+      pointer,
+      address,
+      pages,
+      this.shape.max ?? 65536,
+      minReservedPages,
+    );
+    if (native === null) return false;
+    this.native = native;
+    this.#address = lib.address(address);
+    this.#nativeBytes = this.rawBytes;
+    // The bytes it brought along are the last tenant's: the whole of it is written over.
+    if (
+      lib.hostMemoryPrepare(pointer, native, this.#module, this.#index) !== 0 ||
+      lib.hostMemoryRestoreAll(pointer, native) !== 0
+    ) {
       this.giveUp();
       return false;
     }
-    const { lib, pointer } = this.#engine;
-    if (lib.hostMemoryExtend(pointer, this.native, bytes / WASM_PAGE_BYTES) !== 0) {
-      this.giveUp();
-      return false;
-    }
-    this.#nativeBytes = bytes;
     return true;
   }
 
@@ -142,6 +182,8 @@ export class HostMemory extends MemoryRecord {
    * or zeros). False when it cannot: the memory is then given up.
    */
   prepare(module: NativePointer, index: number): boolean {
+    this.#module = module;
+    this.#index = index;
     if (this.native === null) return this.shape.min === 0;
     const { lib, pointer } = this.#engine;
     this.#queued = false; // the native side finishes a queued reset first
@@ -268,6 +310,7 @@ export class HostMemoryPool {
     replaced: 0,
     evicted: 0,
     failed: 0,
+    readopted: 0,
   };
 
   readonly #reclaim: () => boolean;

@@ -30,7 +30,7 @@ export interface RunCounters {
   /** Instantiations of modules whose instances cannot be recycled (each made anew). */
   notRecyclable: number;
   /** Warm instances destroyed at a tenancy's end: it grew a table or a memory (past
-   * `recycleGrownMemoryPages`, or moved), shared a memory, or a reset failed. */
+   * `recycleGrownMemoryPages`), shared a memory, or a reset failed. */
   recycleFallbacks: number;
   /** Instantiations of a recyclable module that needed an instance of their own: other
    * imported global values, or a wasm function import. */
@@ -39,7 +39,7 @@ export interface RunCounters {
    * (`recycleGrownMemoryPages`), by that tenant or an earlier one. */
   recycledGrown: number;
   /** Warm instances destroyed at a tenancy's end because a memory grew past
-   * `recycleGrownMemoryPages` or moved when it grew (also counted in `recycleFallbacks`). */
+   * `recycleGrownMemoryPages`, or could not be kept grown (also in `recycleFallbacks`). */
   recycledGrownReplaced: number;
 }
 
@@ -191,11 +191,15 @@ export class RunEngine {
     let grown = false;
     for (const memory of state.memories) {
       if (!memory.grew()) continue;
-      // Kept at its grown size when small enough and grown in place (see keepGrown).
-      if (memory.memory.buffer.byteLength > this.#grownLimitBytes || !memory.keepGrown()) {
+      // Kept at its grown size when small enough (see keepGrown).
+      const kept = memory.memory.buffer.byteLength > this.#grownLimitBytes
+        ? -1
+        : memory.keepGrown();
+      if (kept < 0) {
         this.counters.recycledGrownReplaced += 1;
         return false;
       }
+      if (kept > 0) this.pool!.counters.readopted += 1;
       grown = true;
     }
     if (warm.plan.resets && warm.reset() !== 0) return false; // a table grew

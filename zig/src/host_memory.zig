@@ -272,6 +272,13 @@ pub const HostMemory = struct {
         Counters.add(&counters.pages_restored, (end - start) / host_page_bytes);
     }
 
+    /// Restores the whole accessible part, whatever was written before it was tracked: for a
+    /// memory adopted with a tenant's bytes in it (the runtime moved it when it grew, and it is
+    /// adopted again at its new address). Returns false (failure set) when it cannot be trusted.
+    pub fn restore_all(self: *HostMemory, counters: *Counters) bool {
+        return self.reset_whole(counters);
+    }
+
     /// Restores the whole accessible part: without tracking, or when a scan failed (then the
     /// range counts as wholly written).
     fn reset_whole(self: *HostMemory, counters: *Counters) bool {
@@ -484,6 +491,29 @@ test "a memory grown in place is taken in: zeroed past the image up to its grown
             try testing.expectEqual(restored_before + 2, counters.pages_restored.load(.monotonic));
         }
         try testing.expect(std.mem.allEqual(u8, base[wasm_page_bytes + 100 .. grown_bytes], 0));
+    }
+}
+
+test "a memory adopted with a tenant's bytes in it is restored wholly to its image and zeros" {
+    const size_bytes = 4 * 65536;
+    var errno: sys.Errno = 0;
+    const base = sys.map_read_write(size_bytes, &errno).?;
+    defer sys.unmap(base, size_bytes);
+    const image = try fill_image(testing.allocator, &[_]u8{3} ** 8192);
+    defer image.destroy(testing.allocator);
+    for ([_]bool{ true, false }) |in_place| {
+        @memset(base[0..size_bytes], 0xee); // what a moved memory brings along
+        var counters: Counters = .{};
+        var memory: HostMemory = undefined;
+        memory.adopt(base, size_bytes, in_place);
+        defer memory.drop();
+        try testing.expect(memory.prepare(image, &counters));
+        try testing.expect(memory.restore_all(&counters));
+        try testing.expect(std.mem.allEqual(u8, base[0..8192], 3));
+        try testing.expect(std.mem.allEqual(u8, base[8192..size_bytes], 0));
+        base[3 * 65536] = 1;
+        try testing.expect(memory.reset(&counters));
+        try testing.expect(std.mem.allEqual(u8, base[8192..size_bytes], 0));
     }
 }
 

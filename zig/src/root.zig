@@ -170,6 +170,15 @@ export fn wasmpool_host_memory_extend(engine: *Engine, memory: *HostMemory, page
     return 0;
 }
 
+/// Restores the whole accessible part of the host memory to its image and zeros, whatever was
+/// written before it was adopted (see HostMemory.restore_all). 0, or a negative code (the memory
+/// must be dropped).
+export fn wasmpool_host_memory_restore_all(engine: *Engine, memory: *HostMemory) i32 {
+    if (resetter.claim(memory, true) != .ready) return @intFromEnum(engine_mod.Code.resource);
+    if (!memory.restore_all(&engine.host_memories.counters)) return @intFromEnum(engine_mod.Code.resource);
+    return 0;
+}
+
 /// Restores what the last tenant wrote, on the resetter's thread when it is awake (see
 /// resetter.zig): a ticket > 0 when queued (claim the memory before its next use, and keep it
 /// from being freed until `wasmpool_reset_settled(ticket)`), 0 done inline, or a negative code
