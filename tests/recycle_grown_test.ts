@@ -18,7 +18,8 @@ import {
 } from "../mod.ts";
 import { native } from "../src/ffi/load.ts";
 import { prng } from "./fixtures/prng.ts";
-import { tenantModule } from "./fixtures/run_modules.ts";
+import { Op, tenantModule } from "./fixtures/run_modules.ts";
+import { buildModule } from "./fixtures/wasm_builder.ts";
 
 type Fn = (...args: number[]) => number;
 
@@ -252,6 +253,40 @@ describe("recycleGrownMemoryPages", () => {
       using tenant = engine.instantiate(module);
       assertFresh(tenant, 5, `third tenant ${i}`);
     }
+  });
+
+  it("keeps a memory declared with 0 pages once it grew", () => {
+    const bytes = buildModule({
+      types: [{ params: ["i32"], results: ["i32"] }, { params: ["i32", "i32"], results: ["i32"] }],
+      functions: [0, 1],
+      memories: [{ min: 0, max: 4, shared: false }],
+      exports: [
+        { name: "grow", kind: "function", index: 0 },
+        { name: "store", kind: "function", index: 1 },
+        { name: "memory", kind: "memory", index: 0 },
+      ],
+      bodies: [
+        { code: [...Op.localGet(0), ...Op.memoryGrow] },
+        { code: [...Op.localGet(0), ...Op.localGet(1), ...Op.i32Store8, ...Op.i32Const(0)] },
+      ],
+    });
+    using engine = pooledEngine({ recycleGrownMemoryPages: 2 });
+    const module = new Module(engine, bytes);
+    for (let i = 0; i < 3; i++) {
+      using tenant = engine.instantiate(module);
+      const pages = bytesOf(tenant).byteLength / WASM_PAGE;
+      assert.equal(pages, i === 0 ? 0 : 2, `tenant ${i}`);
+      assert.ok(bytesOf(tenant).every((b) => b === 0), `tenant ${i} sees zeros only`);
+      if (i === 0) fn(tenant, "grow")(2);
+      bytesOf(tenant).fill(0xcc);
+      fn(tenant, "store")(WASM_PAGE + 3, 9);
+    }
+    const stats = engine.stats();
+    assert.equal(stats.warmHits, 2);
+    assert.equal(stats.recycleFallbacks, 0);
+    // V8 hands out a memory of 0 pages at its reserved address (adopted then, kept in place);
+    // JavaScriptCore at none (adopted once it grew).
+    assert.equal(stats.hostMemoriesReadopted, lib.runtime === "bun" ? 1 : 0);
   });
 
   it("is a whole number of pages from 0 to moduleLimits.memoryPages", () => {

@@ -31,12 +31,12 @@ export const PACKAGED_GLIBC_VERSION = "2.17";
 export const PACKAGED_LIBRARIES: Readonly<Record<string, PackagedLibrary>> = {
   "x86_64-linux": {
     path: "lib/x86_64-linux/libwasmpool.so",
-    sha256: "27b43c9945e018a1b1aee814b78ed0fcb396e567ea975f4c965b2400654674b5",
-    sizeBytes: 129584,
+    sha256: "277ce8c07545fd3f8cdac320bc421bb765f79a06bf77cd159d5654f4b5df5e0b",
+    sizeBytes: 129616,
   },
   "aarch64-linux": {
     path: "lib/aarch64-linux/libwasmpool.so",
-    sha256: "7caa8dc74de4783b09188335049b30691c449bebc9891bc23fce96ba3f7cb3ed",
-    sizeBytes: 124184,
+    sha256: "94b2cf9f3d1199b1cd971d64dab7010bbbaa8d988f50de71557b8a34f80778f8",
+    sizeBytes: 124216,
   },
 };

@@ -194,8 +194,12 @@ pub const HostMemory = struct {
             @memset(added[0..added_bytes], 0);
         }
         Counters.add(&counters.pages_restored, added_bytes / host_page_bytes);
+        const old_bytes = self.size_bytes;
         self.size_bytes = grown_bytes;
-        if (self.tracked) {
+        if (!self.tracked and old_bytes == 0) {
+            // Adopted at 0 bytes, so never registered: all of it was just zeroed.
+            self.track();
+        } else if (self.tracked) {
             const t = shared_tracker().?;
             if (t.register(@intFromPtr(added), added_bytes)) |_| {
                 // Tracked in part only: untracked wholly, and every reset restores it all.
@@ -492,6 +496,27 @@ test "a memory grown in place is taken in: zeroed past the image up to its grown
         }
         try testing.expect(std.mem.allEqual(u8, base[wasm_page_bytes + 100 .. grown_bytes], 0));
     }
+}
+
+test "a memory adopted at 0 bytes is tracked once it grew in place" {
+    const reserved_bytes = 4 * 65536;
+    var errno: sys.Errno = 0;
+    const base = sys.reserve(reserved_bytes, &errno).?;
+    defer sys.unmap(base, reserved_bytes);
+    var counters: Counters = .{};
+    var memory: HostMemory = undefined;
+    memory.adopt(base, 0, true);
+    defer memory.drop();
+    try testing.expect(!memory.tracked);
+    try testing.expectEqual(@as(?sys.Errno, null), sys.protect(base, 2 * 65536, .read_write));
+    @memset(base[0 .. 2 * 65536], 0x77);
+    try testing.expect(memory.extend(2 * 65536, &counters));
+    try testing.expect(memory.reset(&counters));
+    try testing.expect(std.mem.allEqual(u8, base[0 .. 2 * 65536], 0));
+    if (shared_tracker() != null) try testing.expect(memory.tracked);
+    base[65536 + 1] = 5;
+    try testing.expect(memory.reset(&counters));
+    try testing.expectEqual(@as(u8, 0), base[65536 + 1]);
 }
 
 test "a memory adopted with a tenant's bytes in it is restored wholly to its image and zeros" {
