@@ -5,7 +5,7 @@
  * @module
  */
 
-import { LimitError } from "./errors.ts";
+import { ArgumentError, LimitError } from "./errors.ts";
 import { checkOptions, type OptionNames } from "./options.ts";
 
 /** Limits a module must satisfy to be instantiated by a pooling engine. */
@@ -175,6 +175,46 @@ export interface PoolingOptions {
    * bounds how many stay affine (`max_unused_warm_slots`). Counted in `stats().warmExpired`.
    */
   readonly idleInstanceTimeoutMs?: number;
+  /**
+   * How large, in 64 KiB wasm pages, a recycled instance's memory may have grown and still serve
+   * the next tenant: a tenant that grew a memory to at most this many pages leaves its instance
+   * recycled instead of replaced. Default 0: a tenant that grew any memory costs a new instance
+   * (counted in `recycleFallbacks` and `recycledGrownReplaced`). A whole number from 0 to
+   * `moduleLimits.memoryPages` (no memory grows past that limit, so a larger value could never
+   * apply, and is refused with an `ArgumentError`).
+   *
+   * The memory is reset to the module's image with zeros beyond it, up to its grown size: no
+   * byte of the previous tenant remains, grown part included. The grown pages are zeroed once,
+   * when they are first taken in; from then on they are tracked like the rest, and a reset costs
+   * what the tenant wrote (see `hostPagesRestored`).
+   *
+   * What it trades, against a new instance:
+   * - The next tenant sees the grown size as its memory's size (`memory.size`,
+   *   `buffer.byteLength` and `grow` results agree on it), where a new instance starts at the
+   *   module's declared minimum. Compiled C, Rust, Emscripten and wasm-bindgen programs read the
+   *   size and do not depend on its initial value.
+   * - It has less room left to grow: the memory's maximum (the module's, or
+   *   `moduleLimits.memoryPages`) minus the grown size. Keep this limit well below the maximum,
+   *   by what one tenant may need.
+   * - Allocators differ in what they do with pages already there. Emscripten's `sbrk` keeps its
+   *   break in the memory (reset with it) and grows only past the current size, so its tenants
+   *   reuse the grown pages. Rust's (`dlmalloc`, so wasm-bindgen modules) and wasi-libc's take new
+   *   pages with `memory.grow` whatever the size, so every tenant grows the memory again by what
+   *   it allocates, and an instance serves about (limit − minimum) ÷ (growth per tenant)
+   *   tenants before it is replaced: tiktoken's tenants grow 9 pages from 91, 103 tenants at
+   *   1024. The grown pages stay mapped (resident where written) until the instance goes.
+   *
+   * A memory the runtime moved when it grew (JavaScriptCore gives only its first few memories a
+   * fixed reservation; the others live in its heap and move on grow; V8 never moves one) is kept
+   * too: adopted again at its new address and restored wholly by writing bytes, which costs its
+   * size once per move, then tracked like the rest (counted in `hostMemoriesReadopted`).
+   *
+   * Not kept, whatever the limit: an instance whose table grew (replaced as before). A grown
+   * memory never goes back to the pool of host memories when its instance is destroyed: that
+   * pool serves memories only at their declared shape (counted in `hostMemoriesReplaced`).
+   * Counted: `recycledGrown`, `recycledGrownReplaced`.
+   */
+  readonly recycleGrownMemoryPages?: number;
 }
 
 /** The resolved settings of a pooling strategy: every limit present and checked. */
@@ -203,6 +243,8 @@ export interface PoolingSettings {
   readonly maxInstanceReuse: number;
   /** Milliseconds before idle instances beyond `maxUnusedWarmSlots` go; `Infinity`: never. */
   readonly idleInstanceTimeoutMs: number;
+  /** Pages a recycled instance's memory may have grown to and still be recycled; 0: none. */
+  readonly recycleGrownMemoryPages: number;
 }
 
 const WASM_PAGE_BYTES = 65536;
@@ -281,6 +323,7 @@ const POOLING_OPTIONS: OptionNames<PoolingOptions> = {
   backgroundResets: true,
   maxInstanceReuse: true,
   idleInstanceTimeoutMs: true,
+  recycleGrownMemoryPages: true,
 };
 
 // Engine.attach passes a handle's PoolingSettings back to pooling(): every setting must be an
@@ -349,6 +392,10 @@ function resolvePooling(options: PoolingOptions): PoolingSettings {
       }`,
     );
   }
+  const recycleGrownMemoryPages = resolveGrownPages(
+    options.recycleGrownMemoryPages,
+    moduleLimits.memoryPages,
+  );
   return Object.freeze({
     strategy,
     moduleLimits,
@@ -362,7 +409,27 @@ function resolvePooling(options: PoolingOptions): PoolingSettings {
     backgroundResets: options.backgroundResets ?? false,
     maxInstanceReuse,
     idleInstanceTimeoutMs,
+    recycleGrownMemoryPages,
   });
+}
+
+function resolveGrownPages(value: unknown, memoryPages: number): number {
+  if (value === undefined) return 0;
+  if (
+    typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > MAX_WASM_PAGES
+  ) {
+    throw new ArgumentError(
+      `recycleGrownMemoryPages must be a whole number of pages from 0 to ${MAX_WASM_PAGES}, ` +
+        `got ${String(value)}`,
+    );
+  }
+  if (value > memoryPages) {
+    throw new ArgumentError(
+      `recycleGrownMemoryPages of ${value} pages exceeds moduleLimits.memoryPages of ` +
+        `${memoryPages}: no memory can grow that far`,
+    );
+  }
+  return value;
 }
 
 /** How an engine allocates instances: on demand, or from a pool reserved up front. */

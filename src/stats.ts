@@ -112,6 +112,12 @@ export interface EngineStats {
   readonly hostMemoriesEvicted: number;
   /** Host memories dropped because the native side could not reset or prepare them. */
   readonly hostMemoriesFailed: number;
+  /**
+   * Memories of recycled instances kept grown (`PoolingOptions.recycleGrownMemoryPages`) that
+   * the runtime had moved when they grew (JavaScriptCore's heap memories): adopted again at
+   * their new address and restored wholly, by writing bytes.
+   */
+  readonly hostMemoriesReadopted: number;
   /** Instantiations served by an idle recycled ("warm") instance, reset in place. */
   readonly warmHits: number;
   /** Instantiations of a recyclable module that found no idle instance (one was made). */
@@ -121,8 +127,9 @@ export interface EngineStats {
   /** Tenancies whose instance was reset in place for the next tenant. */
   readonly recycled: number;
   /**
-   * Recycled instances destroyed at a tenancy's end instead: the tenant grew a memory or a
-   * table, or shared a memory with another instance, or a reset failed.
+   * Recycled instances destroyed at a tenancy's end instead: the tenant grew a table, or a
+   * memory past `PoolingOptions.recycleGrownMemoryPages` (see `recycledGrownReplaced`), or shared
+   * a memory with another instance, or a reset failed.
    */
   readonly recycleFallbacks: number;
   /**
@@ -136,6 +143,18 @@ export interface EngineStats {
   readonly warmRetired: number;
   /** Idle recycled instances released by `idleInstanceTimeoutMs` (the warm set shrinking). */
   readonly warmExpired: number;
+  /**
+   * Tenancies whose instance was recycled though a memory of it had grown past its declared
+   * minimum, kept at its grown size for the next tenant (`PoolingOptions.recycleGrownMemoryPages`),
+   * whether that tenant or an earlier one grew it. Also counted in `recycled`.
+   */
+  readonly recycledGrown: number;
+  /**
+   * Recycled instances destroyed at a tenancy's end because a memory grew past
+   * `recycleGrownMemoryPages` (with the default 0: because it grew at all), or could not be
+   * taken in at its grown size (the native side refused it). Also counted in `recycleFallbacks`.
+   */
+  readonly recycledGrownReplaced: number;
 }
 
 const STATS_FIELDS = [
@@ -205,6 +224,7 @@ export function readStats(state: EngineState): EngineStats {
   stats.hostMemoriesReplaced = counters?.replaced ?? 0;
   stats.hostMemoriesEvicted = counters?.evicted ?? 0;
   stats.hostMemoriesFailed = counters?.failed ?? 0;
+  stats.hostMemoriesReadopted = counters?.readopted ?? 0;
   stats.warmHits = run?.counters.warmHits ?? 0;
   stats.warmMisses = run?.counters.warmMisses ?? 0;
   stats.warmIdle = run?.idleCount ?? 0;
@@ -214,6 +234,8 @@ export function readStats(state: EngineState): EngineStats {
   stats.notRecyclable = run?.counters.notRecyclable ?? 0;
   stats.warmRetired = run?.counters.warmRetired ?? 0;
   stats.warmExpired = run?.counters.warmExpired ?? 0;
+  stats.recycledGrown = run?.counters.recycledGrown ?? 0;
+  stats.recycledGrownReplaced = run?.counters.recycledGrownReplaced ?? 0;
   if (state.pooling === null && run) {
     // On demand, running instances take no native slot: count them here.
     stats.liveInstances = (stats.liveInstances as number) + dedicated;

@@ -44,6 +44,7 @@ const EVERY_POOLING_OPTION: Required<PoolingOptions> = {
   backgroundResets: true,
   maxInstanceReuse: 5,
   idleInstanceTimeoutMs: 250,
+  recycleGrownMemoryPages: 16,
 };
 
 describe("unknown option names", () => {

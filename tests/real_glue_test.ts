@@ -1,10 +1,12 @@
 // Real glue, unchanged: tiktoken's own wasm-bindgen glue (tiktoken_bg.js) driving pooled
 // instances through their exports encodes exactly as it does on the runtime's own instance,
-// with a fresh pooled instance per encoding, 1,000 times.
+// with a fresh pooled instance per encoding, 1,000 times; and with recycleGrownMemoryPages,
+// its tenants (which all grow the memory) are served by recycled instances, none seeing the
+// text an earlier tenant encoded.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { pathToFileURL } from "node:url";
-import { Config, Engine, InstanceAllocationStrategy, Module } from "../mod.ts";
+import { Config, Engine, type GuardedMemory, InstanceAllocationStrategy, Module } from "../mod.ts";
 import { readRealModule } from "./fixtures/npm_modules.ts";
 import {
   smallRanks,
@@ -43,6 +45,25 @@ function encodeAll(glue: TiktokenGlue, exports: unknown): Encoded {
   }
 }
 
+/** Where the ASCII text `needle` first is in `bytes`, or -1 (node's Buffer#indexOf is slow in Deno). */
+function find(bytes: Uint8Array, needle: string): number {
+  const first = needle.charCodeAt(0);
+  for (let at = bytes.indexOf(first); at >= 0; at = bytes.indexOf(first, at + 1)) {
+    let i = 1;
+    while (i < needle.length && bytes[at + i] === needle.charCodeAt(i)) i++;
+    if (i === needle.length) return at;
+  }
+  return -1;
+}
+
+/**
+ * Detaches the views the glue keeps of `plain`'s memory (`grow(0)` detaches a memory's buffer),
+ * so that the glue's next instance, a pooled one of another test, gets views of its own.
+ */
+function releaseGlue(plain: WebAssembly.Instance): void {
+  (plain.exports.memory as WebAssembly.Memory).grow(0);
+}
+
 describe("tiktoken's own glue on pooled instances", () => {
   it(`encodes exactly as on the runtime's own instance, ${CYCLES} fresh instances`, async () => {
     // One glue module for every instance, as a program has. The glue keeps views of the last
@@ -76,6 +97,7 @@ describe("tiktoken's own glue on pooled instances", () => {
       imports as WebAssembly.Imports,
     );
     assert.deepEqual(expected, encodeAll(glue, plain.exports), "the runtime's own instance");
+    releaseGlue(plain);
     assert.deepEqual(expected!.decoded, TEXTS);
     const stats = engine.stats();
     assert.equal(stats.liveInstances, 0);
@@ -83,5 +105,64 @@ describe("tiktoken's own glue on pooled instances", () => {
     // to the next tenant at the module's initial size, so it is replaced, and counted.
     assert.equal(stats.hostMemoriesReused + stats.hostMemoriesCreated, CYCLES);
     assert.equal(stats.hostMemoriesCreated, stats.hostMemoriesReplaced + stats.hostMemories);
+  });
+
+  it("with recycleGrownMemoryPages, serves 300 tenants from recycled instances, none seeing another's text", async () => {
+    const TENANTS = 300;
+    const MARKER = "wasmpool-marker-";
+    const glue = await import(pathToFileURL(TIKTOKEN_GLUE_PATH).href) as TiktokenGlue;
+    const bytes = readRealModule(TIKTOKEN);
+    const imports = { "./tiktoken_bg.js": glue as unknown as Record<string, unknown> };
+    const ranks = smallRanks();
+    const text = (i: number): string => `${TEXTS[i % TEXTS.length]} ${MARKER}${i} ${i * 7919}`;
+    using engine = new Engine(new Config().withAllocationStrategy(
+      InstanceAllocationStrategy.pooling({
+        instanceLimits: { count: 4 },
+        moduleLimits: { memoryPages: 2048 },
+        // Every tenant builds an encoder, and Rust's allocator takes new pages with memory.grow
+        // (9 here) whatever the size: an instance serves tenants until its memory reaches this,
+        // which leaves each tenant at least 1024 pages to grow into.
+        recycleGrownMemoryPages: 1024,
+      }),
+    ));
+    const module = new Module(engine, bytes);
+    const got: number[][] = [];
+    for (let i = 0; i < TENANTS; i++) {
+      using instance = engine.instantiate(module, imports);
+      const memory = new Uint8Array((instance.exports.memory as GuardedMemory).buffer);
+      assert.equal(find(memory, MARKER), -1, `tenant ${i} sees an earlier tenant's text`);
+      glue.__wbg_set_wasm(instance.exports);
+      const encoder = new glue.Tiktoken(ranks, SPECIAL, TIKTOKEN_PATTERN);
+      try {
+        got.push(Array.from(encoder.encode(text(i), "all")));
+      } finally {
+        encoder.free();
+      }
+      // The text stays in the memory after free: what the reset must take away.
+      const after = new Uint8Array((instance.exports.memory as GuardedMemory).buffer);
+      assert.ok(find(after, `${MARKER}${i} `) >= 0, `tenant ${i}'s text is in its memory`);
+    }
+    const stats = engine.stats();
+    assert.ok(
+      stats.warmHits >= TENANTS * 0.9,
+      `${stats.warmHits} of ${TENANTS} tenants served by recycled instances`,
+    );
+    assert.equal(stats.recycledGrown + stats.recycledGrownReplaced, TENANTS);
+    assert.equal(stats.recycleFallbacks, stats.recycledGrownReplaced);
+    // The runtime's own instance last (the glue's views of it never read as detached).
+    const plain = new WebAssembly.Instance(
+      new WebAssembly.Module(bytes),
+      imports as WebAssembly.Imports,
+    );
+    glue.__wbg_set_wasm(plain.exports);
+    const encoder = new glue.Tiktoken(ranks, SPECIAL, TIKTOKEN_PATTERN);
+    try {
+      for (let i = 0; i < TENANTS; i++) {
+        assert.deepEqual(got[i], Array.from(encoder.encode(text(i), "all")), `tenant ${i}`);
+      }
+    } finally {
+      encoder.free();
+      releaseGlue(plain);
+    }
   });
 });

@@ -95,6 +95,10 @@ export function openDeno(path: string): NativeLibrary {
       "hostMemoryResetLater"
     ],
     hostMemoryClaim: s.wasmpool_host_memory_claim as NativeLibrary["hostMemoryClaim"],
+    hostMemoryExtend: s.wasmpool_host_memory_extend as NativeLibrary["hostMemoryExtend"],
+    hostMemoryRestoreAll: s.wasmpool_host_memory_restore_all as NativeLibrary[
+      "hostMemoryRestoreAll"
+    ],
     resetSettled: s.wasmpool_reset_settled as NativeLibrary["resetSettled"],
     hostMemoryDrop: s.wasmpool_host_memory_drop as NativeLibrary["hostMemoryDrop"],
     arrayBuffer: (address, byteLength) =>

@@ -31,12 +31,12 @@ export const PACKAGED_GLIBC_VERSION = "2.17";
 export const PACKAGED_LIBRARIES: Readonly<Record<string, PackagedLibrary>> = {
   "x86_64-linux": {
     path: "lib/x86_64-linux/libwasmpool.so",
-    sha256: "06837cdb6dad45fe26ffb2962e76f551b65afcbf8f87056404e31cae41b846aa",
-    sizeBytes: 128592,
+    sha256: "277ce8c07545fd3f8cdac320bc421bb765f79a06bf77cd159d5654f4b5df5e0b",
+    sizeBytes: 129616,
   },
   "aarch64-linux": {
     path: "lib/aarch64-linux/libwasmpool.so",
-    sha256: "c2549e0467ac614505c513709037cba12703c7384e101364961588691d1df66c",
-    sizeBytes: 123080,
+    sha256: "94b2cf9f3d1199b1cd971d64dab7010bbbaa8d988f50de71557b8a34f80778f8",
+    sizeBytes: 124216,
   },
 };

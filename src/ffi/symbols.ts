@@ -65,6 +65,8 @@ export const SYMBOLS = {
   host_memory_reset: { parameters: ["pointer", "pointer"], result: "i32" },
   host_memory_reset_later: { parameters: ["pointer", "pointer"], result: "i32" },
   host_memory_claim: { parameters: ["pointer", "pointer", "u32"], result: "i32" },
+  host_memory_extend: { parameters: ["pointer", "pointer", "u32"], result: "i32" },
+  host_memory_restore_all: { parameters: ["pointer", "pointer"], result: "i32" },
   reset_settled: { parameters: ["u32"], result: "u32" },
   host_memory_drop: { parameters: ["pointer", "pointer"], result: "i32" },
 } as const satisfies Record<string, NativeSignature>;
@@ -242,6 +244,16 @@ export interface NativeLibrary {
    * negative code (its reset failed: drop the memory).
    */
   hostMemoryClaim(engine: NativePointer, memory: NativePointer, wait: number): number;
+  /**
+   * `wasmpool_host_memory_extend`: the memory grew in place to `pages`; its record takes the
+   * new pages in, zeroed and tracked. 0, or a negative code (drop the memory).
+   */
+  hostMemoryExtend(engine: NativePointer, memory: NativePointer, pages: number): number;
+  /**
+   * `wasmpool_host_memory_restore_all`: the whole memory back to its image and zeros, whatever
+   * was written before it was adopted. 0, or a negative code (drop the memory).
+   */
+  hostMemoryRestoreAll(engine: NativePointer, memory: NativePointer): number;
   /** `wasmpool_reset_settled`: 1 once the reset queued under `ticket` is over. */
   resetSettled(ticket: number): number;
   /** `wasmpool_host_memory_drop`: gives the memory up and frees its record. */

@@ -12,15 +12,15 @@
 
 import { DisposedError } from "../errors.ts";
 import { BinaryWriter } from "./binary_writer.ts";
-import { giveUpGrown } from "./host_memory_pool.ts";
+import { giveUpMoved } from "./host_memory_pool.ts";
 import { syncAliased } from "./memory_record.ts";
 import { HOOKS_EXPORT } from "./rewrite.ts";
 import { Hook } from "./instrument.ts";
 
-/** Code grew a memory: aliases of it go, and a pooled memory that grew is given up at once. */
+/** Code grew a memory: aliases of it go, and a pooled memory that moved is given up at once. */
 export function grew(): void {
   syncAliased();
-  giveUpGrown();
+  giveUpMoved();
 }
 
 function hook(what: number): void {

@@ -36,6 +36,11 @@ export interface HostMemoryCounters {
   evicted: number;
   /** Memories dropped because the native side could not reset or prepare them. */
   failed: number;
+  /**
+   * Memories kept grown (`recycleGrownMemoryPages`) that the runtime moved when they grew
+   * (JavaScriptCore's heap memories): adopted again at their new address, restored by writing.
+   */
+  readopted: number;
 }
 
 /** The native engine a pool's memories are adopted by. */
@@ -65,6 +70,13 @@ export class HostMemory extends MemoryRecord {
   #queued = false;
   /** A weak reference to it, what the set of memories in use holds. */
   readonly ref: WeakRef<HostMemory> = new WeakRef(this);
+  /** Where the runtime placed its bytes when it was adopted (0 for a memory of 0 bytes). */
+  #address: number;
+  /** The module and memory index whose initial contents it holds (see `prepare`). */
+  #module: NativePointer | null = null;
+  #index = 0;
+  /** The bytes the native record covers: its initial size, or what {@linkcode keepGrown} took. */
+  #nativeBytes: number;
 
   /** Makes a memory of `shape`, adopted by `engine`. */
   constructor(shape: MemoryShape, engine: NativeEngine) {
@@ -84,6 +96,8 @@ export class HostMemory extends MemoryRecord {
     this.#engine = engine;
     const { lib, pointer } = engine;
     const address = lib.pointerOf(this.raw);
+    this.#address = address === null ? 0 : lib.address(address);
+    this.#nativeBytes = this.rawBytes;
     this.native = address === null
       ? null
       : lib.hostMemoryAdopt(pointer, address, shape.min, maximum, engine.minReservedPages);
@@ -101,11 +115,75 @@ export class HostMemory extends MemoryRecord {
     return this.stale() || this.rawBytes !== this.shape.min * WASM_PAGE_BYTES;
   }
 
+  /** Whether the runtime moved its bytes when it grew (JavaScriptCore's heap memories do). */
+  moved(): boolean {
+    const now = this.#engine.lib.pointerOf(this.memory.buffer);
+    return now === null || this.#engine.lib.address(now) !== this.#address;
+  }
+
+  /**
+   * Keeps the memory at the size its tenant grew it to, for the next tenant of the same
+   * instance (`PoolingOptions.recycleGrownMemoryPages`), so that the reset that follows covers
+   * it all. Grown in place, the native record takes the new pages in (zeroed, and tracked from
+   * now on). Moved by the runtime when it grew (JavaScriptCore's heap memories; its record was
+   * given up then, see {@linkcode giveUpMoved}), it is adopted again at its new address and
+   * restored wholly by writing bytes (counted in `readopted`, by the caller). Aliases are
+   * detached. Returns 0 when kept in place, 1 when kept at a new address, -1 when it cannot be
+   * kept (then it is given up).
+   */
+  keepGrown(): number {
+    this.refresh();
+    const bytes = this.rawBytes;
+    if (!this.moved()) {
+      if (this.native === null) return -1;
+      if (bytes === this.#nativeBytes) return 0;
+      const { lib, pointer } = this.#engine;
+      if (lib.hostMemoryExtend(pointer, this.native, bytes / WASM_PAGE_BYTES) !== 0) {
+        this.giveUp();
+        return -1;
+      }
+      this.#nativeBytes = bytes;
+      return 0;
+    }
+    this.giveUp();
+    return this.#readopt() ? 1 : -1;
+  }
+
+  /** Adopts the memory again where the runtime moved it, holding its module's image wholly. */
+  #readopt(): boolean {
+    const { lib, pointer, minReservedPages } = this.#engine;
+    const address = lib.pointerOf(this.raw);
+    if (address === null || this.#module === null) return false;
+    const pages = this.rawBytes / WASM_PAGE_BYTES;
+    const native = lib.hostMemoryAdopt(
+      pointer,
+      address,
+      pages,
+      this.shape.max ?? 65536,
+      minReservedPages,
+    );
+    if (native === null) return false;
+    this.native = native;
+    this.#address = lib.address(address);
+    this.#nativeBytes = this.rawBytes;
+    // The bytes it brought along are the last tenant's: the whole of it is written over.
+    if (
+      lib.hostMemoryPrepare(pointer, native, this.#module, this.#index) !== 0 ||
+      lib.hostMemoryRestoreAll(pointer, native) !== 0
+    ) {
+      this.giveUp();
+      return false;
+    }
+    return true;
+  }
+
   /**
    * Makes the memory hold the initial contents of `module`'s defined memory `index` (its image,
    * or zeros). False when it cannot: the memory is then given up.
    */
   prepare(module: NativePointer, index: number): boolean {
+    this.#module = module;
+    this.#index = index;
     if (this.native === null) return this.shape.min === 0;
     const { lib, pointer } = this.#engine;
     this.#queued = false; // the native side finishes a queued reset first
@@ -194,19 +272,20 @@ function keepUntilSettled(memory: HostMemory, ticket: number, lib: NativeLibrary
 }
 
 // Memories handed out, in every pool of this isolate: after code grew a memory (the `grew`
-// hook), one that grew is given up at once, before the runtime can hand the bytes it moved
-// away from to another memory (JavaScriptCore's heap memories move on grow). Held weakly: an
-// engine dropped without `close()` must not keep its memories (its idle warm instances' are
-// never given back).
+// hook), one that moved when it grew is given up at once, before the runtime can hand the
+// bytes it moved away from to another memory (JavaScriptCore's heap memories move on grow).
+// One grown in place stays adopted: its instance may keep it grown (`recycleGrownMemoryPages`).
+// Held weakly: an engine dropped without `close()` must not keep its memories (its idle warm
+// instances' are never given back).
 const inUse = new Set<WeakRef<HostMemory>>();
 let sweepAtSize = 64;
 
-/** Gives up every memory in use that grew (see {@linkcode inUse}). */
-export function giveUpGrown(): void {
+/** Gives up every memory in use that moved when it grew (see {@linkcode inUse}). */
+export function giveUpMoved(): void {
   for (const ref of inUse) {
     const memory = ref.deref();
     if (memory === undefined) inUse.delete(ref);
-    else if (memory.native !== null && memory.stale()) memory.giveUp();
+    else if (memory.native !== null && memory.stale() && memory.moved()) memory.giveUp();
   }
 }
 
@@ -231,6 +310,7 @@ export class HostMemoryPool {
     replaced: 0,
     evicted: 0,
     failed: 0,
+    readopted: 0,
   };
 
   readonly #reclaim: () => boolean;

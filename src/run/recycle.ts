@@ -16,8 +16,10 @@
  *   recyclable module raw, see recyclability.ts).
  * - **The reset** restores the memories natively (the pages the tenant wrote, from the module's
  *   images), then the tables and globals (the rewrite's `reset` function). A tenant that grew a
- *   memory or a table, or shared a memory with another instance, is not recycled: the instance
- *   is destroyed, and counted.
+ *   table, or a memory past `PoolingOptions.recycleGrownMemoryPages`, or shared a memory with
+ *   another instance, is not recycled: the instance is destroyed, and counted. A memory grown
+ *   within that limit is kept at its grown size and reset up to it, adopted again where the
+ *   runtime moved it (see `HostMemory#keepGrown`).
  * - **Disposed from inside its own call** (a host import), a tenant cannot have its instance
  *   reset under the code still running: the instance's `dead` flag stops that code at its next
  *   check, and the reset waits until the outermost call has returned.

@@ -8,6 +8,7 @@
 
 import type { NativePointer } from "../ffi/symbols.ts";
 import type { EngineState } from "../internal.ts";
+import { WASM_PAGE_BYTES } from "../memory.ts";
 import { HostMemoryPool } from "./host_memory_pool.ts";
 import { IdleQueue } from "./idle_queue.ts";
 import { type IdleSweeper, IdleTimer } from "./idle_timer.ts";
@@ -29,8 +30,8 @@ export interface RunCounters {
   recycled: number;
   /** Instantiations of modules whose instances cannot be recycled (each made anew). */
   notRecyclable: number;
-  /** Warm instances destroyed at a tenancy's end: it grew a memory or a table, shared a
-   * memory, or a reset failed. */
+  /** Warm instances destroyed at a tenancy's end: it grew a table or a memory (past
+   * `recycleGrownMemoryPages`), shared a memory, or a reset failed. */
   recycleFallbacks: number;
   /** Instantiations of a recyclable module that needed an instance of their own: other
    * imported global values, or a wasm function import. */
@@ -39,6 +40,12 @@ export interface RunCounters {
   warmRetired: number;
   /** Idle recycled instances released by `idleInstanceTimeoutMs`. */
   warmExpired: number;
+  /** Tenancies whose instance was recycled with a memory grown past its declared minimum
+   * (`recycleGrownMemoryPages`), by that tenant or an earlier one. */
+  recycledGrown: number;
+  /** Warm instances destroyed at a tenancy's end because a memory grew past
+   * `recycleGrownMemoryPages`, or could not be kept grown (also in `recycleFallbacks`). */
+  recycledGrownReplaced: number;
 }
 
 /** How many of the oldest idle instances are looked at for one whose reset is over. */
@@ -89,7 +96,11 @@ export class RunEngine implements IdleSweeper {
     ownInstances: 0,
     warmRetired: 0,
     warmExpired: 0,
+    recycledGrown: 0,
+    recycledGrownReplaced: 0,
   };
+  /** `recycleGrownMemoryPages` in bytes: how large a memory may have grown and be recycled. */
+  readonly #grownLimitBytes: number;
 
   /** The running layer of `engine`. */
   constructor(engine: EngineState) {
@@ -109,6 +120,7 @@ export class RunEngine implements IdleSweeper {
     this.#keepIdle = pooling?.maxUnusedWarmSlots ?? 0;
     const timeoutMs = pooling?.idleInstanceTimeoutMs ?? Infinity;
     this.#idleTimer = timeoutMs === Infinity ? null : new IdleTimer(timeoutMs, this);
+    this.#grownLimitBytes = (pooling?.recycleGrownMemoryPages ?? 0) * WASM_PAGE_BYTES;
   }
 
   /** Idle warm instances. */
@@ -232,8 +244,19 @@ export class RunEngine implements IdleSweeper {
   #resetForNext(warm: WarmInstance): boolean {
     const state = warm.state;
     if (state.group.members.length > 1) return false; // a memory shared with another instance
+    let grown = false;
     for (const memory of state.memories) {
-      if (memory.grew()) return false;
+      if (!memory.grew()) continue;
+      // Kept at its grown size when small enough (see keepGrown).
+      const kept = memory.memory.buffer.byteLength > this.#grownLimitBytes
+        ? -1
+        : memory.keepGrown();
+      if (kept < 0) {
+        this.counters.recycledGrownReplaced += 1;
+        return false;
+      }
+      if (kept > 0) this.pool!.counters.readopted += 1;
+      grown = true;
     }
     if (warm.plan.resets && warm.reset() !== 0) return false; // a table grew
     // In the background only when another idle instance can serve the next tenant meanwhile:
@@ -247,6 +270,7 @@ export class RunEngine implements IdleSweeper {
       warm.kill(0);
       warm.killed = false;
     }
+    if (grown) this.counters.recycledGrown += 1;
     return true;
   }
 

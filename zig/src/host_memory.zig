@@ -93,8 +93,8 @@ pub const Failure = enum(u32) { none = 0, map = 1, register = 2, scan = 3, prote
 
 pub const HostMemory = struct {
     base: [*]align(sys.page_size_bytes) u8,
-    /// The accessible bytes when adopted: the memory's initial size. A memory that grew is not
-    /// reset, it is dropped.
+    /// The accessible bytes the record covers: the memory's initial size when adopted, more
+    /// once `extend` took in what a tenant grew it by (in place: the base never moves).
     size_bytes: u64,
     /// Whether the runtime reserved it in place (an image may be mapped over it).
     in_place: bool,
@@ -173,6 +173,44 @@ pub const HostMemory = struct {
         return true;
     }
 
+    /// The last tenant grew the memory in place to `grown_bytes` (the runtime made the pages
+    /// past `size_bytes` accessible, at the same base): the record takes them in, so that
+    /// the memory can serve the next tenant at its grown size. The tenant wrote the new pages
+    /// before they were tracked, so they are all zeroed here, once (an in-place memory's are
+    /// the runtime's anonymous pages: dropped, they read zero; elsewhere they are cleared by
+    /// writing), then registered, so that later resets cost what later tenants write. Call
+    /// before `reset`, which restores the rest. Returns false (failure set) when the memory
+    /// cannot be trusted any more.
+    pub fn extend(self: *HostMemory, grown_bytes: u64, counters: *Counters) bool {
+        assert(grown_bytes % host_page_bytes == 0);
+        assert(grown_bytes > self.size_bytes);
+        const added_bytes = grown_bytes - self.size_bytes;
+        // Past any image: an image never reaches beyond the memory's initial size.
+        if (self.holds) |h| assert(h.size_bytes <= self.size_bytes);
+        const added = self.base + self.size_bytes;
+        if (self.in_place) {
+            if (sys.decommit(added, added_bytes)) |errno| return self.fail(.map, errno);
+        } else {
+            @memset(added[0..added_bytes], 0);
+        }
+        Counters.add(&counters.pages_restored, added_bytes / host_page_bytes);
+        const old_bytes = self.size_bytes;
+        self.size_bytes = grown_bytes;
+        if (!self.tracked and old_bytes == 0) {
+            // Adopted at 0 bytes, so never registered: all of it was just zeroed.
+            self.track();
+        } else if (self.tracked) {
+            const t = shared_tracker().?;
+            if (t.register(@intFromPtr(added), added_bytes)) |_| {
+                // Tracked in part only: untracked wholly, and every reset restores it all.
+                _ = t.unregister(@intFromPtr(added), added_bytes);
+                _ = t.unregister(@intFromPtr(self.base), grown_bytes - added_bytes);
+                self.tracked = false;
+            }
+        }
+        return true;
+    }
+
     /// Zeros `[offset, offset + len)`: mapped image pages are replaced by anonymous memory.
     fn clear(self: *HostMemory, offset: u64, len: u64) ?sys.Errno {
         if (self.mapped) return sys.map_anonymous_fixed(self.base + offset, len, .read_write);
@@ -236,6 +274,13 @@ pub const HostMemory = struct {
         const offset = start - @intFromPtr(self.base);
         image_mod.restore_range(self.holds, self.base, offset, end - start);
         Counters.add(&counters.pages_restored, (end - start) / host_page_bytes);
+    }
+
+    /// Restores the whole accessible part, whatever was written before it was tracked: for a
+    /// memory adopted with a tenant's bytes in it (the runtime moved it when it grew, and it is
+    /// adopted again at its new address). Returns false (failure set) when it cannot be trusted.
+    pub fn restore_all(self: *HostMemory, counters: *Counters) bool {
+        return self.reset_whole(counters);
     }
 
     /// Restores the whole accessible part: without tracking, or when a scan failed (then the
@@ -399,6 +444,101 @@ test "a host memory holds its image, is reset to it after a tenant, and switches
         // To zeros.
         try testing.expect(memory.prepare(null, &counters));
         try testing.expect(std.mem.allEqual(u8, base[0..size_bytes], 0));
+    }
+}
+
+test "a memory grown in place is taken in: zeroed past the image up to its grown size, then tracked" {
+    const wasm_page_bytes: u64 = 65536;
+    const reserved_bytes = 8 * wasm_page_bytes;
+    const initial_bytes = 2 * wasm_page_bytes;
+    const grown_bytes = 5 * wasm_page_bytes;
+    var errno: sys.Errno = 0;
+    const base = sys.reserve(reserved_bytes, &errno).?;
+    defer sys.unmap(base, reserved_bytes);
+    var contents = [_]u8{0} ** (wasm_page_bytes + 100);
+    @memset(contents[0..100], 7);
+    @memset(contents[wasm_page_bytes..], 9);
+    const image = try fill_image(testing.allocator, &contents);
+    defer image.destroy(testing.allocator);
+
+    for ([_]bool{ true, false }) |in_place| {
+        var counters: Counters = .{};
+        var memory: HostMemory = undefined;
+        try testing.expectEqual(@as(?sys.Errno, null), sys.protect(base, initial_bytes, .read_write));
+        memory.adopt(base, initial_bytes, in_place);
+        defer {
+            memory.drop();
+            _ = sys.map_anonymous_fixed(base, reserved_bytes, .none);
+        }
+        try testing.expect(memory.prepare(image, &counters));
+        // A tenant writes everywhere, grows the memory as a runtime does (the reservation's next
+        // pages made accessible), and writes everywhere in the new pages too.
+        @memset(base[0..initial_bytes], 0xa5);
+        try testing.expectEqual(@as(?sys.Errno, null), sys.protect(base + initial_bytes, grown_bytes - initial_bytes, .read_write));
+        @memset(base[initial_bytes..grown_bytes], 0x5a);
+        try testing.expect(memory.extend(grown_bytes, &counters));
+        try testing.expectEqual(grown_bytes, memory.size_bytes);
+        try testing.expect(memory.reset(&counters));
+        try testing.expect(std.mem.allEqual(u8, base[0..100], 7));
+        try testing.expect(std.mem.allEqual(u8, base[100..wasm_page_bytes], 0));
+        try testing.expect(std.mem.allEqual(u8, base[wasm_page_bytes..][0..100], 9));
+        try testing.expect(std.mem.allEqual(u8, base[wasm_page_bytes + 100 .. grown_bytes], 0));
+        // The next tenant's writes in the grown part are found by the tracker: a reset restores
+        // only those.
+        const restored_before = counters.pages_restored.load(.monotonic);
+        base[4 * wasm_page_bytes + 17] = 3;
+        base[10] = 3;
+        try testing.expect(memory.reset(&counters));
+        try testing.expectEqual(@as(u8, 0), base[4 * wasm_page_bytes + 17]);
+        try testing.expectEqual(@as(u8, 7), base[10]);
+        if (memory.tracked) {
+            try testing.expectEqual(restored_before + 2, counters.pages_restored.load(.monotonic));
+        }
+        try testing.expect(std.mem.allEqual(u8, base[wasm_page_bytes + 100 .. grown_bytes], 0));
+    }
+}
+
+test "a memory adopted at 0 bytes is tracked once it grew in place" {
+    const reserved_bytes = 4 * 65536;
+    var errno: sys.Errno = 0;
+    const base = sys.reserve(reserved_bytes, &errno).?;
+    defer sys.unmap(base, reserved_bytes);
+    var counters: Counters = .{};
+    var memory: HostMemory = undefined;
+    memory.adopt(base, 0, true);
+    defer memory.drop();
+    try testing.expect(!memory.tracked);
+    try testing.expectEqual(@as(?sys.Errno, null), sys.protect(base, 2 * 65536, .read_write));
+    @memset(base[0 .. 2 * 65536], 0x77);
+    try testing.expect(memory.extend(2 * 65536, &counters));
+    try testing.expect(memory.reset(&counters));
+    try testing.expect(std.mem.allEqual(u8, base[0 .. 2 * 65536], 0));
+    if (shared_tracker() != null) try testing.expect(memory.tracked);
+    base[65536 + 1] = 5;
+    try testing.expect(memory.reset(&counters));
+    try testing.expectEqual(@as(u8, 0), base[65536 + 1]);
+}
+
+test "a memory adopted with a tenant's bytes in it is restored wholly to its image and zeros" {
+    const size_bytes = 4 * 65536;
+    var errno: sys.Errno = 0;
+    const base = sys.map_read_write(size_bytes, &errno).?;
+    defer sys.unmap(base, size_bytes);
+    const image = try fill_image(testing.allocator, &[_]u8{3} ** 8192);
+    defer image.destroy(testing.allocator);
+    for ([_]bool{ true, false }) |in_place| {
+        @memset(base[0..size_bytes], 0xee); // what a moved memory brings along
+        var counters: Counters = .{};
+        var memory: HostMemory = undefined;
+        memory.adopt(base, size_bytes, in_place);
+        defer memory.drop();
+        try testing.expect(memory.prepare(image, &counters));
+        try testing.expect(memory.restore_all(&counters));
+        try testing.expect(std.mem.allEqual(u8, base[0..8192], 3));
+        try testing.expect(std.mem.allEqual(u8, base[8192..size_bytes], 0));
+        base[3 * 65536] = 1;
+        try testing.expect(memory.reset(&counters));
+        try testing.expect(std.mem.allEqual(u8, base[8192..size_bytes], 0));
     }
 }
 

@@ -153,6 +153,32 @@ export fn wasmpool_host_memory_reset(engine: *Engine, memory: *HostMemory) i32 {
     return 0;
 }
 
+/// The last tenant grew the host memory in place (its base did not move) to `pages` wasm pages:
+/// the record takes the new pages in, zeroed and tracked, before the memory's reset (see
+/// HostMemory.extend). 0, `grow_past_maximum` for a size not above the record's or past 4 GiB,
+/// or another negative code (the memory must be dropped).
+export fn wasmpool_host_memory_extend(engine: *Engine, memory: *HostMemory, pages: u32) i32 {
+    const wasm_page_bytes: u64 = 64 * 1024;
+    const max_pages: u32 = 65536;
+    if (pages > max_pages or @as(u64, pages) * wasm_page_bytes <= memory.size_bytes) {
+        return @intFromEnum(engine_mod.Code.grow_past_maximum);
+    }
+    if (resetter.claim(memory, true) != .ready) return @intFromEnum(engine_mod.Code.resource);
+    if (!memory.extend(@as(u64, pages) * wasm_page_bytes, &engine.host_memories.counters)) {
+        return @intFromEnum(engine_mod.Code.resource);
+    }
+    return 0;
+}
+
+/// Restores the whole accessible part of the host memory to its image and zeros, whatever was
+/// written before it was adopted (see HostMemory.restore_all). 0, or a negative code (the memory
+/// must be dropped).
+export fn wasmpool_host_memory_restore_all(engine: *Engine, memory: *HostMemory) i32 {
+    if (resetter.claim(memory, true) != .ready) return @intFromEnum(engine_mod.Code.resource);
+    if (!memory.restore_all(&engine.host_memories.counters)) return @intFromEnum(engine_mod.Code.resource);
+    return 0;
+}
+
 /// Restores what the last tenant wrote, on the resetter's thread when it is awake (see
 /// resetter.zig): a ticket > 0 when queued (claim the memory before its next use, and keep it
 /// from being freed until `wasmpool_reset_settled(ticket)`), 0 done inline, or a negative code
