@@ -27,7 +27,6 @@ import {
   realSetEngine,
   sameOutput,
 } from "../tests/fixtures/real_set/mod.ts";
-import { hasRecycleGrownMemoryPages, hasReserve } from "../tests/fixtures/real_set/pending_api.ts";
 
 const SEEDS = [0, 1, 2, 3, 5, 8, 13, 19];
 const PLAIN = "plain WebAssembly.Instance + glue";
@@ -108,14 +107,9 @@ const realSet = entries.map(({ driver, engine, module, outputsEqual, before }) =
   };
 });
 
-const pending = {
-  recycleGrownMemoryPages: hasRecycleGrownMemoryPages(),
-  reserve: entries.length > 0 && hasReserve(entries[0].engine),
-};
-writeResults(`real-set-${RUNTIME}`, result, { realSet, pendingApi: pending });
+writeResults(`real-set-${RUNTIME}`, result, { realSet });
 console.log(JSON.stringify({
   runtime: RUNTIME,
-  pendingApi: pending,
   realSet: realSet.map((r) => ({
     module: r.module,
     speedup: r.speedup === null ? null : Number(r.speedup.toFixed(2)),

@@ -14,7 +14,6 @@ import {
   realSetDrivers,
   realSetEngine,
 } from "./fixtures/real_set/mod.ts";
-import { hasRecycleGrownMemoryPages } from "./fixtures/real_set/pending_api.ts";
 import { SIMPLE_PATTERN, TiktokenDriver, tiktokenMarker } from "./fixtures/real_set/tiktoken.ts";
 
 const SEEDS = [0, 1, 2, 7, 19];
@@ -55,12 +54,8 @@ function find(haystack: Uint8Array, needle: Uint8Array): number {
   return -1;
 }
 
-// 10,000 once grown memories are recycled (pending_api.ts). Until then every tiktoken tenant
-// grows its memory and its instance is replaced, and in Deno a replaced memory's written pages
-// stay resident (measured: ~6 MiB per tenant here, freed by no gc()): 10,000 would take 60 GiB.
-const LEAK_TENANTS = Number(
-  process.env.REAL_SET_TENANTS ?? (hasRecycleGrownMemoryPages() ? 10_000 : 200),
-);
+// The issue's count; REAL_SET_TENANTS sets another for a quick run.
+const LEAK_TENANTS = Number(process.env.REAL_SET_TENANTS ?? 10_000);
 
 describe("tiktoken tenants through its glue", () => {
   it(`${LEAK_TENANTS} tenants in a row: none finds the previous tenant's text in memory`, async () => {
