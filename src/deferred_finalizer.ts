@@ -28,7 +28,7 @@ export interface Finalizable {
 export class DeferredFinalizer<T extends Finalizable> {
   readonly #registry: FinalizationRegistry<T>;
   readonly #targets: (object | null)[] = [];
-  readonly #held: T[] = [];
+  readonly #held: (T | null)[] = [];
   #queued = false;
   readonly #flush = (): void => this.#register();
 
@@ -50,13 +50,15 @@ export class DeferredFinalizer<T extends Finalizable> {
   }
 
   /**
-   * Unregisters `held` if it was registered, and lets go of its target if it still waits: a
-   * disposed instance must not be kept alive (with its memories) until the end of the job.
+   * Unregisters `held` if it was registered, and lets go of it and its target if they still
+   * wait: a disposed instance must not be kept alive (with its memories) until the end of the
+   * job, neither through its target nor through its held value (a RunState holds its memories).
    */
   untrack(held: T): void {
     if (held.finalizing) this.#registry.unregister(held);
     if (held.pending >= 0) {
       this.#targets[held.pending] = null;
+      this.#held[held.pending] = null;
       held.pending = -1;
     }
   }
@@ -68,7 +70,7 @@ export class DeferredFinalizer<T extends Finalizable> {
     for (let i = 0; i < held.length; i++) {
       const value = held[i];
       const target = targets[i];
-      if (target === null) continue;
+      if (target === null || value === null) continue;
       value.pending = -1;
       if (value.released) continue;
       value.finalizing = true;

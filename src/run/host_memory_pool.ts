@@ -68,8 +68,6 @@ export class HostMemory extends MemoryRecord {
   readonly #engine: NativeEngine;
   /** Whether a reset was queued for the reset thread and not yet claimed. */
   #queued = false;
-  /** A weak reference to it, what the set of memories in use holds. */
-  readonly ref: WeakRef<HostMemory> = new WeakRef(this);
   /** Where the runtime placed its bytes when it was adopted (0 for a memory of 0 bytes). */
   #address: number;
   /** The module and memory index whose initial contents it holds (see `prepare`). */
@@ -271,29 +269,32 @@ function keepUntilSettled(memory: HostMemory, ticket: number, lib: NativeLibrary
   }
 }
 
-// Memories handed out, in every pool of this isolate: after code grew a memory (the `grew`
-// hook), one that moved when it grew is given up at once, before the runtime can hand the
-// bytes it moved away from to another memory (JavaScriptCore's heap memories move on grow).
-// One grown in place stays adopted: its instance may keep it grown (`recycleGrownMemoryPages`).
-// Held weakly: an engine dropped without `close()` must not keep its memories (its idle warm
-// instances' are never given back).
-const inUse = new Set<WeakRef<HostMemory>>();
-let sweepAtSize = 64;
+// The memories each pool has handed out, for every pool of this isolate: after code grew a
+// memory (the `grew` hook), one that moved when it grew is given up at once, before the runtime
+// can hand the bytes it moved away from to another memory (JavaScriptCore's heap memories move
+// on grow). One grown in place stays adopted: its instance may keep it grown
+// (`recycleGrownMemoryPages`).
+// Each pool holds its own set strongly (its engine's live instances hold those memories anyway);
+// this list holds the sets weakly, so that an engine dropped without `close()` does not keep its
+// memories. Never a WeakRef to a memory: making or dereferencing one keeps its target alive to
+// the end of the job (ECMA-262 AddToKeptObjects), and a job that replaces memories in a loop
+// kept every one of them, resident, until it returned (~5.8 MiB per tiktoken tenant in Deno).
+const inUseSets: WeakRef<Set<HostMemory>>[] = [];
+let sweepAtLength = 64;
 
-/** Gives up every memory in use that moved when it grew (see {@linkcode inUse}). */
+/** Gives up every memory in use that moved when it grew (see {@linkcode inUseSets}). */
 export function giveUpMoved(): void {
-  for (const ref of inUse) {
-    const memory = ref.deref();
-    if (memory === undefined) inUse.delete(ref);
-    else if (memory.native !== null && memory.stale() && memory.moved()) memory.giveUp();
+  let kept = 0;
+  for (let i = 0; i < inUseSets.length; i++) {
+    const inUse = inUseSets[i].deref();
+    if (inUse === undefined) continue;
+    inUseSets[kept++] = inUseSets[i];
+    for (const memory of inUse) {
+      if (memory.native !== null && memory.stale() && memory.moved()) memory.giveUp();
+    }
   }
-}
-
-function markInUse(memory: HostMemory): void {
-  inUse.add(memory.ref);
-  if (inUse.size < sweepAtSize) return;
-  for (const ref of inUse) if (ref.deref() === undefined) inUse.delete(ref);
-  sweepAtSize = 2 * inUse.size + 64;
+  inUseSets.length = kept;
+  sweepAtLength = 2 * kept + 64;
 }
 
 /** The host memories of one engine object (one runtime isolate). */
@@ -301,6 +302,8 @@ export class HostMemoryPool {
   readonly #capacity: number;
   readonly #engine: NativeEngine;
   readonly #free = new Map<string, HostMemory[]>();
+  /** Memories handed out and not given back (see {@linkcode inUseSets}). */
+  readonly #inUse = new Set<HostMemory>();
   #count = 0;
   #freeCount = 0;
   /** What the pool did so far. */
@@ -323,6 +326,16 @@ export class HostMemoryPool {
     this.#capacity = capacity;
     this.#engine = engine;
     this.#reclaim = reclaim;
+    // Swept here too: engines made and dropped while no code grows a memory.
+    if (inUseSets.length >= sweepAtLength) {
+      inUseSets.splice(
+        0,
+        inUseSets.length,
+        ...inUseSets.filter((ref) => ref.deref() !== undefined),
+      );
+      sweepAtLength = 2 * inUseSets.length + 64;
+    }
+    inUseSets.push(new WeakRef(this.#inUse));
   }
 
   /** Memories alive (in use or free). */
@@ -389,13 +402,13 @@ export class HostMemoryPool {
 
   #lend(memory: HostMemory, affinity: object): HostMemory {
     memory.affinity = affinity;
-    markInUse(memory);
+    this.#inUse.add(memory);
     return memory;
   }
 
   /** Gives `memory` back after its tenant: reset and pooled, or dropped if it grew. */
   give(memory: HostMemory): void {
-    inUse.delete(memory.ref);
+    this.#inUse.delete(memory);
     memory.detachAliases();
     if (memory.grew()) {
       memory.giveUp();
@@ -419,15 +432,16 @@ export class HostMemoryPool {
    * a memory never written by anyone (counted as a replacement).
    */
   discard(memory: HostMemory): void {
-    inUse.delete(memory.ref);
+    this.#inUse.delete(memory);
     memory.detachAliases();
     memory.giveUp();
     this.#count -= 1;
     this.counters.replaced += 1;
   }
 
-  /** Drops every free memory (the engine is closing). */
+  /** Drops every free memory and forgets the ones handed out (the engine is closing). */
   clear(): void {
+    this.#inUse.clear();
     for (const free of this.#free.values()) for (const memory of free) memory.giveUp();
     this.#count -= this.#freeCount;
     this.#freeCount = 0;
