@@ -9,6 +9,7 @@
 import { MalformedModuleError, WasmpoolError } from "../errors.ts";
 import type { Translation } from "../module/translate.ts";
 import type { ExternKind } from "../module/types.ts";
+import { type FuncRefPlan, funcRefPlan } from "./func_refs.ts";
 import type { CodeFacts } from "./instrument.ts";
 import { NO_CHECKS, type RunChecks } from "./interrupt.ts";
 import { codeObstacle, declaredObstacle } from "./recyclability.ts";
@@ -59,6 +60,11 @@ export interface RunPlan {
   readonly notRecyclable: string | null;
   /** The declared arity of each function import, in order (for recycled instances). */
   readonly importArities: readonly number[];
+  /**
+   * Where function references cross the module's boundary, bound to a recycled instance's
+   * tenant there (func_refs.ts); null when nowhere.
+   */
+  readonly funcRefs: FuncRefPlan | null;
 }
 
 /** The two ways a module runs: its memories pooled, or made by the runtime (on demand). */
@@ -129,6 +135,7 @@ export function planRun(
     importArities: parsed.imports.flatMap((i) =>
       i.desc.kind === "function" ? [parsed.types[i.desc.type].params.length] : []
     ),
+    funcRefs: funcRefPlan(parsed),
     start: parsed.start !== null,
     memories: memories ?? [],
     imports: parsed.imports.map((i) => ({ module: i.module, name: i.name, kind: i.desc.kind })),
