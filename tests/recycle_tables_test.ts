@@ -3,6 +3,7 @@
 // reference a tenant gets is bound to it: it throws DisposedError once the tenant disposes and
 // never runs on the next tenant's state; the next tenant sees the module's initial tables.
 // The module is tests/fixtures/func_refs.wat; its `count` is what a stale reference would change.
+import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
@@ -15,6 +16,8 @@ import {
   InstanceAllocationStrategy,
   Module,
 } from "../mod.ts";
+import { readRealModule, realModules } from "./fixtures/npm_modules.ts";
+import { type SqlDatabase, sqlJs } from "./fixtures/sql_glue.ts";
 import { assembleWat } from "./fixtures/wabt.ts";
 
 type Fn = (...args: unknown[]) => unknown;
@@ -234,6 +237,162 @@ describe("recycled instances that hand function references out", () => {
     assert.ok(engine.stats().warmHits >= script.length - 1, "tenants got the recycled instance");
   });
 });
+
+const SQL_TENANTS = 10_000;
+const SWC_WASM = "../.tools/fixtures/node_modules/@swc/wasm/wasm_bg.wasm";
+
+function realEngine(): Engine {
+  return new Engine(new Config().withAllocationStrategy(InstanceAllocationStrategy.pooling({
+    instanceLimits: { count: 4, memoryReservationSize: 2 ** 32 },
+    moduleLimits: {
+      memoryPages: 65536,
+      functions: 100_000,
+      types: 1000,
+      globals: 100,
+      tableElements: 100_000,
+    },
+  })));
+}
+
+const QUERIES = [
+  "CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT, c REAL)",
+  "INSERT INTO t(b, c) WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n " +
+  "WHERE x < 2000) SELECT hex(x * 7919), x / 7.0 FROM n",
+  "SELECT count(*), sum(c), max(b), min(length(b)) FROM t",
+  "SELECT b, c FROM t WHERE a % 400 = 0 ORDER BY b DESC",
+];
+
+/** Tenant `i`'s marker: 4 bytes, each with its high bit set, unique for 2^21 tenants. */
+function markerWord(i: number): number[] {
+  return [0xf1, 0x80 | (i & 0x7f), 0x80 | ((i >> 7) & 0x7f), 0x80 | ((i >> 14) & 0x7f)];
+}
+
+/** The marker as a SQL blob: the word 8 times, so any copy holds 7 aligned words of it. */
+function markerBlob(i: number): string {
+  const hex = markerWord(i).map((b) => b.toString(16)).join("");
+  return `X'${hex.repeat(8)}'`;
+}
+
+/**
+ * Whether `memory` holds tenant `i`'s marker: an aligned 32-bit word equal to one of the word's
+ * four rotations (a copy at any alignment holds one), found by a loop over words, which V8 runs
+ * faster than a byte search.
+ */
+function holdsMarker(memory: ArrayBuffer, i: number): boolean {
+  const word = markerWord(i);
+  const rotations = [0, 1, 2, 3].map((k) =>
+    (word[k] | word[(k + 1) % 4] << 8 | word[(k + 2) % 4] << 16 | word[(k + 3) % 4] << 24) >>> 0
+  );
+  const [r0, r1, r2, r3] = rotations;
+  const words = new Uint32Array(memory);
+  for (let w = 0; w < words.length; w++) {
+    const d = words[w];
+    if ((d & 0x80808080) >>> 0 !== 0x80808080) continue;
+    if (d === r0 || d === r1 || d === r2 || d === r3) return true;
+  }
+  return false;
+}
+
+describe("recycled instances of real modules that export their function table", () => {
+  it("are recyclable: sql.js (Emscripten) and @swc/wasm (wasm-bindgen)", () => {
+    using engine = realEngine();
+    const sql = readRealModule(realModules().find((m) => m.name === "sql.js")!);
+    assert.equal(new Module(engine, sql).notRecyclable, null, "sql.js");
+    const swc = readFileSync(new URL(SWC_WASM, import.meta.url));
+    assert.equal(new Module(engine, swc).notRecyclable, null, "@swc/wasm");
+  });
+
+  it("run sql.js through its own glue, answering as the runtime's own instance", async () => {
+    const bytes = readRealModule(realModules().find((m) => m.name === "sql.js")!);
+    const compiled = new WebAssembly.Module(bytes);
+    const plainSql = await sqlJs((imports) =>
+      new WebAssembly.Instance(compiled, imports as WebAssembly.Imports)
+    );
+    const plain = new plainSql.Database();
+    const expected = QUERIES.map((q) => plain.exec(q));
+    plain.close();
+    using engine = realEngine();
+    const module = new Module(engine, bytes);
+    for (let run = 0; run < 3; run++) {
+      let instance: Instance | null = null;
+      const sql = await sqlJs((imports) =>
+        instance = engine.instantiate(module, imports as Record<string, Record<string, unknown>>)
+      );
+      const db = new sql.Database();
+      assert.deepEqual(QUERIES.map((q) => db.exec(q)), expected);
+      db.close();
+      instance!.dispose();
+    }
+    const stats = engine.stats();
+    assert.equal(stats.warmHits, 2, "the second and third runs got the recycled instance");
+    assert.equal(stats.recycleFallbacks, 0);
+  });
+
+  it(`show none of a sql.js tenant's bytes or table entries to the next, ${SQL_TENANTS} times`, {
+    timeout: 600_000,
+  }, async () => {
+    const bytes = readRealModule(realModules().find((m) => m.name === "sql.js")!);
+    using engine = realEngine();
+    const module = new Module(engine, bytes);
+    const plain = new WebAssembly.Instance(
+      new WebAssembly.Module(bytes),
+      stubImports(bytes),
+    ).exports.O as WebAssembly.Table;
+    const initialNulls = Array.from({ length: plain.length }, (_, k) => plain.get(k) === null);
+    const nullAt = initialNulls.indexOf(true);
+    assert.ok(nullAt >= 0, "sql.js's table has a null entry");
+    for (let i = 0; i < SQL_TENANTS; i++) {
+      let instance: Instance | null = null;
+      const sql = await sqlJs((imports) => {
+        instance = engine.instantiate(module, imports as Record<string, Record<string, unknown>>);
+        const memory = (instance.exports.M as { buffer: ArrayBuffer }).buffer;
+        if (i > 0 && holdsMarker(memory, i - 1)) {
+          assert.fail(`tenant ${i} sees tenant ${i - 1}'s marker in its memory`);
+        }
+        const table = instance.exports.O as GuardedTable;
+        if (table.length !== initialNulls.length || table.get(nullAt) !== null) {
+          assert.fail(`tenant ${i} sees tenant ${i - 1}'s table`);
+        }
+        return instance;
+      });
+      const db: SqlDatabase = new sql.Database();
+      db.exec(
+        `CREATE TABLE m(i INTEGER, marker BLOB); INSERT INTO m VALUES (${i}, ${markerBlob(i)})`,
+      );
+      const [{ values }] = db.exec("SELECT i, hex(marker) FROM m");
+      if (
+        values.length !== 1 || values[0][0] !== i ||
+        values[0][1] !== markerBlob(i).slice(2, -1).toUpperCase()
+      ) {
+        assert.fail(`tenant ${i} read ${JSON.stringify(values)}`);
+      }
+      if (i === 0) {
+        assert.ok(
+          holdsMarker((instance!.exports.M as { buffer: ArrayBuffer }).buffer, 0),
+          "the scan finds a marker",
+        );
+      }
+      const table = instance!.exports.O as GuardedTable;
+      table.set(nullAt, table.get((nullAt + 1 + i) % table.length));
+      db.close();
+      instance!.dispose();
+    }
+    const stats = engine.stats();
+    assert.equal(stats.warmHits, SQL_TENANTS - 1, "every tenant after the first was recycled");
+    assert.equal(stats.recycleFallbacks, 0);
+  });
+});
+
+/** Imports for `bytes` that throw when called: instantiating sql.js runs none of its code. */
+function stubImports(bytes: Uint8Array<ArrayBuffer>): WebAssembly.Imports {
+  const imports: Record<string, Record<string, unknown>> = {};
+  for (const i of WebAssembly.Module.imports(new WebAssembly.Module(bytes))) {
+    (imports[i.module] ??= {})[i.name] = () => {
+      throw new Error(`stub ${i.module}.${i.name}`);
+    };
+  }
+  return imports as WebAssembly.Imports;
+}
 
 /** A xorshift generator: the same script in both runs. */
 function seeded(seed: number): () => number {
