@@ -212,6 +212,26 @@ describe("recycled instances that hand function references out", () => {
     other.dispose();
   });
 
+  it("end a tenant dropped without dispose() whose import was handed a reference", async () => {
+    using engine = pooledEngine();
+    const module = new Module(engine, BYTES);
+    // The warm instance holds the tenant's imports until the tenant ends: these keep nothing
+    // (an import that kept a reference, or the exports, would keep the tenant).
+    let handed = 0;
+    const forgetful = { env: { seen: () => void handed++ }, host: { pick: () => null } };
+    (() => {
+      const instance = engine.instantiate(module, forgetful);
+      fn(instance, "hand")(0);
+    })();
+    assert.equal(handed, 1);
+    assert.equal(engine.stats().runningInstances, 1);
+    assert.ok(
+      await collectUntil(() => engine.stats().runningInstances === 0),
+      "the dropped tenant was not ended",
+    );
+    assert.equal(engine.stats().recycled, 1, "its instance was recycled");
+  });
+
   it("give the same results as the runtime's own instances, tenant after tenant", () => {
     const random = seeded(0x7ab1e5);
     const script = Array.from(
@@ -392,6 +412,24 @@ function stubImports(bytes: Uint8Array<ArrayBuffer>): WebAssembly.Imports {
     };
   }
   return imports as WebAssembly.Imports;
+}
+
+/** A full garbage collection: Deno needs --v8-flags=--expose-gc (script/test passes it). */
+function collect(): void {
+  const bun = (globalThis as { Bun?: { gc(force: boolean): void } }).Bun;
+  if (bun) return bun.gc(true);
+  const gc = (globalThis as { gc?: () => void }).gc;
+  assert.ok(gc, "run with --v8-flags=--expose-gc");
+  gc();
+}
+
+/** Collects until `done()` or 50 rounds; finalizers run on a later task, hence the awaits. */
+async function collectUntil(done: () => boolean): Promise<boolean> {
+  for (let round = 0; round < 50 && !done(); round++) {
+    collect();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return done();
 }
 
 /** A xorshift generator: the same script in both runs. */

@@ -140,11 +140,20 @@ export class FuncRefs {
     return adapter;
   }
 
-  /** `host`, a host import whose signature has funcrefs in it, seeing bound wrappers. */
+  /**
+   * `host`, a host import whose signature has funcrefs in it, seeing bound wrappers. The warm
+   * instance holds it (its trampolines), so it reaches these references weakly: else the instance
+   * would keep the lease, and a tenant dropped without dispose() would never be ended.
+   */
   importAdapter(host: Fn, signature: RefSignature): Fn {
+    const weak = new WeakRef(this);
     return (...args: unknown[]): unknown => {
-      for (const p of signature.params) args[p] = this.out(args[p]);
-      return this.#results(host(...args), signature, (r) => refIn(r, this));
+      const refs = weak.deref();
+      if (refs === undefined) {
+        throw new DisposedError("an import of a recycled instance was called between tenants");
+      }
+      for (const p of signature.params) args[p] = refs.out(args[p]);
+      return refs.#results(host(...args), signature, (r) => refIn(r, refs));
     };
   }
 
