@@ -56,13 +56,25 @@ function tableEntries(instance: Instance, length: number): boolean[] {
   });
 }
 
+/** A module that imports its memory (env.memory): its instances cannot be recycled. */
+function memoryImporter(): Uint8Array<ArrayBuffer> {
+  return buildModule({
+    imports: [{
+      module: "env",
+      name: "memory",
+      desc: { kind: "memory", type: { min: 1, max: 1, shared: false } },
+    }],
+  });
+}
+
 describe("recycled instances", () => {
-  it("are what a module without an exported table gets, and say why not otherwise", () => {
+  it("are what a module gets, with or without an exported table, and say why not otherwise", () => {
     using engine = pooledEngine();
     assert.equal(new Module(engine, tenantModule({ exportTable: false })).notRecyclable, null);
+    assert.equal(new Module(engine, tenantModule()).notRecyclable, null);
     assert.match(
-      new Module(engine, tenantModule()).notRecyclable ?? "",
-      /export "table" hands out function references/,
+      new Module(engine, memoryImporter()).notRecyclable ?? "",
+      /imports a memory \(env\.memory\)/,
     );
     using onDemand = new Engine();
     assert.match(
@@ -374,11 +386,11 @@ describe("Engine#warm", () => {
 
   it("refuses a module whose instances cannot be recycled, naming why", () => {
     using engine = pooledEngine();
-    const module = new Module(engine, tenantModule());
+    const module = new Module(engine, memoryImporter());
     assert.throws(
       () => engine.warm(module, 1),
       (error: unknown) =>
-        error instanceof Error && /cannot be recycled: its export "table"/.test(error.message),
+        error instanceof Error && /cannot be recycled: it imports a memory/.test(error.message),
     );
   });
 });

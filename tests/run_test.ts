@@ -290,8 +290,10 @@ describe("running instances (pooling)", () => {
   });
 
   it("reuse a memory at its shape, replace one its tenant grew, and count both", () => {
+    // A new instance each time (the module's instances would otherwise be recycled, keeping
+    // their memory): what is counted is the pool's memories.
     using engine = new Engine(new Config().withAllocationStrategy(
-      InstanceAllocationStrategy.pooling({ instanceLimits: { count: 4 } }),
+      InstanceAllocationStrategy.pooling({ instanceLimits: { count: 4 }, recycleInstances: false }),
     ));
     const module = new Module(engine, tenantModule());
     for (let i = 0; i < 5; i++) engine.instantiate(module).dispose();

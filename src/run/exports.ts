@@ -13,7 +13,7 @@
  */
 
 import { DisposedError } from "../errors.ts";
-import { unwrapFunction } from "./calls.ts";
+import { type FuncRefs, refIn } from "./func_refs.ts";
 import { type AliasBox, type MemoryRecord, recordOf } from "./memory_record.ts";
 import type { RunPlan } from "./plan.ts";
 import { grew } from "./hooks.ts";
@@ -104,19 +104,35 @@ interface RuntimeTable {
   grow(delta: number, ...init: unknown[]): number;
 }
 
-/** A table exported by a running instance: `WebAssembly.Table`'s `get`, `set`, `grow`, `length`. */
+/**
+ * A table exported by a running instance: `WebAssembly.Table`'s `get`, `set`, `grow`, `length`.
+ * A recycled instance's tenant gets its own wrappers of the functions in a funcref table
+ * (func_refs.ts): they stop working when the tenant ends.
+ */
 export class GuardedTable {
   readonly #table: RuntimeTable;
   readonly #owner: Owner;
   readonly #state: RunState;
   readonly #keepAlive: object;
+  // The tenant's function references, for a recycled instance's funcref table; else null.
+  readonly #refs: FuncRefs | null;
 
-  /** @internal Made by an instance's exports (see {@linkcode GuardedMemory}). */
-  constructor(table: WebAssembly.Table, owner: Owner, state: RunState, keepAlive: object) {
+  /**
+   * @internal Made by an instance's exports (see {@linkcode GuardedMemory}); `refs` binds the
+   * functions of a recycled instance's funcref table to its tenant.
+   */
+  constructor(
+    table: WebAssembly.Table,
+    owner: Owner,
+    state: RunState,
+    keepAlive: object,
+    refs: FuncRefs | null = null,
+  ) {
     this.#table = table as unknown as RuntimeTable;
     this.#owner = owner;
     this.#state = state;
     this.#keepAlive = keepAlive;
+    this.#refs = refs;
   }
 
   /** The number of elements. */
@@ -128,19 +144,22 @@ export class GuardedTable {
   /** Element `index`. */
   get(index: number): unknown {
     check(this.#owner, "a table");
-    return this.#table.get(index);
+    const refs = this.#refs;
+    return refs === null ? this.#table.get(index) : refs.out(this.#table.get(index));
   }
 
   /** Sets element `index` to `value` (the element type's default when omitted). */
   set(index: number, ...value: unknown[]): void {
     check(this.#owner, "a table");
-    this.#table.set(index, ...value.map(unwrapFunction));
+    const refs = this.#refs;
+    this.#table.set(index, ...value.map((v) => refIn(v, refs)));
   }
 
   /** Grows by `delta` elements set to `init`; returns the previous length. */
   grow(delta: number, ...init: unknown[]): number {
     check(this.#owner, "a table");
-    return this.#table.grow(delta, ...init.map(unwrapFunction));
+    const refs = this.#refs;
+    return this.#table.grow(delta, ...init.map((v) => refIn(v, refs)));
   }
 
   static {
@@ -158,25 +177,35 @@ export class GuardedGlobal {
   readonly #owner: Owner;
   readonly #state: RunState;
   readonly #keepAlive: object;
+  // The tenant's function references, for a recycled instance's funcref global; else null.
+  readonly #refs: FuncRefs | null;
 
-  /** @internal Made by an instance's exports (see {@linkcode GuardedMemory}). */
-  constructor(global: WebAssembly.Global, owner: Owner, state: RunState, keepAlive: object) {
+  /** @internal Made by an instance's exports (see {@linkcode GuardedTable}). */
+  constructor(
+    global: WebAssembly.Global,
+    owner: Owner,
+    state: RunState,
+    keepAlive: object,
+    refs: FuncRefs | null = null,
+  ) {
     this.#global = global;
     this.#owner = owner;
     this.#state = state;
     this.#keepAlive = keepAlive;
+    this.#refs = refs;
   }
 
   /** The value. */
   get value(): unknown {
     check(this.#owner, "a global");
-    return this.#global.value;
+    const refs = this.#refs;
+    return refs === null ? this.#global.value : refs.out(this.#global.value);
   }
 
   /** Sets the value; the runtime throws TypeError for an immutable global. */
   set value(value: unknown) {
     check(this.#owner, "a global");
-    this.#global.value = unwrapFunction(value);
+    this.#global.value = refIn(value, this.#refs);
   }
 
   /** The value, like `WebAssembly.Global#valueOf`. */
@@ -203,7 +232,8 @@ export function unguard(value: unknown): Unguarded | null {
  * tenth of a recycled instance's whole cycle. Its functions are the runtime's own, unless `wrap`
  * makes a guarded one of each (a recycled instance's tenant, whose functions must stop working
  * when it ends though the instance lives, or calls through a `CallControl`: interruption or
- * fuel on).
+ * fuel on). `refs`, a recycled instance's tenant's function references, binds the functions
+ * its funcref tables and globals hand out (func_refs.ts).
  */
 export function guardExports(
   raw: WebAssembly.Instance,
@@ -211,18 +241,22 @@ export function guardExports(
   owner: Owner,
   state: RunState,
   keepAlive: object,
-  wrap: ((fn: CallableFunction) => CallableFunction) | null = null,
+  wrap: ((fn: CallableFunction, index: number) => CallableFunction) | null = null,
+  refs: FuncRefs | null = null,
 ): Readonly<Record<string, unknown>> {
   const exports = raw.exports;
   const out: Record<string, unknown> = Object.create(null);
   // One guarded object per runtime object, as an item exported twice is one object.
   let objects: Map<unknown, unknown> | null = null;
-  for (const e of plan.exports) {
+  const refExports = refs === null ? null : plan.funcRefs?.exports ?? null;
+  for (let k = 0; k < plan.exports.length; k++) {
+    const e = plan.exports[k];
     const value = exports[e.name];
     if (e.kind === "function") {
-      out[e.name] = wrap === null ? value : wrap(value as CallableFunction);
+      out[e.name] = wrap === null ? value : wrap(value as CallableFunction, k);
       continue;
     }
+    const bound = refExports?.[k] === true ? refs : null;
     const known = objects?.get(value);
     if (known !== undefined) {
       out[e.name] = known;
@@ -234,9 +268,9 @@ export function guardExports(
       const aliased = !(owner.userMemories?.has(memory) ?? false);
       guarded = new GuardedMemory(recordOf(memory), owner, state, keepAlive, aliased);
     } else if (e.kind === "table") {
-      guarded = new GuardedTable(value as WebAssembly.Table, owner, state, keepAlive);
+      guarded = new GuardedTable(value as WebAssembly.Table, owner, state, keepAlive, bound);
     } else {
-      guarded = new GuardedGlobal(value as WebAssembly.Global, owner, state, keepAlive);
+      guarded = new GuardedGlobal(value as WebAssembly.Global, owner, state, keepAlive, bound);
     }
     (objects ??= new Map()).set(value, guarded);
     out[e.name] = guarded;

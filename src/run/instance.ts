@@ -21,6 +21,7 @@ import type { ParsedModule } from "../module/types.ts";
 import { CallControl, UNLIMITED_FUEL, unwrapFunction } from "./calls.ts";
 import { type EpochPage, epochPage, wasmpoolImports } from "./epoch.ts";
 import { guardExports, unguard } from "./exports.ts";
+import { FuncRefs } from "./func_refs.ts";
 import { importValues } from "./import_values.ts";
 import type { HostMemory } from "./host_memory_pool.ts";
 import { installHooks } from "./hooks.ts";
@@ -146,10 +147,13 @@ class Dedicated implements Backing {
 class Tenancy implements Backing {
   readonly #tenant: Tenant;
   readonly control: CallControl | null;
+  /** The function references the tenant was handed, when its module hands any out. */
+  readonly refs: FuncRefs | null;
 
   constructor(tenant: Tenant, control: CallControl | null) {
     this.#tenant = tenant;
     this.control = control;
+    this.refs = tenant.warm.plan.funcRefs === null ? null : new FuncRefs(tenant, this);
   }
 
   get dead(): boolean {
@@ -160,14 +164,28 @@ class Tenancy implements Backing {
     const tenant = this.#tenant;
     const warm = tenant.warm;
     const control = this.control;
-    return guardExports(
-      warm.raw,
-      warm.plan,
-      tenant,
-      warm.state,
-      this,
-      (fn) => tenantFunction(tenant, this, fn, control),
-    );
+    const refs = this.refs;
+    if (refs === null) {
+      return guardExports(
+        warm.raw,
+        warm.plan,
+        tenant,
+        warm.state,
+        this,
+        (fn) => tenantFunction(tenant, this, fn, control),
+      );
+    }
+    const signatures = warm.plan.funcRefs!.exports;
+    return guardExports(warm.raw, warm.plan, tenant, warm.state, this, (fn, k) => {
+      const signature = signatures[k];
+      // An adapter binds the references in the signature; the wrapper stands for the export.
+      const inner = signature !== null && signature !== true
+        ? refs.exportAdapter(fn as Fn, signature)
+        : fn;
+      const wrapper = tenantFunction(tenant, this, inner, control);
+      refs.exported(wrapper, fn);
+      return wrapper;
+    }, refs);
   }
 
   snapshotSource(): SnapshotSource {
@@ -549,17 +567,27 @@ export function startTenancy(
   for (const box of boxes) tenant.boxes.push(box);
   run.tenants.add(tenant);
   run.counters.instantiations += 1;
-  let control: CallControl | null = null;
+  let tenancy: Tenancy;
   try {
-    control = callControl(engine, plan, warm.raw, warm.state, settings);
+    const control = callControl(engine, plan, warm.raw, warm.state, settings);
+    tenancy = new Tenancy(tenant, control);
+    if (tenancy.refs !== null) bindImports(tenancy.refs, fns);
     startTenant(tenant, control);
   } catch (error) {
     endTenancy(tenant);
     throw instantiationError(error);
   }
-  const tenancy = new Tenancy(tenant, control);
   if (engine.finalization) tenantFinalizer.track(tenancy, tenant);
   return new Instance(module, tenancy);
+}
+
+/** Puts in `fns` the tenant's host imports that take or return funcrefs, binding them. */
+function bindImports(refs: FuncRefs, fns: Fn[]): void {
+  const signatures = refs.tenant.warm.plan.funcRefs!.imports;
+  for (let i = 0; i < signatures.length; i++) {
+    const signature = signatures[i];
+    if (signature !== null) fns[i] = refs.importAdapter(fns[i], signature);
+  }
 }
 
 /** @internal Makes idle warm instances of `module` until `count` wait; returns how many do. */
@@ -659,7 +687,11 @@ function importObject(value: unknown, state: RunState): unknown {
   if (guarded.owner.dead) {
     throw new DisposedError("an import belongs to an instance that was disposed");
   }
-  // Sharing a memory makes one group: released together.
-  if (guarded.raw instanceof WebAssembly.Memory) link(state, guarded.state);
+  // Sharing a memory makes one group: released together. So does sharing a recycled instance's
+  // table or global: its instance is then not recycled (the importer could reach the next
+  // tenant's entries and values), but destroyed when its tenant ends.
+  if (guarded.raw instanceof WebAssembly.Memory || guarded.state.recycled) {
+    link(state, guarded.state);
+  }
   return guarded.raw;
 }

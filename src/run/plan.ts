@@ -9,6 +9,7 @@
 import { MalformedModuleError, WasmpoolError } from "../errors.ts";
 import type { Translation } from "../module/translate.ts";
 import type { ExternKind } from "../module/types.ts";
+import { type FuncRefPlan, funcRefPlan } from "./func_refs.ts";
 import type { CodeFacts } from "./instrument.ts";
 import { NO_CHECKS, type RunChecks } from "./interrupt.ts";
 import { codeObstacle, declaredObstacle } from "./recyclability.ts";
@@ -64,6 +65,11 @@ export interface RunPlan {
    * memories, passed by wasmpool (`imports` then lists no memory); 0 otherwise.
    */
   readonly imported: number;
+  /**
+   * Where function references cross the module's boundary, bound to a recycled instance's
+   * tenant there (func_refs.ts); null when nowhere.
+   */
+  readonly funcRefs: FuncRefPlan | null;
 }
 
 /** An imported memory as a reservation's variant passes it: pooled, holding its image. */
@@ -164,6 +170,7 @@ export function planRun(
     importArities: parsed.imports.flatMap((i) =>
       i.desc.kind === "function" ? [parsed.types[i.desc.type].params.length] : []
     ),
+    funcRefs: funcRefPlan(parsed),
     start: parsed.start !== null,
     memories: memories ?? [],
     imported: reserved.length,

@@ -12,11 +12,11 @@
  * - it imports a memory or a table (another instance's state), or a mutable global; except the
  *   memories of a reservation's variant (`Engine#reserve`): pooled, reset like defined ones;
  * - its code drops data or element segments (`data.drop`, `elem.drop`): a reset cannot bring
- *   a dropped segment back;
- * - a function reference could reach a tenant raw and outlive it: a funcref in a parameter of
- *   an imported function or in an exported function's signature, or an exported funcref table
- *   or global. (A tenant's own exports are wrapped; a reference from inside the instance would
- *   reach the next tenant's state.)
+ *   a dropped segment back.
+ *
+ * Function references that leave the instance (an exported funcref table or global, a funcref
+ * in an export's signature or in a host import's parameters) are no obstacle: each is handed
+ * out bound to its tenant (func_refs.ts), so none reaches the next tenant's state.
  *
  * A tenant that grew a memory or a table is not recycled either: that is decided at the end of
  * each tenancy.
@@ -24,7 +24,7 @@
  * @module
  */
 
-import type { FuncType, ParsedModule } from "../module/types.ts";
+import type { ParsedModule } from "../module/types.ts";
 import type { CodeFacts } from "./instrument.ts";
 
 /** Why instances of a module cannot be recycled, from what it declares; null if they can. */
@@ -49,36 +49,6 @@ export function declaredObstacle(
     if (i.desc.kind === "global" && i.desc.type.mutable) {
       return `it imports a mutable global (${i.module}.${i.name})`;
     }
-    if (i.desc.kind === "function" && parsed.types[i.desc.type].params.includes("funcref")) {
-      return `its import ${i.module}.${i.name} takes a function reference`;
-    }
-  }
-  const importedFunctionTypes = parsed.imports.flatMap((i) =>
-    i.desc.kind === "function" ? [i.desc.type] : []
-  );
-  const typeOf = (f: number): FuncType =>
-    parsed.types[
-      f < importedFunctionTypes.length
-        ? importedFunctionTypes[f]
-        : parsed.functions[f - importedFunctionTypes.length]
-    ];
-  const tableTypes = [
-    ...parsed.imports.flatMap((i) => i.desc.kind === "table" ? [i.desc.type.element] : []),
-    ...parsed.tables.map((t) => t.element),
-  ];
-  const globalTypes = [
-    ...parsed.imports.flatMap((i) => i.desc.kind === "global" ? [i.desc.type.type] : []),
-    ...parsed.globals.map((g) => g.type.type),
-  ];
-  for (const e of parsed.exports) {
-    const funcref = e.kind === "function"
-      ? [...typeOf(e.index).params, ...typeOf(e.index).results].includes("funcref")
-      : e.kind === "table"
-      ? tableTypes[e.index] === "funcref"
-      : e.kind === "global"
-      ? globalTypes[e.index] === "funcref"
-      : false;
-    if (funcref) return `its export ${JSON.stringify(e.name)} hands out function references`;
   }
   return null;
 }

@@ -11,15 +11,15 @@
  *   globals, all of which throw DisposedError once the tenant is disposed, though the instance
  *   lives on. A function's wrappers are closures of code compiled for that function of that
  *   warm instance (wrappers.ts), so that each one's call of the wasm function stays monomorphic
- *   however many modules and warm instances there are. No reference a tenant can reach calls into, or reads, the next tenant's state:
- *   the instance's own functions are never handed out (function references cannot leave a
- *   recyclable module raw, see recyclability.ts).
+ *   however many modules and warm instances there are. No reference a tenant can reach calls
+ *   into, or reads, the next tenant's state: the instance's own functions are never handed out
+ *   raw (function references that leave it are bound to their tenant, see func_refs.ts).
  * - **The reset** restores the memories natively (the pages the tenant wrote, from the module's
  *   images), then the tables and globals (the rewrite's `reset` function). A tenant that grew a
- *   table, or a memory past `PoolingOptions.recycleGrownMemoryPages`, or shared a memory with
- *   another instance, is not recycled: the instance is destroyed, and counted. A memory grown
- *   within that limit is kept at its grown size and reset up to it, adopted again where the
- *   runtime moved it (see `HostMemory#keepGrown`).
+ *   table, or a memory past `PoolingOptions.recycleGrownMemoryPages`, or shared a memory (or a
+ *   table or global) with another instance, is not recycled: the instance is destroyed, and
+ *   counted. A memory grown within that limit is kept at its grown size and reset up to it,
+ *   adopted again where the runtime moved it (see `HostMemory#keepGrown`).
  * - **Disposed from inside its own call** (a host import), a tenant cannot have its instance
  *   reset under the code still running: the instance's `dead` flag stops that code at its next
  *   check, and the reset waits until the outermost call has returned.

@@ -97,12 +97,15 @@ function activeSegments(parsed: ParsedModule): ElementSegment[] {
 }
 
 /**
- * The passive copies of the active element segments, as element section entries (flags 5:
- * passive, expressions), in module order: element index `firstCopy + k` is the copy of the
- * `k`-th active segment.
+ * The element section entries `reset` needs, appended after the module's own: the passive
+ * copies of the active element segments (flags 5: passive, expressions), in module order, so
+ * that element index `firstCopy + k` is the copy of the `k`-th active segment; then, when a
+ * table or global initializer is a `ref.func`, a declarative segment (flags 3) of those
+ * functions, which `reset`'s own `ref.func` needs: JavaScriptCore accepts a `ref.func` in code
+ * only for a function an element segment declares (V8 counts initializers too).
  */
 export function passiveCopies(parsed: ParsedModule): BinaryWriter[] {
-  return activeSegments(parsed).map((segment) => {
+  const copies = activeSegments(parsed).map((segment) => {
     const w = new BinaryWriter(8 + 4 * segment.elements.length).u32(5);
     w.u8(REF_TYPE[segment.type]).u32(segment.elements.length);
     for (const f of segment.elements) {
@@ -112,6 +115,13 @@ export function passiveCopies(parsed: ParsedModule): BinaryWriter[] {
     }
     return w;
   });
+  const referenced = new Set<number>();
+  for (const init of parsed.tableInits) if (init?.kind === "ref.func") referenced.add(init.index);
+  for (const g of parsed.globals) if (g.init.kind === "ref.func") referenced.add(g.init.index);
+  if (referenced.size === 0) return copies;
+  const declared = new BinaryWriter(8 + 5 * referenced.size).u32(3).u8(0x00).u32(referenced.size);
+  for (const f of referenced) declared.u32(f);
+  return [...copies, declared];
 }
 
 /**

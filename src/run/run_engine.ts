@@ -243,7 +243,8 @@ export class RunEngine implements IdleSweeper {
   /** Returns `warm` to the state of a new instance; false when it cannot be. */
   #resetForNext(warm: WarmInstance): boolean {
     const state = warm.state;
-    if (state.group.members.length > 1) return false; // a memory shared with another instance
+    // A memory, or a table or global, shared with another instance.
+    if (state.group.members.length > 1) return false;
     let grown = false;
     for (const memory of state.memories) {
       if (!memory.grew()) continue;
