@@ -386,11 +386,25 @@ describe("Engine#warm", () => {
 
   it("refuses a module whose instances cannot be recycled, naming why", () => {
     using engine = pooledEngine();
-    const module = new Module(engine, memoryImporter());
+    // (A module that imports its memory is warmed for reservations: reservation_test.ts.)
+    const module = new Module(
+      engine,
+      buildModule({
+        imports: [{
+          module: "env",
+          name: "counter",
+          desc: { kind: "global", type: { type: "i32", mutable: true } },
+        }],
+      }),
+    );
     assert.throws(
-      () => engine.warm(module, 1),
+      () =>
+        engine.warm(module, 1, {
+          env: { counter: new WebAssembly.Global({ value: "i32", mutable: true }, 0) },
+        }),
       (error: unknown) =>
-        error instanceof Error && /cannot be recycled: it imports a memory/.test(error.message),
+        error instanceof Error &&
+        /cannot be recycled: it imports a mutable global \(env\.counter\)/.test(error.message),
     );
   });
 });
