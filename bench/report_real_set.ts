@@ -74,9 +74,14 @@ function duration(ns: number): string {
 }
 
 function why(row: RealSetRow): string {
-  if (row.notRecyclable !== null) return row.notRecyclable;
   const fallbacks = row.recycleFallbacks ?? 0;
-  return fallbacks === 0 ? "-" : `${fallbacks} tenants grew a memory or table: replaced`;
+  const replaced = fallbacks === 0 ? "-" : `${fallbacks} tenants grew a memory or table: replaced`;
+  // A module that imports its memory is recycled through engine.reserve, not instantiate:
+  // its notRecyclable names why instantiate alone cannot.
+  if (row.notRecyclable !== null && row.tenants > 0 && row.warmHits > 0) {
+    return `recycled through engine.reserve (not through instantiate: ${row.notRecyclable}); ${replaced}`;
+  }
+  return row.notRecyclable ?? replaced;
 }
 
 function goals(row: RealSetRow, runtime: string): string {
