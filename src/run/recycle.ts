@@ -38,8 +38,7 @@ import type { RunPlan } from "./plan.ts";
 import { KILL_EXPORT, MEMORY_IMPORT_MODULE, RESET_EXPORT, START_EXPORT } from "./rewrite.ts";
 import { type CallControl, controlledCallSource } from "./calls.ts";
 import { type EpochPage, epochPage, wasmpoolImports } from "./epoch.ts";
-import type { RunEngine } from "./run_engine.ts";
-import { type Owner, RunState } from "./tenancy.ts";
+import { type Owner, type Releaser, RunState } from "./tenancy.ts";
 import { cached, generate, parameters } from "./wrappers.ts";
 
 type Fn = (...args: unknown[]) => unknown;
@@ -107,7 +106,7 @@ export class WarmInstance {
   /** Makes an instance of `plan`'s module on `memories`, importing `globals`. */
   constructor(
     engine: EngineState,
-    run: RunEngine,
+    run: Releaser,
     plan: RunPlan,
     memories: HostMemory[],
     globals: readonly unknown[],
@@ -138,12 +137,22 @@ export class WarmInstance {
   }
 }
 
+/**
+ * What an ended tenant hands its instance to, for the reset: the engine's running layer
+ * (`RunEngine#endTenant`), named by what this file needs of it so that the two do not import
+ * each other.
+ */
+export interface TenantHost {
+  /** Gives back `tenant`'s slot; resets its instance for the next tenant, or destroys it. */
+  endTenant(tenant: Tenant): void;
+}
+
 /** One tenant of a warm instance: what its dispose ends. */
 export class Tenant implements Owner, Finalizable {
   /** The engine. */
   readonly engine: EngineState;
   /** The engine's running layer. */
-  readonly run: RunEngine;
+  readonly run: TenantHost;
   /** The instance it holds. */
   readonly warm: WarmInstance;
   /** The pool slot it counts against. */
@@ -164,7 +173,7 @@ export class Tenant implements Owner, Finalizable {
   pending = -1;
 
   /** A tenant of `warm`, counted against the pool by `ticket`. */
-  constructor(engine: EngineState, run: RunEngine, warm: WarmInstance, ticket: number) {
+  constructor(engine: EngineState, run: TenantHost, warm: WarmInstance, ticket: number) {
     this.engine = engine;
     this.run = run;
     this.warm = warm;
