@@ -21,7 +21,8 @@
 import { DisposedError } from "../errors.ts";
 import { unwrapFunction } from "./calls.ts";
 import type { RefSignature } from "./func_ref_plan.ts";
-import { type Tenant, tenantFunction } from "./recycle.ts";
+import type { Tenant } from "./recycle.ts";
+import { tenantFunction } from "./tenant_function.ts";
 
 type Fn = (...args: unknown[]) => unknown;
 

@@ -23,8 +23,8 @@
  *    references bound to it (func_refs.ts, `bindImports`); `startTenant` runs the start
  *    function as a call into the instance. A failure ends the tenancy (step 5).
  * 4. **Its exports.** `Instance#exports` → `Tenancy#exports`: guarded memories, tables and
- *    globals (exports.ts) and, per function, a wrapper (`tenantFunction`, recycle.ts, compiled
- *    by wrappers.ts) that throws DisposedError once the tenant ended and counts its calls.
+ *    globals (exports.ts) and, per function, a wrapper (`tenantFunction`, tenant_function.ts,
+ *    compiled by wrappers.ts) that throws DisposedError once the tenant ended and counts its calls.
  * 5. **Its end.** `Instance#dispose` (or the finalizer, if it is collected) → `Tenancy#dispose`
  *    → `endTenancy` (recycle.ts): the tenant is dead, its memory aliases detached. Ended from
  *    inside its own call, the instance is killed (`dead` flag) and the rest waits until the
@@ -74,13 +74,13 @@ import {
   sameGlobals,
   startTenant,
   Tenant,
-  tenantFunction,
   tenantImports,
   type WarmInstance,
 } from "./recycle.ts";
 import type { RunEngine } from "./run_engine.ts";
 import { segmentError } from "./segment_bounds.ts";
 import type { SnapshotSource } from "./snapshot.ts";
+import { tenantFunction } from "./tenant_function.ts";
 
 // A tenant collected without dispose() still ends its tenancy (its instance reset, its slot
 // given back). The target is the tenant's lease, which its wrappers and guarded objects keep
@@ -88,8 +88,8 @@ import type { SnapshotSource } from "./snapshot.ts";
 const tenantFinalizer = new DeferredFinalizer<Tenant>((tenant) => endTenancy(tenant));
 
 /**
- * @internal A tenancy of a warm instance of `module` (an idle one, else a new one); null when this tenant
- * needs an instance of its own (see `tenantImports`).
+ * @internal A tenancy of a warm instance of `module` (an idle one, else a new one); null when
+ * this tenant needs an instance of its own (see `tenantImports`).
  */
 export function instantiateRecycled(
   engine: EngineState,
