@@ -116,8 +116,8 @@ summary(() => {
       const ownRead = own.exports.read as Read;
       const smallModule = new Module(recycled, small);
       // The measured tenant is its instance's second: a function called in an earlier tenancy
-      // gets wrapper code of its own (src/run/recycle.ts), the steady state of a recycled
-      // instance.
+      // gets wrapper code of its own (src/run/tenant_function.ts), the steady state of a
+      // recycled instance.
       const first = recycled.instantiate(smallModule, undefined, options);
       do_not_optimize((first.exports.read as Read)());
       first.dispose();

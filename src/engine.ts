@@ -25,14 +25,14 @@ import { native } from "./ffi/load.ts";
 import type { NativePointer } from "./ffi/symbols.ts";
 import type { Imports } from "./imports.ts";
 import { allocate, type InstanceHandle } from "./instance_handle.ts";
-import {
-  type Instance,
-  type InstanceExports,
-  type InstanceImports,
-  instantiate,
-  type InstantiateOptions,
-  warm,
+import type {
+  Instance,
+  InstanceExports,
+  InstanceImports,
+  InstantiateOptions,
 } from "./run/instance.ts";
+import { instantiate } from "./run/instantiate.ts";
+import { warm } from "./run/lifecycle.ts";
 import { detachBuffer, type EngineState } from "./internal.ts";
 import { Reservation, warmReserved } from "./run/reservation.ts";
 import type { Module } from "./module.ts";

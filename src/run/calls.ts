@@ -14,7 +14,7 @@
  *
  * On engines without interruption and fuel, exports are the runtime's own functions: nothing
  * here runs. The wrapper is code compiled for its arity ({@linkcode CallControl.wrap}), or for
- * the function itself in a recycled instance's tenant (recycle.ts, wrappers.ts), with the
+ * the function itself in a recycled instance's tenant (tenant_function.ts, wrappers.ts), with the
  * deadline's bookkeeping written out in it ({@linkcode controlledCallSource}): the deadline in
  * force is saved in locals and put back, as the epoch memory's words, with no clock read for a
  * deadline of 100 ticks or more. A trivial export's call with a far deadline costs 5 to 6 times

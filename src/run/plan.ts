@@ -9,7 +9,7 @@
 import { MalformedModuleError, WasmpoolError } from "../errors.ts";
 import type { Translation } from "../module/translate.ts";
 import type { ExternKind } from "../module/types.ts";
-import { type FuncRefPlan, funcRefPlan } from "./func_refs.ts";
+import { type FuncRefPlan, funcRefPlan } from "./func_ref_plan.ts";
 import type { CodeFacts } from "./instrument.ts";
 import { NO_CHECKS, type RunChecks } from "./interrupt.ts";
 import { codeObstacle, declaredObstacle } from "./recyclability.ts";

@@ -10,10 +10,11 @@
  * - **Tenants** get their own exports: a wrapper per function, guarded memories, tables and
  *   globals, all of which throw DisposedError once the tenant is disposed, though the instance
  *   lives on. A function's wrappers are closures of code compiled for that function of that
- *   warm instance (wrappers.ts), so that each one's call of the wasm function stays monomorphic
- *   however many modules and warm instances there are. No reference a tenant can reach calls
- *   into, or reads, the next tenant's state: the instance's own functions are never handed out
- *   raw (function references that leave it are bound to their tenant, see func_refs.ts).
+ *   warm instance (tenant_function.ts, wrappers.ts), so that each one's call of the wasm
+ *   function stays monomorphic however many modules and warm instances there are. No
+ *   reference a tenant can reach calls into, or reads, the next tenant's state: the instance's
+ *   own functions are never handed out raw (function references that leave it are bound to
+ *   their tenant, see func_refs.ts).
  * - **The reset** restores the memories natively (the pages the tenant wrote, from the module's
  *   images), then the tables and globals (the rewrite's `reset` function). A tenant that grew a
  *   table, or a memory past `PoolingOptions.recycleGrownMemoryPages`, or shared a memory (or a
@@ -36,11 +37,9 @@ import { type AliasBox, dropBox } from "./memory_record.ts";
 import { type ImportObject, importValues } from "./import_values.ts";
 import type { RunPlan } from "./plan.ts";
 import { KILL_EXPORT, MEMORY_IMPORT_MODULE, RESET_EXPORT, START_EXPORT } from "./rewrite.ts";
-import { type CallControl, controlledCallSource } from "./calls.ts";
-import { type EpochPage, epochPage, wasmpoolImports } from "./epoch.ts";
-import type { RunEngine } from "./run_engine.ts";
-import { type Owner, RunState } from "./tenancy.ts";
-import { cached, generate, parameters } from "./wrappers.ts";
+import type { CallControl } from "./calls.ts";
+import { epochPage, wasmpoolImports } from "./epoch.ts";
+import { type Owner, type Releaser, RunState } from "./tenancy.ts";
 
 type Fn = (...args: unknown[]) => unknown;
 
@@ -107,7 +106,7 @@ export class WarmInstance {
   /** Makes an instance of `plan`'s module on `memories`, importing `globals`. */
   constructor(
     engine: EngineState,
-    run: RunEngine,
+    run: Releaser,
     plan: RunPlan,
     memories: HostMemory[],
     globals: readonly unknown[],
@@ -138,12 +137,22 @@ export class WarmInstance {
   }
 }
 
+/**
+ * What an ended tenant hands its instance to, for the reset: the engine's running layer
+ * (`RunEngine#endTenant`), named by what this file needs of it so that the two do not import
+ * each other.
+ */
+export interface TenantHost {
+  /** Gives back `tenant`'s slot; resets its instance for the next tenant, or destroys it. */
+  endTenant(tenant: Tenant): void;
+}
+
 /** One tenant of a warm instance: what its dispose ends. */
 export class Tenant implements Owner, Finalizable {
   /** The engine. */
   readonly engine: EngineState;
   /** The engine's running layer. */
-  readonly run: RunEngine;
+  readonly run: TenantHost;
   /** The instance it holds. */
   readonly warm: WarmInstance;
   /** The pool slot it counts against. */
@@ -164,7 +173,7 @@ export class Tenant implements Owner, Finalizable {
   pending = -1;
 
   /** A tenant of `warm`, counted against the pool by `ticket`. */
-  constructor(engine: EngineState, run: RunEngine, warm: WarmInstance, ticket: number) {
+  constructor(engine: EngineState, run: TenantHost, warm: WarmInstance, ticket: number) {
     this.engine = engine;
     this.run = run;
     this.warm = warm;
@@ -223,122 +232,6 @@ function isWasmFunction(f: CallableFunction): boolean {
 }
 
 // Takes the lease so that every wrapper refers to it: the lease lives as long as a wrapper.
-function disposed(_lease: object): never {
-  throw new DisposedError("an export of an instance was called after the instance was disposed");
-}
-
-type TenantFactory = (
-  tenant: Tenant,
-  lease: object,
-  control: CallControl | null,
-  page: EpochPage | null,
-) => Fn;
-
-type SharedFactory = (
-  fn: Fn,
-  wrapped: Wrapped,
-  tenant: Tenant,
-  lease: object,
-  control: CallControl | null,
-  page: EpochPage | null,
-) => Fn;
-
-/** What is known of one function of a warm instance, for one kind of wrapper. */
-interface Wrapped {
-  /** Whether a wrapper of it was called: from the next tenant on, its wrappers get code of
-   * their own. */
-  called: boolean;
-  /** The factory of code compiled for it, or null. */
-  factory: TenantFactory | null;
-}
-
-// Each wrapped function's record, without checks, with fuel only and with interruption.
-const plainWrapped = new WeakMap<object, Wrapped>();
-const fuelWrapped = new WeakMap<object, Wrapped>();
-const interruptWrapped = new WeakMap<object, Wrapped>();
-// Code shared by the functions not yet called, by arity and kind of wrapper.
-const sharedFactories = new Map<string, SharedFactory>();
-
-/**
- * The tenant's wrapper of the instance's function `raw`, which `lease` keeps alive: it throws
- * DisposedError once the tenant is over, and counts the call in `tenant.depth`. With `control`
- * (interruption or fuel on), the call goes through it as `CallControl#wrap`'s would, in the
- * same wrapper.
- *
- * A function called through a wrapper gets code of its own for its next tenants' wrappers
- * (wrappers.ts: a call site shared by many functions turns megamorphic); until then, its
- * wrappers share code with every function of its arity. Compiling costs about 30 µs, so it
- * is spent only on functions that are called, of instances that serve a second tenant.
- */
-export function tenantFunction(
-  tenant: Tenant,
-  lease: object,
-  raw: CallableFunction,
-  control: CallControl | null = null,
-): Fn {
-  const page = control === null ? null : control.page;
-  const kind = control === null ? "plain" : page === null ? "fuel" : "interrupt";
-  const records = kind === "plain"
-    ? plainWrapped
-    : kind === "fuel"
-    ? fuelWrapped
-    : interruptWrapped;
-  const fn = raw as Fn;
-  const wrapped = cached(records, raw, (): Wrapped => ({ called: false, factory: null }));
-  if (wrapped.factory === null && wrapped.called) {
-    wrapped.factory = generate<TenantFactory>(
-      ["fn", "disposed", "finishTenancy"],
-      [fn, disposed, finishTenancy],
-      `return function (tenant, lease, control, page) {
-${tenantSource(fn.length, control !== null, page !== null, false)}
-};`,
-    );
-  }
-  if (wrapped.factory !== null) return wrapped.factory(tenant, lease, control, page);
-  const key = `${fn.length} ${kind}`;
-  let shared = sharedFactories.get(key);
-  if (shared === undefined) {
-    shared = generate<SharedFactory>(
-      ["disposed", "finishTenancy"],
-      [disposed, finishTenancy],
-      `return function (fn, wrapped, tenant, lease, control, page) {
-${tenantSource(fn.length, control !== null, page !== null, true)}
-};`,
-    );
-    sharedFactories.set(key, shared);
-  }
-  return shared(fn, wrapped, tenant, lease, control, page);
-}
-
-/**
- * The source returning a tenant's wrapper of `fn`, of `arity` parameters, with a control (and
- * with interruption); a `shared` one records that its function was called.
- */
-function tenantSource(
-  arity: number,
-  controlled: boolean,
-  interruption: boolean,
-  shared: boolean,
-): string {
-  const { params, args } = parameters(arity);
-  const enter = "tenant.depth++;";
-  const leave = "if (--tenant.depth === 0 && tenant.endPending) finishTenancy(tenant);";
-  // With a control, its try holds the tenant's bookkeeping too: one try a call.
-  const body = controlled
-    ? controlledCallSource(`fn(${args})`, interruption, { enter, leave })
-    : `${enter}
-try {
-  return fn(${args});
-} finally {
-  ${leave}
-}`;
-  return `return function (${params}) {
-  ${shared ? "wrapped.called = true;" : ""}
-  if (tenant.dead) disposed(lease);
-${body}
-};`;
-}
-
 /**
  * Runs the module's start function for `tenant`, counted as a call into the instance (through
  * `control`, with interruption or fuel on).
@@ -377,7 +270,8 @@ export function endTenancy(tenant: Tenant): void {
   finishTenancy(tenant);
 }
 
-function finishTenancy(tenant: Tenant): void {
+/** @internal Ends `tenant` now that no call of it is in flight: its instance goes to the reset. */
+export function finishTenancy(tenant: Tenant): void {
   tenant.endPending = false;
   const { run, warm } = tenant;
   if (warm.fns.length !== 0) warm.fns.fill(noTenant);

@@ -50,18 +50,10 @@ import { Code, imageError } from "../native_errors.ts";
 import { DeferredFinalizer, type Finalizable } from "../deferred_finalizer.ts";
 import type { HostMemory } from "./host_memory_pool.ts";
 import { grew } from "./hooks.ts";
-import {
-  admit,
-  callSettings,
-  dedicated,
-  type Instance,
-  type InstanceExports,
-  type InstanceImports,
-  type InstantiateOptions,
-  instantiationError,
-  runEngine,
-  startTenancy,
-} from "./instance.ts";
+import { dedicated } from "./dedicated.ts";
+import type { Instance, InstanceExports, InstanceImports, InstantiateOptions } from "./instance.ts";
+import { admit, callSettings, instantiationError, runEngine } from "./instance_setup.ts";
+import { startTenancy } from "./lifecycle.ts";
 import { type AliasBox, dropBox, type MemoryRecord, recordOf } from "./memory_record.ts";
 import { type ImportedMemoryPlan, planRun, type RunPlan } from "./plan.ts";
 import { sameGlobals, tenantImports, type WarmInstance } from "./recycle.ts";

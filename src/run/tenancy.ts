@@ -18,7 +18,15 @@
 import type { EngineState } from "../internal.ts";
 import type { HostMemory } from "./host_memory_pool.ts";
 import { type AliasBox, dropBox } from "./memory_record.ts";
-import type { RunEngine } from "./run_engine.ts";
+
+/**
+ * What a released state gives its memories and slot back to: the engine's running layer
+ * (`RunEngine`), named by what this file needs of it so that the two do not import each other.
+ */
+export interface Releaser {
+  /** Gives back what `state`'s instance held. */
+  release(state: RunState): void;
+}
 
 /**
  * What hands out guarded objects, and says when they stop working: a dedicated instance's
@@ -40,7 +48,7 @@ export class RunState implements Owner {
   /** The engine. */
   readonly engine: EngineState;
   /** The engine's running layer. */
-  readonly run: RunEngine;
+  readonly run: Releaser;
   /** The native pool slot counting this instance against the limit, or -1 (on demand). */
   readonly ticket: number;
   /** The pooled memories this instance's module defines. */
@@ -69,7 +77,7 @@ export class RunState implements Owner {
   /** The state of a new instance, alone in a new group. */
   constructor(
     engine: EngineState,
-    run: RunEngine,
+    run: Releaser,
     ticket: number,
     memories: HostMemory[],
     recycled = false,

@@ -15,9 +15,9 @@
  *
  * Only wasmpool's own fixed text is compiled, with the runtime's functions passed in as
  * values: nothing a user or a module supplies becomes source. Compiling costs about 30 µs a
- * function (both runtimes, shared machine): recycle.ts spends it on a function of a warm
- * instance once a wrapper of it was called, for the next tenants (until then its wrappers share
- * code with every function of their arity), and caches it with the function.
+ * function (both runtimes, shared machine): tenant_function.ts spends it on a function of a
+ * warm instance once a wrapper of it was called, for the next tenants (until then its wrappers
+ * share code with every function of their arity), and caches it with the function.
  *
  * @module
  */
