@@ -20,7 +20,7 @@
  * @module
  */
 
-import { BinaryWriter } from "../run/binary_writer.ts";
+import { BinaryWriter, REF_TYPE, sleb, VALUE_TYPE, writeConst } from "../run/binary_writer.ts";
 import { ByteReader } from "./reader.ts";
 import type { ConstExpr, ParsedModule } from "./types.ts";
 
@@ -45,16 +45,6 @@ const MAX_SLACK_BYTES = 64 * 1024;
 /** Non-custom sections in the order the binary format requires. */
 const ORDER: readonly number[] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 10, 11];
 const SECTION = { table: 4, memory: 5, global: 6, start: 8, element: 9, data: 11, dataCount: 12 };
-const REF_TYPE = { funcref: 0x70, externref: 0x6f } as const;
-const VALUE_TYPE: Readonly<Record<string, number>> = {
-  i32: 0x7f,
-  i64: 0x7e,
-  f32: 0x7d,
-  f64: 0x7c,
-  v128: 0x7b,
-  funcref: 0x70,
-  externref: 0x6f,
-};
 
 /**
  * The runs `[start, end)` of `memory` that hold a non-zero byte, at `chunkBytes` granularity
@@ -100,54 +90,10 @@ function dataSectionBytes(bytes: Uint8Array): number {
   return 0;
 }
 
-/** Writes a constant expression with its `end`. */
-function writeConst(w: BinaryWriter, expr: ConstExpr): void {
-  switch (expr.kind) {
-    case "i32.const":
-      w.u8(0x41).bytes(sleb(BigInt(expr.value)));
-      break;
-    case "i64.const":
-      w.u8(0x42).bytes(sleb(expr.value));
-      break;
-    case "f32.const": {
-      const bytes = new Uint8Array(4);
-      new DataView(bytes.buffer).setFloat32(0, expr.value, true);
-      w.u8(0x43).bytes(bytes);
-      break;
-    }
-    case "f64.const": {
-      const bytes = new Uint8Array(8);
-      new DataView(bytes.buffer).setFloat64(0, expr.value, true);
-      w.u8(0x44).bytes(bytes);
-      break;
-    }
-    case "v128.const":
-      w.u8(0xfd).u32(12).bytes(expr.bytes);
-      break;
-    case "global.get":
-      w.u8(0x23).u32(expr.index);
-      break;
-    case "ref.null":
-      w.u8(0xd0).u8(REF_TYPE[expr.type]);
-      break;
-    case "ref.func":
-      w.u8(0xd2).u32(expr.index);
-      break;
-  }
+/** Writes a constant expression, its `end` included. */
+function writeConstExpr(w: BinaryWriter, expr: ConstExpr): void {
+  writeConst(w, expr);
   w.u8(0x0b);
-}
-
-/** A signed LEB128 of a value that fits 64 bits. */
-function sleb(value: bigint): Uint8Array {
-  const out: number[] = [];
-  let v = BigInt.asIntN(64, value);
-  for (;;) {
-    const byte = Number(v & 0x7fn);
-    v >>= 7n;
-    const done = (v === 0n && (byte & 0x40) === 0) || (v === -1n && (byte & 0x40) !== 0);
-    out.push(done ? byte : byte | 0x80);
-    if (done) return Uint8Array.from(out);
-  }
 }
 
 function limits(w: BinaryWriter, min: number, max: number | null): void {
@@ -212,7 +158,7 @@ export function snapshotBytes(
         if (init !== null) w.u8(0x40).u8(0x00);
         w.u8(REF_TYPE[t.element]);
         limits(w, state.tables[i].length, t.max);
-        if (init !== null) writeConst(w, init);
+        if (init !== null) writeConstExpr(w, init);
       });
       return w;
     }],
@@ -223,7 +169,7 @@ export function snapshotBytes(
         w.u8(VALUE_TYPE[g.type.type]).u8(g.type.mutable ? 1 : 0);
         const now = g.type.mutable ? state.globals.get(i) : g.init;
         if (now === undefined) throw new RangeError(`snapshot: no value for global ${i}`);
-        writeConst(w, now);
+        writeConstExpr(w, now);
       });
       return w;
     }],

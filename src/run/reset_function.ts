@@ -14,17 +14,13 @@
  * @module
  */
 
-import type { ConstExpr, ElementSegment, ParsedModule } from "../module/types.ts";
-import { BinaryWriter } from "./binary_writer.ts";
+import type { ElementSegment, ParsedModule } from "../module/types.ts";
+import { BinaryWriter, REF_TYPE, sleb, writeConst } from "./binary_writer.ts";
 import type { CodeFacts } from "./instrument.ts";
 
 const OP = {
   end: 0x0b,
   i32Const: 0x41,
-  i64Const: 0x42,
-  f32Const: 0x43,
-  f64Const: 0x44,
-  globalGet: 0x23,
   globalSet: 0x24,
   refNull: 0xd0,
   refFunc: 0xd2,
@@ -36,60 +32,7 @@ const OP = {
   if: 0x04,
   blockEmpty: 0x40,
   return: 0x0f,
-  simd: 0xfd,
-  v128Const: 12,
 } as const;
-
-const REF_TYPE = { funcref: 0x70, externref: 0x6f } as const;
-
-/** Writes a constant expression's instruction (without its `end`). */
-function writeConst(w: BinaryWriter, expr: ConstExpr): void {
-  switch (expr.kind) {
-    case "i32.const":
-      w.u8(OP.i32Const).bytes(sleb(BigInt(expr.value)));
-      return;
-    case "i64.const":
-      w.u8(OP.i64Const).bytes(sleb(expr.value));
-      return;
-    case "f32.const": {
-      const bytes = new Uint8Array(4);
-      new DataView(bytes.buffer).setFloat32(0, expr.value, true);
-      w.u8(OP.f32Const).bytes(bytes);
-      return;
-    }
-    case "f64.const": {
-      const bytes = new Uint8Array(8);
-      new DataView(bytes.buffer).setFloat64(0, expr.value, true);
-      w.u8(OP.f64Const).bytes(bytes);
-      return;
-    }
-    case "v128.const":
-      w.u8(OP.simd).u32(OP.v128Const).bytes(expr.bytes);
-      return;
-    case "global.get":
-      w.u8(OP.globalGet).u32(expr.index);
-      return;
-    case "ref.null":
-      w.u8(OP.refNull).u8(REF_TYPE[expr.type]);
-      return;
-    case "ref.func":
-      w.u8(OP.refFunc).u32(expr.index);
-      return;
-  }
-}
-
-/** A signed LEB128 of a value that fits 64 bits. */
-function sleb(value: bigint): Uint8Array {
-  const out: number[] = [];
-  let v = BigInt.asIntN(64, value);
-  for (;;) {
-    const byte = Number(v & 0x7fn);
-    v >>= 7n;
-    const done = (v === 0n && (byte & 0x40) === 0) || (v === -1n && (byte & 0x40) !== 0);
-    out.push(done ? byte : byte | 0x80);
-    if (done) return Uint8Array.from(out);
-  }
-}
 
 /** The active element segments, in module order. */
 function activeSegments(parsed: ParsedModule): ElementSegment[] {

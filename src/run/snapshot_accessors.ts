@@ -19,8 +19,8 @@
  * @module
  */
 
-import type { ParsedModule, ValueType } from "../module/types.ts";
-import { BinaryWriter } from "./binary_writer.ts";
+import type { ParsedModule } from "../module/types.ts";
+import { BinaryWriter, VALUE_TYPE } from "./binary_writer.ts";
 
 /** Export name of the function that returns the mutable globals and fills the own table. */
 export const SNAPSHOT_EXPORT = "\u0000wasmpool.snapshot";
@@ -42,16 +42,6 @@ export function tableExport(index: number): string {
  * results. A module with more mutable globals cannot be snapshotted.
  */
 export const MAX_SNAPSHOT_GLOBALS = 1000;
-
-const VALUE_TYPE: Readonly<Record<ValueType, number>> = {
-  i32: 0x7f,
-  i64: 0x7e,
-  f32: 0x7d,
-  f64: 0x7c,
-  v128: 0x7b,
-  funcref: 0x70,
-  externref: 0x6f,
-};
 
 /** What snapshot.ts needs to know of a module's accessors. */
 export interface SnapshotAccess {
