@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { pathToFileURL } from "node:url";
 import { Config, Engine, type GuardedMemory, InstanceAllocationStrategy, Module } from "../mod.ts";
 import { readRealModule } from "./fixtures/npm_modules.ts";
+import { findBytes } from "./fixtures/find_bytes.ts";
 import {
   smallRanks,
   TIKTOKEN,
@@ -43,17 +44,6 @@ function encodeAll(glue: TiktokenGlue, exports: unknown): Encoded {
   } finally {
     encoder.free();
   }
-}
-
-/** Where the ASCII text `needle` first is in `bytes`, or -1 (node's Buffer#indexOf is slow in Deno). */
-function find(bytes: Uint8Array, needle: string): number {
-  const first = needle.charCodeAt(0);
-  for (let at = bytes.indexOf(first); at >= 0; at = bytes.indexOf(first, at + 1)) {
-    let i = 1;
-    while (i < needle.length && bytes[at + i] === needle.charCodeAt(i)) i++;
-    if (i === needle.length) return at;
-  }
-  return -1;
 }
 
 /**
@@ -130,7 +120,7 @@ describe("tiktoken's own glue on pooled instances", () => {
     for (let i = 0; i < TENANTS; i++) {
       using instance = engine.instantiate(module, imports);
       const memory = new Uint8Array((instance.exports.memory as GuardedMemory).buffer);
-      assert.equal(find(memory, MARKER), -1, `tenant ${i} sees an earlier tenant's text`);
+      assert.equal(findBytes(memory, MARKER), -1, `tenant ${i} sees an earlier tenant's text`);
       glue.__wbg_set_wasm(instance.exports);
       const encoder = new glue.Tiktoken(ranks, SPECIAL, TIKTOKEN_PATTERN);
       try {
@@ -140,7 +130,7 @@ describe("tiktoken's own glue on pooled instances", () => {
       }
       // The text stays in the memory after free: what the reset must take away.
       const after = new Uint8Array((instance.exports.memory as GuardedMemory).buffer);
-      assert.ok(find(after, `${MARKER}${i} `) >= 0, `tenant ${i}'s text is in its memory`);
+      assert.ok(findBytes(after, `${MARKER}${i} `) >= 0, `tenant ${i}'s text is in its memory`);
     }
     const stats = engine.stats();
     assert.ok(

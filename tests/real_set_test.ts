@@ -14,6 +14,7 @@ import {
   realSetDrivers,
   realSetEngine,
 } from "./fixtures/real_set/mod.ts";
+import { findBytes } from "./fixtures/find_bytes.ts";
 import { SIMPLE_PATTERN, TiktokenDriver, tiktokenMarker } from "./fixtures/real_set/tiktoken.ts";
 
 const SEEDS = [0, 1, 2, 7, 19];
@@ -41,18 +42,6 @@ describe("the real set through its own glue", () => {
     });
   }
 });
-
-/** Where `needle` first occurs in `haystack`, or -1 (native search for its first byte). */
-function find(haystack: Uint8Array, needle: Uint8Array): number {
-  const last = haystack.length - needle.length;
-  for (let at = haystack.indexOf(needle[0]); at !== -1 && at <= last;) {
-    let i = 1;
-    while (i < needle.length && haystack[at + i] === needle[i]) i++;
-    if (i === needle.length) return at;
-    at = haystack.indexOf(needle[0], at + 1);
-  }
-  return -1;
-}
 
 // The issue's count; REAL_SET_TENANTS sets another for a quick run.
 const LEAK_TENANTS = Number(process.env.REAL_SET_TENANTS ?? 10_000);
@@ -83,14 +72,18 @@ describe("tiktoken tenants through its glue", () => {
         before: (exports) => {
           const memory = scan(exports);
           if (previous !== null) {
-            assert.equal(find(memory, previous), -1, `tenant ${seed} sees tenant ${seed - 1}'s`);
+            assert.equal(
+              findBytes(memory, previous),
+              -1,
+              `tenant ${seed} sees tenant ${seed - 1}'s`,
+            );
           }
-          assert.equal(find(memory, marker), -1, `tenant ${seed} sees its marker before work`);
+          assert.equal(findBytes(memory, marker), -1, `tenant ${seed} sees its marker before work`);
         },
         // Every 100th tenant: the scan finds a marker that is there, the text the glue passed in.
         after: seed % 100 === 0
           ? (exports) => {
-            assert.notEqual(find(scan(exports), marker), -1, `tenant ${seed}'s own text`);
+            assert.notEqual(findBytes(scan(exports), marker), -1, `tenant ${seed}'s own text`);
             ownFound++;
           }
           : undefined,
