@@ -101,6 +101,11 @@ async function loadGlue(tag: string): Promise<TiktokenGlue> {
   return await import(url) as TiktokenGlue;
 }
 
+/** A text with each kind of piece cl100k's pattern splits: words, contractions, numbers,
+ * punctuation, spaces, newlines, non-ASCII letters. */
+const WARM_UP_TEXT = "Warm up: it's the 1st of 2,048 requests; numbers 3.14159 and 42!\n\t" +
+  "  Zürich, café, naïve — done?  Yes.\n\n";
+
 function newEncoder(glue: TiktokenGlue): Encoder {
   return new glue.Tiktoken(CL100K.bpe_ranks, CL100K.special_tokens, CL100K.pat_str);
 }
@@ -144,6 +149,10 @@ class Tokens {
       tenant.__wbg_set_wasm(first.exports);
       const encoder = newEncoder(tenant);
       this.encoderPtr = encoder.__wbg_ptr;
+      // One encode before the snapshot builds what tiktoken builds lazily on its first (its
+      // regex's caches), so that tenants start with it: 17-25 pages written and reset per
+      // request instead of 80 (measured on the bench's 1 KB text).
+      encoder.encode_ordinary(WARM_UP_TEXT);
       this.module = first.snapshot();
       encoder.__destroy_into_raw();
     }
