@@ -177,6 +177,28 @@ describe("logical memory size (recycleGrownMemoryPages)", () => {
     assert.equal(engine.stats().recycledGrownReplaced, 0);
   });
 
+  it("snapshots a recycled tenant at its logical size, not the physical one", () => {
+    using engine = pooledEngine();
+    const module = new Module(engine, BYTES);
+    {
+      using first = engine.instantiate(module);
+      call(first.exports, "alloc", 6, 1); // physical 8
+    }
+    using tenant = engine.instantiate(module);
+    assert.deepEqual(call(tenant.exports, "alloc", 1, 9), [2, 3, 0, 1]);
+    assert.equal(physicalPages(tenant), 8);
+    const snapshot = tenant.snapshot();
+    const reference = new WebAssembly.Instance(new WebAssembly.Module(snapshot.toBytes())).exports;
+    assert.equal(call(reference, "size"), 3);
+    assert.equal(call(reference, "peek", 2 * WASM_PAGE), 9);
+    const want = work(reference, 2, 40);
+    for (let t = 0; t < 3; t++) {
+      using next = engine.instantiate(snapshot);
+      assert.equal(physicalPages(next) >= 3, true);
+      assert.deepEqual(work(next.exports, 2, 40), want, `snapshot tenant ${t}`);
+    }
+  });
+
   it("behaves the same with interruption and fuel compiled in", () => {
     using engine = pooledEngine({}, new Config().withInterruption().withFuel());
     const module = new Module(engine, BYTES);

@@ -24,7 +24,9 @@
  *   by `new - physical` (-1, `L` unchanged, if it cannot) and the host's `grew` hook runs;
  *   then `L = new` and it returns `old`. `grow(0)` returns `L`;
  * - `sync()`, exported as {@linkcode SYNC_EXPORT}: `L = physical`, for a memory grown from
- *   JavaScript (`GuardedMemory.grow`).
+ *   JavaScript (`GuardedMemory.grow`). `grow` is exported too ({@linkcode GROW_EXPORT}): a
+ *   snapshot (snapshot.ts) reads `L` with `grow(0)` and captures memory 0's first `L` pages,
+ *   the size the tenant saw, so that the snapshot module starts there.
  *
  * In the code, every `memory.size 0` becomes `global.get L` and every `memory.grow 0` a call of
  * `grow` (which runs the `grew` hook itself, only when the real memory grew). Other memories
@@ -47,6 +49,8 @@ import { type GuardIndices, Hook } from "./instrument.ts";
 
 /** Export name of `sync` (`L = physical`). */
 export const SYNC_EXPORT = "\u0000wasmpool.syncSize";
+/** Export name of `grow`: `grow(0)` reads `L` (for a snapshot, which captures `L` pages). */
+export const GROW_EXPORT = "\u0000wasmpool.logicalGrow";
 
 /** Where the logical size's pieces went. */
 export interface LogicalLayout {

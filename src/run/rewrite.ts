@@ -60,6 +60,7 @@ import {
 } from "./interrupt.ts";
 import { passiveCopies, resetBody } from "./reset_function.ts";
 import {
+  GROW_EXPORT,
   growSnippet,
   logicalBodies,
   logicalCandidate,
@@ -372,7 +373,7 @@ export function rewriteModule(
         append(
           body,
           2 + (parsed.start === null ? 0 : 1) + (recycle ? 1 : 0) + exports.length +
-            accessorExports.length + (logical === null ? 0 : 1),
+            accessorExports.length + (logical === null ? 0 : 2),
           (w) => {
             w.name(KILL_EXPORT).u8(0x00).u32(kill);
             w.name(HOOKS_EXPORT).u8(0x01).u32(guard.table);
@@ -380,7 +381,10 @@ export function rewriteModule(
             if (recycle) w.name(RESET_EXPORT).u8(0x00).u32(kill + 1);
             for (const [name, index] of exports) w.name(name).u8(0x00).u32(index);
             for (const [name, kind, index] of accessorExports) w.name(name).u8(kind).u32(index);
-            if (logical !== null) w.name(SYNC_EXPORT).u8(0x00).u32(logical.grow + 1);
+            if (logical !== null) {
+              w.name(GROW_EXPORT).u8(0x00).u32(logical.grow);
+              w.name(SYNC_EXPORT).u8(0x00).u32(logical.grow + 1);
+            }
           },
         ),
     ],
