@@ -17,6 +17,9 @@ import {
   type PoolingOptions,
 } from "../mod.ts";
 import { assembleWat } from "./fixtures/wabt.ts";
+import { GOLDEN_MODULES } from "./fixtures/rewrite_golden.ts";
+import { parseModule } from "../src/module/parse.ts";
+import { rewriteModule } from "../src/run/rewrite.ts";
 
 type Fn = (...args: number[]) => unknown;
 
@@ -212,7 +215,30 @@ describe("logical memory size (recycleGrownMemoryPages)", () => {
     assert.equal(engine.stats().recycledGrownReplaced, 0);
   });
 
-  it("leaves the code alone with recycleGrownMemoryPages 0: tenants see the grown size", () => {
+  it("rewrites byte for byte as before without the option, or without a memory.grow 0", () => {
+    const rewrite = (bytes: Uint8Array, logicalMemory: boolean) => {
+      const parsed = parseModule(bytes);
+      return rewriteModule(bytes, parsed, {
+        memories: parsed.memories.map((m) => ({ min: m.min, max: m.max ?? 160 })),
+        emptyData: () => false,
+        recycle: true,
+        logicalMemory,
+      });
+    };
+    for (const [name, build] of Object.entries(GOLDEN_MODULES)) {
+      const bytes = build();
+      const logical = rewrite(bytes, true);
+      const grows = parseModule(bytes).memories.length > 0 && logical.facts.memoryGrows > 0;
+      assert.equal(logical.logical, grows, name);
+      if (!grows) assert.deepEqual(logical.bytes, rewrite(bytes, false).bytes, name);
+    }
+    const changed = rewrite(BYTES, true);
+    assert.equal(changed.logical, true);
+    assert.notDeepEqual(changed.bytes, rewrite(BYTES, false).bytes);
+    assert.ok(WebAssembly.validate(changed.bytes));
+  });
+
+  it("replaces instances with recycleGrownMemoryPages 0, and computes what plain ones do", () => {
     using engine = pooledEngine({ recycleGrownMemoryPages: 0 });
     const module = new Module(engine, BYTES);
     for (let t = 0; t < 3; t++) {
