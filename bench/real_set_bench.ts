@@ -11,10 +11,14 @@
  * equal outputs. Prints mitata's table and one JSON line, and writes
  * `bench/results/real-set-<runtime>.json` (the rows, and `realSet`: one entry per module).
  *
+ * `REAL_SET_MODULES=tiktoken,brotli` runs only the modules whose names contain one of the
+ * comma-separated words (a shorter run; the results file then holds only those).
+ *
  * @module
  */
 
 import { bench, do_not_optimize, group, run } from "../.tools/node_modules/mitata/src/main.mjs";
+import process from "node:process";
 import { RUNTIME, writeResults } from "./mitata_results.ts";
 import { type Engine, type EngineStats, Module } from "../mod.ts";
 import {
@@ -40,8 +44,13 @@ interface Entry {
   before: EngineStats | null;
 }
 
+const only = (process.env.REAL_SET_MODULES ?? "").split(",").filter((w) => w !== "");
+const drivers = realSetDrivers().filter((d) =>
+  only.length === 0 || only.some((w) => d.name.includes(w))
+);
+
 const entries: Entry[] = [];
-for (const driver of realSetDrivers()) {
+for (const driver of drivers) {
   await driver.load();
   const bytes = moduleBytes(driver);
   const compiled = new WebAssembly.Module(bytes);

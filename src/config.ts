@@ -188,21 +188,28 @@ export interface PoolingOptions {
    * when they are first taken in; from then on they are tracked like the rest, and a reset costs
    * what the tenant wrote (see `hostPagesRestored`).
    *
-   * What it trades, against a new instance:
-   * - The next tenant sees the grown size as its memory's size (`memory.size`,
-   *   `buffer.byteLength` and `grow` results agree on it), where a new instance starts at the
-   *   module's declared minimum. Compiled C, Rust, Emscripten and wasm-bindgen programs read the
-   *   size and do not depend on its initial value.
-   * - It has less room left to grow: the memory's maximum (the module's, or
-   *   `moduleLimits.memoryPages`) minus the grown size. Keep this limit well below the maximum,
-   *   by what one tenant may need.
-   * - Allocators differ in what they do with pages already there. Emscripten's `sbrk` keeps its
-   *   break in the memory (reset with it) and grows only past the current size, so its tenants
-   *   reuse the grown pages. Rust's (`dlmalloc`, so wasm-bindgen modules) and wasi-libc's take new
-   *   pages with `memory.grow` whatever the size, so every tenant grows the memory again by what
-   *   it allocates, and an instance serves about (limit − minimum) ÷ (growth per tenant)
-   *   tenants before it is replaced: tiktoken's tenants grow 9 pages from 91, 103 tenants at
-   *   1024. The grown pages stay mapped (resident where written) until the instance goes.
+   * What the next tenant sees:
+   * - Inside wasm, memory 0's size starts where a fresh instance's does: its `memory.size` and
+   *   `memory.grow` are a logical size (the rewrite's, see the README's "Recycled instances"),
+   *   which starts at the module's initial pages for every tenant and grows the real memory
+   *   only past the grown (physical) size. So the allocators that take new pages with
+   *   `memory.grow` and keep their heap in memory (Rust's `dlmalloc`, so wasm-bindgen modules;
+   *   wasi-libc's `sbrk`), which the reset returns to "no heap", reuse the kept pages: an
+   *   instance serves tenant after tenant at the size the largest one needed. Only memory 0,
+   *   when the module defines it (not imported), unshared, and its code grows it; other
+   *   memories are seen at their grown size.
+   * - In JavaScript, `memory.buffer.byteLength` is the physical size (the grown one). Accesses
+   *   between the logical and the physical size do not trap: those pages are zeros, reset after
+   *   each tenant.
+   * - A memory grown from JavaScript (the exported memory's `grow`, as Emscripten's glue does
+   *   in `emscripten_resize_heap`, computing the delta from `buffer.byteLength`) sets the
+   *   logical size to the physical one, and from then on the module's tenants start at the
+   *   physical size: Emscripten's `sbrk` compares its break with `memory.size`, and with a
+   *   smaller size would ask JavaScript to grow the physical memory again for every tenant. So
+   *   Emscripten modules see the grown size, and reuse the grown pages.
+   * - The physical memory grows only when a tenant needs more than the earlier ones did; an
+   *   instance whose memory passes this limit is replaced. Each tenant has the room to grow a
+   *   fresh instance has (up to the module's maximum, or `moduleLimits.memoryPages`).
    *
    * A memory the runtime moved when it grew (JavaScriptCore gives only its first few memories a
    * fixed reservation; the others live in its heap and move on grow; V8 never moves one) is kept

@@ -167,6 +167,8 @@ export class Module {
         state.pooling === null ? "plain" : "pooled",
         imaged,
         state.checks,
+        [],
+        (state.pooling?.recycleGrownMemoryPages ?? 0) > 0,
       );
     } catch (error) {
       state.lib.moduleDestroy(state.pointer, pointer);

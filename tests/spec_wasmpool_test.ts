@@ -35,9 +35,14 @@ const runtime = currentRuntime();
 /** A deadline no spec command comes near: the wrapper sets it on every call. */
 const DEADLINE_MS = 60_000;
 
-/** Limits wide enough for every module of the suite: it is the semantics under test here. */
-function pooling(): InstanceAllocationStrategy {
+/**
+ * Limits wide enough for every module of the suite: it is the semantics under test here. With
+ * `grownKept`, recycled instances keep grown memories (`recycleGrownMemoryPages`), so that the
+ * modules that grow memory 0 run with its logical size (src/run/logical_memory.ts).
+ */
+function pooling(grownKept = false): InstanceAllocationStrategy {
   return InstanceAllocationStrategy.pooling({
+    recycleGrownMemoryPages: grownKept ? 65_536 : 0,
     instanceLimits: { count: 200, memoryReservationSize: 2 ** 32 },
     moduleLimits: {
       importedFunctions: 10_000,
@@ -129,6 +134,17 @@ const candidates: [string, () => Backend<Module>][] = [
   [
     "wasmpool pooling, recycled instances after earlier tenants",
     () => backend("wasmpool pooling, recycled", pooling, true),
+  ],
+  // Memory 0's memory.size and memory.grow replaced by its logical size, with the checks too.
+  [
+    "wasmpool pooling, logical memory sizes, fuel, recycled instances after earlier tenants",
+    () =>
+      backend(
+        "wasmpool pooling, logical memory sizes, fuel, recycled",
+        () => pooling(true),
+        true,
+        { fuel: true, interruption: true },
+      ),
   ],
   ["wasmpool on-demand", () => backend("wasmpool on-demand", InstanceAllocationStrategy.onDemand)],
   // Interruption and fuel change every module's code (checks at loop headers and entries,

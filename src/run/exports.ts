@@ -18,6 +18,8 @@ import { type AliasBox, type MemoryRecord, recordOf } from "./memory_record.ts";
 import type { RunPlan } from "./plan.ts";
 import { grew } from "./hooks.ts";
 import type { Owner, RunState } from "./tenancy.ts";
+import { SYNC_EXPORT } from "./logical_memory.ts";
+import { memoryExport } from "./snapshot_accessors.ts";
 
 function check(owner: Owner, what: string): void {
   if (owner.dead) {
@@ -48,11 +50,14 @@ export class GuardedMemory {
   readonly #box: AliasBox | null;
   // What must live as long as this object: the runtime's instance, or a tenant's lease.
   readonly #keepAlive: object;
+  // After a grow: sets memory 0's logical size to the physical one (logical_memory.ts).
+  readonly #grewFromJs: (() => void) | null;
 
   /**
    * @internal Made by an instance's exports, for `owner` (whose disposal ends it), of the
    * instance whose state is `state`. The buffer of a memory an instance defines is an alias,
    * detached at disposal; a memory the user passed in is the user's: its own buffer.
+   * `grewFromJs`, for memory 0 of a module with a logical size, runs after each grow.
    */
   constructor(
     record: MemoryRecord,
@@ -60,7 +65,9 @@ export class GuardedMemory {
     state: RunState,
     keepAlive: object,
     aliased: boolean,
+    grewFromJs: (() => void) | null = null,
   ) {
+    this.#grewFromJs = grewFromJs;
     this.#record = record;
     this.#owner = owner;
     this.#state = state;
@@ -83,11 +90,19 @@ export class GuardedMemory {
   /**
    * Grows the memory by `delta` pages and returns its previous size in pages, or throws the
    * runtime's RangeError past the maximum. Every buffer handed out over it is detached.
+   *
+   * Memory 0 of a module with a logical size (logical_memory.ts): the physical memory grows, as
+   * Emscripten's glue expects (it computes `delta` from `buffer.byteLength`), the code's
+   * `memory.size` becomes the new physical size, and the module is marked grown from
+   * JavaScript: its tenants start at the physical size from then on, so that Emscripten's
+   * `sbrk` (which compares its break with `memory.size`) reuses the grown pages instead of
+   * asking JavaScript to grow the memory again for every tenant.
    */
   grow(delta: number): number {
     check(this.#owner, "a memory");
     const old = this.#record.memory.grow(delta);
     grew();
+    this.#grewFromJs?.();
     return old;
   }
 
@@ -266,7 +281,21 @@ export function guardExports(
     if (e.kind === "memory") {
       const memory = value as WebAssembly.Memory;
       const aliased = !(owner.userMemories?.has(memory) ?? false);
-      guarded = new GuardedMemory(recordOf(memory), owner, state, keepAlive, aliased);
+      const logical = plan.logical;
+      const sync = logical !== null && memory === exports[memoryExport(0)]
+        ? exports[SYNC_EXPORT] as (ignored: number) => number
+        : null;
+      guarded = new GuardedMemory(
+        recordOf(memory),
+        owner,
+        state,
+        keepAlive,
+        aliased,
+        sync === null ? null : () => {
+          sync(0);
+          logical!.grownFromJs = true;
+        },
+      );
     } else if (e.kind === "table") {
       guarded = new GuardedTable(value as WebAssembly.Table, owner, state, keepAlive, bound);
     } else {

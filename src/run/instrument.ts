@@ -14,6 +14,11 @@
  * - after every `memory.grow`: `hook grew`, which detaches the aliases the host holds of a
  *   memory that grew, before any host code can read through them.
  *
+ * With a logical size for memory 0 (logical_memory.ts), `memory.size 0` and `memory.grow 0` are
+ * replaced (the only instructions that are): by the read of its global, and by the call of its
+ * `grow` (which calls `hook grew` itself, when the real memory grows), when the code has a
+ * `memory.grow 0`; else nothing is replaced.
+ *
  * On an engine with interruption or fuel on (see interrupt.ts and fuel.ts), also: the epoch
  * check at every loop header, after every call of an imported function, and at the entry of
  * the functions call_graph.ts picks; and fuel's charges, at the start of every region, with the
@@ -67,6 +72,8 @@ export interface CodeFacts {
   readonly elemDrops: number;
   /** Whether the code can catch exceptions (`try`, `try_table`). */
   readonly catches: boolean;
+  /** Whether memory 0's `memory.size` and `memory.grow` were replaced (a logical size). */
+  readonly logical: boolean;
   /** Instructions that change a table (`table.set`, `.fill`, `.copy`, `.init`, `.grow`). */
   readonly tableWrites: number;
   /** The globals the code sets (`global.set`), by index. */
@@ -93,6 +100,20 @@ const enum Insert {
   LoadDeadline = 7,
   /** The epoch check against the deadline in the argument (that local). */
   InterruptLocal = 8,
+  /** Replaces `memory.size 0` (argument: its length in bytes) with the logical size's read. */
+  LogicalSize = 9,
+  /** Replaces `memory.grow 0` (argument: its length in bytes) with the logical `grow`. */
+  LogicalGrow = 10,
+}
+
+/** What `memory.size 0` and `memory.grow 0` become with a logical size (logical_memory.ts). */
+export interface LogicalCode {
+  /** The bytes replacing `memory.size 0`. */
+  readonly size: Uint8Array;
+  /** The bytes replacing `memory.grow 0`. */
+  readonly grow: Uint8Array;
+  /** The bodies appended last (after `checks`' functions) when the code was changed. */
+  readonly bodies: readonly Uint8Array[];
 }
 
 const FUEL_KINDS: readonly [number, number] = [Insert.FuelCharge, Insert.FuelCheck];
@@ -131,6 +152,7 @@ interface Facts {
   dataDrops: number;
   elemDrops: number;
   catches: boolean;
+  logical: boolean;
   tableWrites: number;
   globalsSet: Set<number>;
 }
@@ -140,7 +162,7 @@ interface Facts {
  * code section (with the guard's `kill` function appended, then the bodies `more` makes from
  * what the code does, each with its size, then the functions `checks` adds) and what the code
  * does. Without `checks`, the section is what it was before interruption and fuel existed, byte
- * for byte.
+ * for byte; without `logical`, what it was before logical sizes existed.
  */
 export function instrumentCode(
   bytes: Uint8Array,
@@ -149,6 +171,7 @@ export function instrumentCode(
   escapes: (functionIndex: number) => boolean,
   more: (facts: CodeFacts) => readonly Uint8Array[] = () => [],
   checks: CheckLayout | null = null,
+  logical: LogicalCode | null = null,
 ): { section: BinaryWriter; facts: CodeFacts } {
   const bodies = moduleFunctionBodies(bytes, parsed);
   const facts: Facts = {
@@ -157,6 +180,7 @@ export function instrumentCode(
     dataDrops: 0,
     elemDrops: 0,
     catches: false,
+    logical: false,
     tableWrites: 0,
     globalsSet: new Set<number>(),
   };
@@ -171,9 +195,12 @@ export function instrumentCode(
       checks,
       entries,
       parsed.types[parsed.functions[body.index]].params.length,
+      logical !== null,
     )
   );
   if (checks !== null) dropEntryChecks(insertions, entries);
+  // A logical size only for code that grows memory 0: else every replacement is undone.
+  if (logical !== null && !facts.logical) keepMemorySize(insertions);
   // By Insert kind; what a check after a call does depends on the whole module (catches).
   const fixed = [
     checkDead(guard, false),
@@ -186,6 +213,8 @@ export function instrumentCode(
   const snippet = (kind: number, argument: number): Uint8Array => {
     if (kind < fixed.length) return fixed[kind];
     if (kind === Insert.None) return NOTHING;
+    if (kind === Insert.LogicalSize) return logical!.size;
+    if (kind === Insert.LogicalGrow) return logical!.grow;
     const key = argument * 16 + kind;
     let bytes = made.get(key);
     if (bytes === undefined) {
@@ -201,6 +230,7 @@ export function instrumentCode(
   const kill = killBody(guard);
   const extra = more(facts);
   const added = checks === null ? [] : addedBodies(checks);
+  if (facts.logical) added.push(...logical!.bodies);
   const section = new BinaryWriter(bytes.length / 8 + 64).u32(
     bodies.length + 1 + extra.length + added.length,
   );
@@ -219,7 +249,9 @@ export function instrumentCode(
       : null;
     let size = body.end - body.start;
     if (locals !== null) size += locals.length - (body.localsEnd - body.start);
-    for (let p = 0; p < points.length; p += 3) size += snippet(points[p + 1], points[p + 2]).length;
+    for (let p = 0; p < points.length; p += 3) {
+      size += snippet(points[p + 1], points[p + 2]).length - replaced(points, p);
+    }
     section.u32(size);
     let at = body.start;
     if (locals !== null) {
@@ -229,7 +261,7 @@ export function instrumentCode(
     for (let p = 0; p < points.length; p += 3) {
       section.bytes(bytes.subarray(at, points[p]));
       section.bytes(snippet(points[p + 1], points[p + 2]));
-      at = points[p];
+      at = points[p] + replaced(points, p);
     }
     section.bytes(bytes.subarray(at, body.end));
   }
@@ -240,6 +272,21 @@ export function instrumentCode(
 }
 
 const NOTHING = new Uint8Array(0);
+
+/** The bytes of the original instruction the insertion at `p` replaces: none but for two kinds. */
+function replaced(points: Insertions, p: number): number {
+  const kind = points[p + 1];
+  return kind === Insert.LogicalSize || kind === Insert.LogicalGrow ? points[p + 2] : 0;
+}
+
+/** Undoes the replacements of `memory.size 0` (a module that never grows memory 0). */
+function keepMemorySize(insertions: Insertions[]): void {
+  for (const points of insertions) {
+    for (let p = 0; p < points.length; p += 3) {
+      if (points[p + 1] === Insert.LogicalSize) points[p + 1] = Insert.None;
+    }
+  }
+}
 
 /** Where a body's entry checks went, and what decides whether they stay. */
 interface EntryChecks extends FunctionCalls {
@@ -284,6 +331,7 @@ function findInsertions(
   checks: CheckLayout | null,
   entries: EntryChecks[],
   params: number,
+  logical: boolean,
 ): Insertions {
   const points: Insertions = [];
   if (escapes) points.push(body.localsEnd, Insert.Entry, 0);
@@ -355,9 +403,20 @@ function findInsertions(
       case Op.return_call_ref:
         calls = callsOut = true;
         break;
+      case Op.memory_size:
+        if (logical && ins.memoryIndex === 0) {
+          points.push(ins.start, Insert.LogicalSize, ins.end - ins.start);
+        }
+        break;
       case Op.memory_grow:
         facts.memoryGrows++;
-        points.push(ins.end, Insert.AfterGrow, 0);
+        if (logical && ins.memoryIndex === 0) {
+          // The logical grow calls the hook itself, only when the real memory grew.
+          facts.logical = true;
+          points.push(ins.start, Insert.LogicalGrow, ins.end - ins.start);
+        } else {
+          points.push(ins.end, Insert.AfterGrow, 0);
+        }
         break;
       case Op.table_grow:
         facts.tableGrows++;

@@ -14,6 +14,7 @@ import type { CodeFacts } from "./instrument.ts";
 import { NO_CHECKS, type RunChecks } from "./interrupt.ts";
 import { codeObstacle, declaredObstacle } from "./recyclability.ts";
 import { rewriteModule } from "./rewrite.ts";
+import type { LogicalState } from "./logical_memory.ts";
 
 /** The shape of a pooled memory: a memory is reused only for exactly this shape. */
 export interface MemoryShape {
@@ -54,8 +55,16 @@ export interface RunPlan {
   readonly imports: readonly ItemPlan[];
   /** Every export, in order. */
   readonly exports: readonly ItemPlan[];
-  /** Whether a recycled instance's tables or globals need resetting (its `reset` export). */
+  /**
+   * Whether a recycled instance's tables, globals or logical size need resetting (its `reset`
+   * export).
+   */
   readonly resets: boolean;
+  /**
+   * Memory 0's logical size (logical_memory.ts): whether the module was grown from JavaScript,
+   * shared by its instances; null when it has none.
+   */
+  readonly logical: LogicalState | null;
   /** Why instances cannot be recycled (recyclability.ts); null when they can. */
   readonly notRecyclable: string | null;
   /** The declared arity of each function import, in order (for recycled instances). */
@@ -121,7 +130,8 @@ function compile(bytes: Uint8Array<ArrayBuffer>): WebAssembly.Module {
  * `imaged` when every data segment is in the module's memory images, which the pool puts in
  * place (then the rewrite empties every active segment into a defined memory); with `checks`
  * compiled in. A reservation's variant passes `reserved`, one per imported memory: the rewrite
- * renames those imports to wasmpool's, and empties the segments of each one `imaged`.
+ * renames those imports to wasmpool's, and empties the segments of each one `imaged`. With
+ * `logicalMemory` (`recycleGrownMemoryPages` > 0), memory 0 may get a logical size.
  */
 export function planRun(
   bytes: Uint8Array<ArrayBuffer>,
@@ -130,6 +140,7 @@ export function planRun(
   imaged: boolean,
   checks: RunChecks = NO_CHECKS,
   reserved: readonly ImportedMemoryPlan[] = [],
+  logicalMemory = false,
 ): RunPlan {
   const parsed = translation.parsed;
   const pooled = variant !== "plain";
@@ -160,12 +171,14 @@ export function planRun(
     emptyData: emptied,
     recycle: declared === null,
     checks,
+    logicalMemory,
   });
   return {
     compiled: compile(rewritten.bytes),
     facts: rewritten.facts,
     checks,
     resets: rewritten.resets,
+    logical: rewritten.logical ? { grownFromJs: false } : null,
     notRecyclable: declared ?? codeObstacle(rewritten.facts),
     importArities: parsed.imports.flatMap((i) =>
       i.desc.kind === "function" ? [parsed.types[i.desc.type].params.length] : []

@@ -90,8 +90,12 @@ export class WarmInstance {
   readonly fns: Fn[];
   /** The values of the immutable globals it imports, as it was made with them. */
   readonly globals: readonly unknown[];
-  /** The rewrite's `reset`: 1 when a table grew (nothing reset), else 0. */
-  readonly reset: () => number;
+  /**
+   * The rewrite's `reset`: 1 when a table grew (nothing reset), else 0. Its argument, with a
+   * logical size for memory 0 (logical_memory.ts), is 1 when the next tenant starts at the
+   * physical size (a module grown from JavaScript); else it is ignored.
+   */
+  readonly reset: (fromJs: number) => number;
   /** The rewrite's `kill(dead)`. */
   readonly kill: (dead: number) => void;
   /** The module's start function, or null. */
@@ -130,7 +134,7 @@ export class WarmInstance {
     this.raw = new WebAssembly.Instance(plan.compiled, imports as WebAssembly.Imports);
     installHooks(this.raw);
     const exports = this.raw.exports;
-    this.reset = exports[RESET_EXPORT] as () => number;
+    this.reset = exports[RESET_EXPORT] as (fromJs: number) => number;
     this.kill = exports[KILL_EXPORT] as (dead: number) => void;
     this.start = plan.start ? exports[START_EXPORT] as () => void : null;
     this.state = new RunState(engine, run, -1, memories, true);

@@ -11,12 +11,17 @@
  * initializer), then each active element segment is applied from its copy, in module order;
  * and it returns 0.
  *
+ * With a logical size for memory 0 (logical_memory.ts), `reset` is `[i32] -> [i32]` and also
+ * sets it where the next tenant starts: the initial pages, or (argument 1, a module grown from
+ * JavaScript) the physical size.
+ *
  * @module
  */
 
 import type { ElementSegment, ParsedModule } from "../module/types.ts";
 import { BinaryWriter, REF_TYPE, sleb, writeConst } from "./binary_writer.ts";
 import type { CodeFacts } from "./instrument.ts";
+import { type LogicalLayout, writeLogicalReset } from "./logical_memory.ts";
 
 const OP = {
   end: 0x0b,
@@ -70,12 +75,14 @@ export function passiveCopies(parsed: ParsedModule): BinaryWriter[] {
 /**
  * The body (with its size) of `reset`; `firstCopy` is the element index of the first copy.
  * Only what a tenant can change is reset: the tables when code writes one or one is exported,
- * each mutable global that code sets or that is exported. `resets` says whether anything is.
+ * each mutable global that code sets or that is exported, and the logical size of memory 0
+ * (`logical`, when the code's were replaced). `resets` says whether anything is.
  */
 export function resetBody(
   parsed: ParsedModule,
   firstCopy: number,
   facts: CodeFacts,
+  logical: LogicalLayout | null = null,
 ): { body: Uint8Array; resets: boolean } {
   const code = new BinaryWriter(64).u32(0); // no locals
   let importedGlobals = 0;
@@ -102,6 +109,8 @@ export function resetBody(
     writeConst(code, global.init);
     code.u8(OP.globalSet).u32(importedGlobals + g);
   });
+  const logicalResets = logical !== null && facts.logical;
+  if (logicalResets) writeLogicalReset(code, logical);
   tables.forEach((table, t) => {
     if (table.min === 0) return;
     const init = parsed.tableInits[t] ?? { kind: "ref.null", type: table.element };
@@ -119,5 +128,8 @@ export function resetBody(
   code.u8(OP.i32Const).u8(0).u8(OP.end);
   const body = new BinaryWriter(code.length + 5).u32(code.length).bytes(code.finish()).finish()
     .slice();
-  return { body, resets: tablesChange || parsed.globals.some((_, g) => globalChanges(g)) };
+  return {
+    body,
+    resets: tablesChange || logicalResets || parsed.globals.some((_, g) => globalChanges(g)),
+  };
 }

@@ -29,6 +29,11 @@
  *   memory's import, types, the fuel counter, functions and their exports, and the checks in
  *   the code. Without them, none of this is written.
  *
+ * - With `logicalMemory` (`PoolingOptions.recycleGrownMemoryPages` > 0), for a recycled module
+ *   whose code grows its defined memory 0: the logical size logical_memory.ts describes, its
+ *   global, type, functions and export after every other, `memory.size 0` and `memory.grow 0`
+ *   replaced in the code. Without it, none of this is written.
+ *
  * Everything else is copied byte for byte, custom sections included. Indices of types,
  * functions, tables, memories and globals are all unchanged: only appended to.
  *
@@ -54,6 +59,16 @@ import {
   writePadImportType,
 } from "./interrupt.ts";
 import { passiveCopies, resetBody } from "./reset_function.ts";
+import {
+  GROW_EXPORT,
+  growSnippet,
+  logicalBodies,
+  logicalCandidate,
+  type LogicalLayout,
+  sizeSnippet,
+  SYNC_EXPORT,
+  writeLogicalGlobal,
+} from "./logical_memory.ts";
 import {
   memoryExport,
   OWN_TABLE_EXPORT,
@@ -109,6 +124,11 @@ export interface RewriteOptions {
    * after them). Default: none.
    */
   readonly checks?: RunChecks;
+  /**
+   * Whether memory 0 gets a logical size (logical_memory.ts), when the module is recycled, its
+   * memory 0 defined and not shared, and its code grows it. Default: false.
+   */
+  readonly logicalMemory?: boolean;
 }
 
 const Section = {
@@ -161,6 +181,8 @@ export interface Rewritten {
   readonly facts: CodeFacts;
   /** Whether the added `reset` function resets anything (else it need not be called). */
   readonly resets: boolean;
+  /** Whether memory 0 got a logical size (logical_memory.ts). */
+  readonly logical: boolean;
 }
 
 /**
@@ -221,14 +243,41 @@ export function rewriteModule(
       dead: guard.global,
     })
     : null;
+  const types = layout === null ? [] : addedTypes(layout);
+  const globals = layout === null ? [] : addedGlobals(layout);
+  const functionTypes = layout === null ? [] : addedFunctionTypes(layout);
+  // The logical size's pieces, after everything else: kept only if the code grows memory 0.
+  const logicalLayout: LogicalLayout | null =
+    recycle && options.logicalMemory === true && options.memories !== null &&
+      logicalCandidate(parsed)
+      ? {
+        global: guard.global + 1 + globals.length,
+        type: snapshotType + 1 + types.length,
+        grow: snapshotFunction + 1 + functionTypes.length,
+        initialPages: memories[0].min,
+      }
+      : null;
   let resets = false;
   const snapshot = snapshotBody(access, counts.global, ownTable, ownSegment);
-  const code = instrumentCode(bytes, parsed, guard, (f) => escaping.has(f), (facts) => {
-    if (!recycle) return [snapshot];
-    const reset = resetBody(parsed, parsed.elements.length, facts);
-    resets = reset.resets;
-    return [reset.body, snapshot];
-  }, layout);
+  const code = instrumentCode(
+    bytes,
+    parsed,
+    guard,
+    (f) => escaping.has(f),
+    (facts) => {
+      if (!recycle) return [snapshot];
+      const reset = resetBody(parsed, parsed.elements.length, facts, logicalLayout);
+      resets = reset.resets;
+      return [reset.body, snapshot];
+    },
+    layout,
+    logicalLayout === null ? null : {
+      size: sizeSnippet(logicalLayout),
+      grow: growSnippet(logicalLayout),
+      bodies: logicalBodies(logicalLayout, guard),
+    },
+  );
+  const logical = code.facts.logical ? logicalLayout : null;
   // The snapshot accessors' exports: the function, the own table, every defined memory and
   // table.
   const accessorExports: [string, number, number][] = [
@@ -242,27 +291,33 @@ export function rewriteModule(
   // The epoch memory, after a memory that is never used when it would be memory 0.
   const epochImports = layout === null || layout.epochMemory < 0 ? 0 : layout.epochMemory + 1 -
     (counts.memory + parsed.memories.length);
-  const types = layout === null ? [] : addedTypes(layout);
-  const globals = layout === null ? [] : addedGlobals(layout);
-  const functionTypes = layout === null ? [] : addedFunctionTypes(layout);
   const exports = layout === null ? [] : addedExports(layout);
 
   // What each section becomes: a writer of its new contents, or null to drop it.
   const rewrite = new Map<number, (body: ByteReader | null) => BinaryWriter | null>([
-    [Section.type, (body) =>
-      append(body, (recycle ? 3 : 2) + types.length, (w) => {
-        w.u8(0x60).u8(1).u8(I32).u8(0);
-        if (recycle) w.u8(0x60).u8(0).u8(1).u8(I32); // reset: [] -> [i32]
-        writeSnapshotType(w, parsed, access);
-        for (const type of types) type(w);
-      })],
-    [Section.function, (body) =>
-      append(body, (recycle ? 3 : 2) + functionTypes.length, (w) => {
-        w.u32(guard.type);
-        if (recycle) w.u32(guard.type + 1);
-        w.u32(snapshotType);
-        for (const type of functionTypes) w.u32(type);
-      })],
+    [
+      Section.type,
+      (body) =>
+        append(body, (recycle ? 3 : 2) + types.length + (logical === null ? 0 : 1), (w) => {
+          w.u8(0x60).u8(1).u8(I32).u8(0);
+          if (recycle) w.u8(0x60).u8(0).u8(1).u8(I32); // reset: [] -> [i32]
+          writeSnapshotType(w, parsed, access);
+          for (const type of types) type(w);
+          if (logical !== null) w.u8(0x60).u8(1).u8(I32).u8(1).u8(I32); // [i32] -> [i32]
+        }),
+    ],
+    [
+      Section.function,
+      (body) =>
+        append(body, (recycle ? 3 : 2) + functionTypes.length + (logical === null ? 0 : 2), (w) => {
+          w.u32(guard.type);
+          // With a logical size, reset takes where it starts (logical_memory.ts).
+          if (recycle) w.u32(logical === null ? guard.type + 1 : logical.type);
+          w.u32(snapshotType);
+          for (const type of functionTypes) w.u32(type);
+          if (logical !== null) w.u32(logical.type).u32(logical.type); // grow, sync
+        }),
+    ],
     [
       Section.element,
       (body) =>
@@ -306,9 +361,10 @@ export function rewriteModule(
     [
       Section.global,
       (body) =>
-        append(body, 1 + globals.length, (w) => {
+        append(body, 1 + globals.length + (logical === null ? 0 : 1), (w) => {
           w.u8(I32).u8(0x01).u8(OP_I32_CONST).u8(0).u8(OP_END);
           for (const global of globals) global(w);
+          if (logical !== null) writeLogicalGlobal(w, logical);
         }),
     ],
     [
@@ -317,7 +373,7 @@ export function rewriteModule(
         append(
           body,
           2 + (parsed.start === null ? 0 : 1) + (recycle ? 1 : 0) + exports.length +
-            accessorExports.length,
+            accessorExports.length + (logical === null ? 0 : 2),
           (w) => {
             w.name(KILL_EXPORT).u8(0x00).u32(kill);
             w.name(HOOKS_EXPORT).u8(0x01).u32(guard.table);
@@ -325,6 +381,10 @@ export function rewriteModule(
             if (recycle) w.name(RESET_EXPORT).u8(0x00).u32(kill + 1);
             for (const [name, index] of exports) w.name(name).u8(0x00).u32(index);
             for (const [name, kind, index] of accessorExports) w.name(name).u8(kind).u32(index);
+            if (logical !== null) {
+              w.name(GROW_EXPORT).u8(0x00).u32(logical.grow);
+              w.name(SYNC_EXPORT).u8(0x00).u32(logical.grow + 1);
+            }
           },
         ),
     ],
@@ -371,7 +431,7 @@ export function rewriteModule(
     if (written !== null) out.section(id, written);
   }
   emitMissingBefore(-1);
-  return { bytes: out.finish().slice(), facts: code.facts, resets };
+  return { bytes: out.finish().slice(), facts: code.facts, resets, logical: logical !== null };
 }
 
 /**

@@ -259,7 +259,9 @@ export class RunEngine implements IdleSweeper {
       if (kept > 0) this.pool!.counters.readopted += 1;
       grown = true;
     }
-    if (warm.plan.resets && warm.reset() !== 0) return false; // a table grew
+    // The argument: where memory 0's logical size starts (logical_memory.ts; ignored without).
+    const fromJs = warm.plan.logical?.grownFromJs === true ? 1 : 0;
+    if (warm.plan.resets && warm.reset(fromJs) !== 0) return false; // a table grew
     // In the background only when another idle instance can serve the next tenant meanwhile:
     // else the next tenant would wait for this very reset, across cores.
     const later = this.#background && (this.idle.get(warm.plan)?.length ?? 0) > 0;

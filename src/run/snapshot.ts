@@ -24,6 +24,9 @@ import { adoptModule, type Module, moduleState } from "../module.ts";
 import { type CapturedState, snapshotBytes } from "../module/snapshot_bytes.ts";
 import type { ConstExpr, ParsedModule } from "../module/types.ts";
 import { escapingFunctions } from "./rewrite.ts";
+import { GROW_EXPORT } from "./logical_memory.ts";
+
+const WASM_PAGE_BYTES = 65536;
 import {
   MAX_SNAPSHOT_GLOBALS,
   memoryExport,
@@ -135,9 +138,15 @@ export function takeSnapshot(module: Module, source: SnapshotSource): Module {
     }
     return entries;
   });
-  const memories = parsed.memories.map((_, m) =>
-    new Uint8Array((exports[memoryExport(m)] as WebAssembly.Memory).buffer)
-  );
+  // Memory 0 with a logical size (logical_memory.ts): the pages the tenant's code saw, so that
+  // the snapshot module starts at that size (past it, a recycled memory holds only zeros, unless
+  // code wrote where a fresh instance would have trapped).
+  const logicalGrow = exports[GROW_EXPORT] as ((pages: number) => number) | undefined;
+  const memories = parsed.memories.map((_, m) => {
+    const bytes = new Uint8Array((exports[memoryExport(m)] as WebAssembly.Memory).buffer);
+    if (m !== 0 || logicalGrow === undefined) return bytes;
+    return bytes.subarray(0, logicalGrow(0) * WASM_PAGE_BYTES);
+  });
   const captured: CapturedState = { memories, globals, tables };
   return adoptModule(module.engine, snapshotBytes(state.bytes, parsed, captured));
 }
