@@ -20,13 +20,12 @@
  */
 
 import { DisposedError, SnapshotError } from "../errors.ts";
+import { WASM_PAGE_BYTES } from "../memory.ts";
 import { adoptModule, type Module, moduleState } from "../module.ts";
 import { type CapturedState, snapshotBytes } from "../module/snapshot_bytes.ts";
 import type { ConstExpr, ParsedModule } from "../module/types.ts";
 import { escapingFunctions } from "./rewrite.ts";
 import { GROW_EXPORT } from "./logical_memory.ts";
-
-const WASM_PAGE_BYTES = 65536;
 import {
   MAX_SNAPSHOT_GLOBALS,
   memoryExport,
