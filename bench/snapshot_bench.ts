@@ -26,6 +26,7 @@ import { bench, group, run, summary } from "../.tools/node_modules/mitata/src/ma
 import { RUNTIME, writeResults } from "./mitata_results.ts";
 import { Config, Engine, type Instance, InstanceAllocationStrategy, Module } from "../mod.ts";
 import { readRealModule } from "../tests/fixtures/npm_modules.ts";
+import { collectWhereExposed } from "../tests/fixtures/gc.ts";
 import { cl100k } from "../tests/fixtures/snapshot_modules.ts";
 import {
   TIKTOKEN,
@@ -133,13 +134,6 @@ summary(() => {
 
 writeResults(`snapshot-${RUNTIME}`, await run({ format: "mitata" }));
 
-/** Collects garbage where the runtime lets us (deno --v8-flags=--expose-gc, bun). */
-function collect(): void {
-  const g = globalThis as { gc?: () => void; Bun?: { gc(force: boolean): void } };
-  if (g.Bun !== undefined) g.Bun.gc(true);
-  else g.gc?.();
-}
-
 function privateKiB(): number {
   const text = readFileSync("/proc/self/smaps_rollup", "utf8");
   let total = 0;
@@ -153,7 +147,7 @@ const glues: Glue[] = [];
 for (let i = 0; i < LIVE_TENANTS; i++) glues.push(await glueCopy(`${i}`));
 const warm = engine.instantiate(snapshot, imports); // the first tenant's one-time costs
 warm.dispose();
-collect();
+collectWhereExposed();
 const before = privateKiB();
 const live: Instance[] = [];
 const encoders: Encoder[] = [];
@@ -165,7 +159,7 @@ for (let i = 0; i < LIVE_TENANTS; i++) {
   live.push(tenant);
   encoders.push(encoder);
 }
-collect();
+collectWhereExposed();
 const after = privateKiB();
 const perTenantKiB = (after - before) / LIVE_TENANTS;
 const result = {
