@@ -15,6 +15,7 @@ import {
   QUICKJS_WASM_PATH,
   quickJSPoolingEngine,
 } from "./fixtures/quickjs_glue.ts";
+import { sameBytes } from "./fixtures/same_bytes.ts";
 
 const TENANTS = 100;
 const MARKER = "wasmpool-tenant-marker-";
@@ -27,14 +28,6 @@ function script(t: number): string {
 
 function contains(buffer: ArrayBuffer, text: string): boolean {
   return findBytes(new Uint8Array(buffer), text) !== -1;
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength || a.byteLength % 4 !== 0) return false;
-  const x = new Int32Array(a.buffer, a.byteOffset, a.byteLength / 4);
-  const y = new Int32Array(b.buffer, b.byteOffset, b.byteLength / 4);
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
-  return true;
 }
 
 describe("quickjs-emscripten on reservations", () => {
@@ -50,7 +43,7 @@ describe("quickjs-emscripten on reservations", () => {
       // Before instantiation the memory is the module's image: the same for every tenant.
       const before = new Uint8Array(reservation.memory.buffer);
       if (fresh === null) fresh = before.slice();
-      else assert.ok(equalBytes(before, fresh), `tenant ${t}: memory is not the image`);
+      else assert.ok(sameBytes(before, fresh), `tenant ${t}: memory is not the image`);
       const { quickjs, instance } = await loadQuickJSOn(reservation, module);
       assert.ok(!contains(reservation.memory.buffer, MARKER), `tenant ${t} sees a marker`);
       const output = evalInNewRuntime(quickjs, script(t));
