@@ -34,11 +34,7 @@ import {
   run,
   summary,
 } from "../.tools/node_modules/mitata/src/main.mjs";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { pathToFileURL } from "node:url";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { RUNTIME, writeResults } from "./mitata_results.ts";
 import {
   Config,
@@ -49,6 +45,7 @@ import {
   Module,
 } from "../mod.ts";
 import { type EpochLoad, setEpochLoad } from "../src/run/interrupt.ts";
+import { GlueCopies } from "../tests/fixtures/glue_copies.ts";
 import { readRealModule, realModules } from "../tests/fixtures/npm_modules.ts";
 import {
   smallRanks,
@@ -246,14 +243,9 @@ summary(() => {
 // --- tiktoken ---------------------------------------------------------------------------------
 
 const tiktokenBytes = readRealModule(TIKTOKEN);
-const glueDir = mkdtempSync(join(tmpdir(), "wasmpool-deadline-bench-"));
-
-/** A private copy of the glue: it keeps module-level state (the instance, its memory views). */
-async function freshGlue(name: string): Promise<TiktokenGlue> {
-  const path = join(glueDir, `tiktoken_bg.${name.replace(/\W+/g, "_")}.js`);
-  copyFileSync(TIKTOKEN_GLUE_PATH, path);
-  return await import(pathToFileURL(path).href) as TiktokenGlue;
-}
+// A private copy of a glue per variant: it keeps module-level state (the instance, its memory
+// views; sql.js's first initSqlJs promise).
+const glues = new GlueCopies("deadline-bench");
 
 /** 100 KB of word salad, the same every run. */
 function text(): string {
@@ -289,10 +281,9 @@ function text(): string {
 const TEXT = text();
 
 async function tiktokenEncoder(
-  name: string,
   makeExports: (imports: Record<string, Record<string, unknown>>) => unknown,
 ): Promise<() => number> {
-  const glue = await freshGlue(name);
+  const glue = await glues.import<TiktokenGlue>(TIKTOKEN_GLUE_PATH);
   glue.__wbg_set_wasm(
     makeExports({ "./tiktoken_bg.js": glue as unknown as Record<string, unknown> }),
   );
@@ -303,7 +294,6 @@ async function tiktokenEncoder(
 const tiktokenRows: [string, () => number][] = [[
   "WebAssembly.Instance",
   await tiktokenEncoder(
-    "plain",
     (imports) =>
       new WebAssembly.Instance(
         new WebAssembly.Module(tiktokenBytes),
@@ -316,7 +306,7 @@ for (const v of VARIANTS) {
   const module = compile(v, tiktokenBytes);
   tiktokenRows.push([
     v.name,
-    await tiktokenEncoder(v.name, (i) => instantiate(v, module, i).exports),
+    await tiktokenEncoder((i) => instantiate(v, module, i).exports),
   ]);
 }
 const expectedTokens = tiktokenRows[0][1]();
@@ -355,16 +345,13 @@ type InitSqlJs = (options: {
 
 const sqlModule = realModules().find((m) => m.name === "sql.js")!;
 const sqlBytes = readRealModule(sqlModule);
-const require = createRequire(import.meta.url);
 const glueFile = sqlModule.path.replace(/\.wasm$/, ".js");
 const QUERY = `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${SQL_ROWS})
   SELECT count(*), sum(x % 7), max(length(hex(x * 7919))) FROM c`;
 
-async function sqlQuery(name: string, make: (imports: unknown) => unknown): Promise<() => string> {
+async function sqlQuery(make: (imports: unknown) => unknown): Promise<() => string> {
   // The glue is a factory: each call makes a module of its own, bound to the instance made here.
-  const path = join(glueDir, `sql-wasm.${name.replace(/\W+/g, "_")}.cjs`);
-  copyFileSync(glueFile, path);
-  const init = require(path) as InitSqlJs;
+  const init = glues.require<InitSqlJs>(glueFile);
   const SQL = await init({
     instantiateWasm(imports, done) {
       done(make(imports));
@@ -378,14 +365,13 @@ async function sqlQuery(name: string, make: (imports: unknown) => unknown): Prom
 const sqlRows: [string, () => string][] = [[
   "WebAssembly.Instance",
   await sqlQuery(
-    "plain",
     (imports) =>
       new WebAssembly.Instance(new WebAssembly.Module(sqlBytes), imports as WebAssembly.Imports),
   ),
 ]];
 for (const v of VARIANTS) {
   const module = compile(v, sqlBytes);
-  sqlRows.push([v.name, await sqlQuery(v.name, (imports) => instantiate(v, module, imports))]);
+  sqlRows.push([v.name, await sqlQuery((imports) => instantiate(v, module, imports))]);
 }
 const expectedRows = sqlRows[0][1]();
 for (const [name, query] of sqlRows) {
@@ -461,7 +447,7 @@ writeFileSync(
 
 const result = await run();
 writeResults(`deadline-${RUNTIME}`, result);
-rmSync(glueDir, { recursive: true, force: true });
+glues.remove();
 
 // --- latency ----------------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ import {
 } from "../mod.ts";
 import { image5MiBModuleBytes, IMAGE_MEMORY_PAGES } from "./image_modules.ts";
 import { RUNTIME as runtime } from "./mitata_results.ts";
+import { collectWhereExposed } from "../tests/fixtures/gc.ts";
 
 /** Live instances. */
 export const INSTANCES = 1000;
@@ -42,13 +43,6 @@ interface Rollup {
   privateDirty: number;
   sharedClean: number;
   sharedDirty: number;
-}
-
-/** Collects garbage where the runtime lets us (deno --v8-flags=--expose-gc, bun). */
-function collect(): void {
-  const g = globalThis as { gc?: () => void; Bun?: { gc(force: boolean): void } };
-  if (g.Bun !== undefined) g.Bun.gc(true);
-  else g.gc?.();
 }
 
 /** Private_Clean + Private_Dirty of the mappings of module images' memfds, in KiB. */
@@ -131,7 +125,7 @@ export function runScenario(mode: string, bytes: Uint8Array): MemoryResult {
   using engine = engineFor(mode);
   const module = new Module(engine, bytes);
   const imageKiB = engine.stats().imageBytes / 1024;
-  collect();
+  collectWhereExposed();
   const before = rollup();
   const ptBefore = pageTablesKiB();
   const instances: InstanceHandle[] = [];
@@ -144,7 +138,7 @@ export function runScenario(mode: string, bytes: Uint8Array): MemoryResult {
     for (let at = 0; at < view.length; at += HOST_PAGE) sum += view[at];
     instances.push(instance);
   }
-  collect();
+  collectWhereExposed();
   const after = rollup();
   const ptAfter = pageTablesKiB();
   const imageMappingsPrivateKiB = imagePrivateKiB();

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { loadRuntimeFiles } from "./report_files.ts";
+
 interface MemoryResult {
   readonly mode: string;
   readonly privateKiB: number;
@@ -30,18 +32,8 @@ function isMemoryFile(value: unknown): value is MemoryFile {
 }
 
 /** Reads every `image-memory-*.json` in `dir`; files of another shape are left out. */
-export async function loadImageMemory(dir: string): Promise<MemoryFile[]> {
-  const files: MemoryFile[] = [];
-  try {
-    for await (const entry of Deno.readDir(dir)) {
-      if (!entry.isFile || !/^image-memory-.*\.json$/.test(entry.name)) continue;
-      const json: unknown = JSON.parse(await Deno.readTextFile(`${dir}/${entry.name}`));
-      if (isMemoryFile(json)) files.push(json);
-    }
-  } catch {
-    return files;
-  }
-  return files.sort((a, b) => a.runtime.localeCompare(b.runtime));
+export function loadImageMemory(dir: string): Promise<MemoryFile[]> {
+  return loadRuntimeFiles(dir, "image-memory", (json) => isMemoryFile(json) ? json : null);
 }
 
 function mib(kib: number): string {

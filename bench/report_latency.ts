@@ -5,6 +5,8 @@
  * @module
  */
 
+import { loadRuntimeFiles } from "./report_files.ts";
+
 interface LatencyFile {
   readonly runtime: string;
   readonly tickMs: number;
@@ -26,18 +28,8 @@ function isLatencyFile(value: unknown): value is LatencyFile {
 }
 
 /** Reads every `latency-*.json` in `dir`; files of another shape are left out. */
-export async function loadLatency(dir: string): Promise<LatencyFile[]> {
-  const files: LatencyFile[] = [];
-  try {
-    for await (const entry of Deno.readDir(dir)) {
-      if (!entry.isFile || !/^latency-.*\.json$/.test(entry.name)) continue;
-      const json: unknown = JSON.parse(await Deno.readTextFile(`${dir}/${entry.name}`));
-      if (isLatencyFile(json)) files.push(json);
-    }
-  } catch {
-    return files;
-  }
-  return files.sort((a, b) => a.runtime.localeCompare(b.runtime));
+export function loadLatency(dir: string): Promise<LatencyFile[]> {
+  return loadRuntimeFiles(dir, "latency", (json) => isLatencyFile(json) ? json : null);
 }
 
 function ticks(ms: number, tickMs: number): string {

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { loadRuntimeFiles } from "./report_files.ts";
+
 interface LiveResult {
   readonly mode: string;
   readonly instantiate: { readonly perInstanceUs: number };
@@ -28,18 +30,8 @@ function isLiveFile(value: unknown): value is LiveFile {
 }
 
 /** Reads every `live-*.json` in `dir`; files of another shape are left out. */
-export async function loadLive(dir: string): Promise<LiveFile[]> {
-  const files: LiveFile[] = [];
-  try {
-    for await (const entry of Deno.readDir(dir)) {
-      if (!entry.isFile || !/^live-.*\.json$/.test(entry.name)) continue;
-      const json: unknown = JSON.parse(await Deno.readTextFile(`${dir}/${entry.name}`));
-      if (isLiveFile(json)) files.push(json);
-    }
-  } catch {
-    return files;
-  }
-  return files.sort((a, b) => a.runtime.localeCompare(b.runtime));
+export function loadLive(dir: string): Promise<LiveFile[]> {
+  return loadRuntimeFiles(dir, "live", (json) => isLiveFile(json) ? json : null);
 }
 
 /** The Markdown for the live-instances results; empty when there are none. */

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { loadRuntimeFiles } from "./report_files.ts";
+
 /** One module's figures in one runtime. */
 export interface RealSetRow {
   /** The module's name in the real set. */
@@ -49,22 +51,14 @@ function isRow(value: unknown): value is RealSetRow {
 }
 
 /** Reads every `real-set-*.json` in `dir`; files of another shape are left out. */
-export async function loadRealSet(dir: string): Promise<RealSetFile[]> {
-  const files: RealSetFile[] = [];
-  try {
-    for await (const entry of Deno.readDir(dir)) {
-      if (!entry.isFile || !/^real-set-.*\.json$/.test(entry.name)) continue;
-      const json: unknown = JSON.parse(await Deno.readTextFile(`${dir}/${entry.name}`));
-      if (typeof json !== "object" || json === null) continue;
-      const { runtime, realSet } = json as Record<string, unknown>;
-      if (typeof runtime !== "string" || !Array.isArray(realSet)) continue;
-      files.push({ runtime, rows: realSet.filter(isRow) });
-    }
-  } catch {
-    return files;
-  }
+export function loadRealSet(dir: string): Promise<RealSetFile[]> {
   const order = (runtime: string): number => ["deno", "bun"].indexOf(runtime) >>> 0;
-  return files.sort((a, b) => order(a.runtime) - order(b.runtime));
+  return loadRuntimeFiles(dir, "real-set", (json) => {
+    if (typeof json !== "object" || json === null) return null;
+    const { runtime, realSet } = json as Record<string, unknown>;
+    if (typeof runtime !== "string" || !Array.isArray(realSet)) return null;
+    return { runtime, rows: realSet.filter(isRow) };
+  }, (a, b) => order(a.runtime) - order(b.runtime));
 }
 
 /** Milliseconds (or microseconds below 1 ms), three significant digits. */

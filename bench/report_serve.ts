@@ -7,6 +7,8 @@
  * @module
  */
 
+import { loadRuntimeFiles } from "./report_files.ts";
+
 /** Where the chart goes, from the repository's root; the README links it. */
 export const SERVE_CHART_PATH = "docs/serve.svg";
 
@@ -54,18 +56,8 @@ function isServeFile(value: unknown): value is ServeFile {
 }
 
 /** Reads every `serve-*.json` in `dir`; files of another shape are left out. */
-export async function loadServe(dir: string): Promise<ServeFile[]> {
-  const files: ServeFile[] = [];
-  try {
-    for await (const entry of Deno.readDir(dir)) {
-      if (!entry.isFile || !/^serve-.*\.json$/.test(entry.name)) continue;
-      const json: unknown = JSON.parse(await Deno.readTextFile(`${dir}/${entry.name}`));
-      if (isServeFile(json)) files.push(json);
-    }
-  } catch {
-    return files;
-  }
-  return files.sort((a, b) => a.runtime.localeCompare(b.runtime));
+export function loadServe(dir: string): Promise<ServeFile[]> {
+  return loadRuntimeFiles(dir, "serve", (json) => isServeFile(json) ? json : null);
 }
 
 const fixed = (x: number | null, digits: number): string => x === null ? "-" : x.toFixed(digits);

@@ -15,49 +15,22 @@
 import { bench, group, run, summary } from "../.tools/node_modules/mitata/src/main.mjs";
 import { readFileSync } from "node:fs";
 import { RUNTIME, writeResults } from "./mitata_results.ts";
-import {
-  Config,
-  Engine,
-  type Instance,
-  InstanceAllocationStrategy,
-  type InstanceImports,
-  Module,
-} from "../mod.ts";
+import { Module } from "../mod.ts";
 import { buildModule } from "../tests/fixtures/wasm_builder.ts";
 import {
+  evalInNewRuntime,
   loadQuickJS,
+  loadQuickJSOn,
   QUICKJS_WASM_PATH,
-  type QuickJSWASMModule,
+  quickJSPoolingEngine,
 } from "../tests/fixtures/quickjs_glue.ts";
 
 const bytes = readFileSync(QUICKJS_WASM_PATH);
 const compiled = new WebAssembly.Module(bytes);
-const pooled = new Engine(new Config().withAllocationStrategy(
-  InstanceAllocationStrategy.pooling({
-    instanceLimits: { count: 4 },
-    moduleLimits: {
-      importedMemories: 1,
-      memoryPages: 32768,
-      types: 1000,
-      functions: 10_000,
-      globals: 100,
-      tableElements: 1000,
-    },
-  }),
-));
+const pooled = quickJSPoolingEngine();
 const module = new Module(pooled, bytes);
 
 const SCRIPT = "let s = 0; for (let i = 0; i < 100; i++) s += i; JSON.stringify({ s })";
-
-function tenantWork(quickjs: QuickJSWASMModule): void {
-  const runtime = quickjs.newRuntime();
-  const context = runtime.newContext();
-  const handle = context.unwrapResult(context.evalCode(SCRIPT));
-  context.dump(handle);
-  handle.dispose();
-  context.dispose();
-  runtime.dispose();
-}
 
 /** The glue on the runtime's own instance and the memory the glue makes. */
 async function plainTenant(work: boolean): Promise<void> {
@@ -67,23 +40,14 @@ async function plainTenant(work: boolean): Promise<void> {
       return {};
     },
   });
-  if (work) tenantWork(quickjs);
+  if (work) evalInNewRuntime(quickjs, SCRIPT);
 }
 
 /** The glue on a reservation: its pooled memory and recycled instance. */
 async function reservedTenant(work: boolean): Promise<void> {
-  const reservation = pooled.reserve(module);
-  let instance: Instance | null = null;
-  const quickjs = await loadQuickJS({
-    wasmMemory: reservation.memory,
-    instantiateWasm(imports, receive) {
-      instance = reservation.instantiate(imports as InstanceImports);
-      receive(instance, module);
-      return {};
-    },
-  });
-  if (work) tenantWork(quickjs);
-  (instance as Instance | null)!.dispose();
+  const { quickjs, instance } = await loadQuickJSOn(pooled.reserve(module), module);
+  if (work) evalInNewRuntime(quickjs, SCRIPT);
+  instance.dispose();
 }
 
 for (const work of [false, true]) {

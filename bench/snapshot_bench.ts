@@ -18,14 +18,13 @@
  * @module
  */
 
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { pathToFileURL } from "node:url";
+import { readFileSync, writeFileSync } from "node:fs";
 import { bench, group, run, summary } from "../.tools/node_modules/mitata/src/main.mjs";
 import { RUNTIME, writeResults } from "./mitata_results.ts";
 import { Config, Engine, type Instance, InstanceAllocationStrategy, Module } from "../mod.ts";
+import { GlueCopies } from "../tests/fixtures/glue_copies.ts";
 import { readRealModule } from "../tests/fixtures/npm_modules.ts";
+import { collectWhereExposed } from "../tests/fixtures/gc.ts";
 import { cl100k } from "../tests/fixtures/snapshot_modules.ts";
 import {
   TIKTOKEN,
@@ -53,18 +52,16 @@ const engine = new Engine(new Config().withAllocationStrategy(
 // A glue caches views of the last instance's memory until they detach, which a live instance's
 // never do: each instance that stays live (the original, each of the live tenants) gets a copy
 // of the glue file of its own, and the cycles below share the first.
-const dir = mkdtempSync(join(tmpdir(), "wasmpool-snapshot-glue-"));
-async function glueCopy(name: string): Promise<Glue> {
-  const path = join(dir, `tiktoken_bg_${name}.js`);
-  copyFileSync(TIKTOKEN_GLUE_PATH, path);
-  return await import(pathToFileURL(path).href) as Glue;
+const glueFiles = new GlueCopies("snapshot-glue");
+function glueCopy(): Promise<Glue> {
+  return glueFiles.import<Glue>(TIKTOKEN_GLUE_PATH);
 }
 function importsOf(glue: Glue): Record<string, Record<string, unknown>> {
   return { "./tiktoken_bg.js": glue as unknown as Record<string, unknown> };
 }
-const glue = await glueCopy("cycles");
+const glue = await glueCopy();
 const imports = importsOf(glue);
-const originalGlue = await glueCopy("original");
+const originalGlue = await glueCopy();
 const ranks = cl100k();
 const tiktoken = new Module(engine, readRealModule(TIKTOKEN));
 const small = new Module(engine, smallModuleBytes());
@@ -133,13 +130,6 @@ summary(() => {
 
 writeResults(`snapshot-${RUNTIME}`, await run({ format: "mitata" }));
 
-/** Collects garbage where the runtime lets us (deno --v8-flags=--expose-gc, bun). */
-function collect(): void {
-  const g = globalThis as { gc?: () => void; Bun?: { gc(force: boolean): void } };
-  if (g.Bun !== undefined) g.Bun.gc(true);
-  else g.gc?.();
-}
-
 function privateKiB(): number {
   const text = readFileSync("/proc/self/smaps_rollup", "utf8");
   let total = 0;
@@ -150,10 +140,10 @@ function privateKiB(): number {
 }
 
 const glues: Glue[] = [];
-for (let i = 0; i < LIVE_TENANTS; i++) glues.push(await glueCopy(`${i}`));
+for (let i = 0; i < LIVE_TENANTS; i++) glues.push(await glueCopy());
 const warm = engine.instantiate(snapshot, imports); // the first tenant's one-time costs
 warm.dispose();
-collect();
+collectWhereExposed();
 const before = privateKiB();
 const live: Instance[] = [];
 const encoders: Encoder[] = [];
@@ -165,7 +155,7 @@ for (let i = 0; i < LIVE_TENANTS; i++) {
   live.push(tenant);
   encoders.push(encoder);
 }
-collect();
+collectWhereExposed();
 const after = privateKiB();
 const perTenantKiB = (after - before) / LIVE_TENANTS;
 const result = {
@@ -185,7 +175,7 @@ encoders.forEach((e, i) => {
   e.__destroy_into_raw();
   live[i].dispose();
 });
-rmSync(dir, { recursive: true, force: true });
+glueFiles.remove();
 built.free();
 original.dispose();
 engine.close();

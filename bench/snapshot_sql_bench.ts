@@ -16,13 +16,10 @@
  * @module
  */
 
-import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { bench, group, run, summary } from "../.tools/node_modules/mitata/src/main.mjs";
 import { RUNTIME, writeResults } from "./mitata_results.ts";
 import { Config, Engine, type Instance, InstanceAllocationStrategy, Module } from "../mod.ts";
+import { GlueCopies } from "../tests/fixtures/glue_copies.ts";
 import { readRealModule, realModules } from "../tests/fixtures/npm_modules.ts";
 
 interface Database {
@@ -42,14 +39,10 @@ const ROWS = 10_000;
 const QUERY = "SELECT count(*), sum(c), max(b) FROM t WHERE a % 3 = 0";
 
 const sqlJs = realModules().find((m) => m.name === "sql.js")!;
-const require = createRequire(import.meta.url);
-const dir = mkdtempSync(join(tmpdir(), "wasmpool-snapshot-sql-"));
-let glues = 0;
+const glues = new GlueCopies("snapshot-sql");
 /** A new glue: sql.js's `initSqlJs` returns its first promise to every later call. */
 function glue(): Init {
-  const path = join(dir, `sql-wasm-${glues++}.cjs`);
-  copyFileSync(sqlJs.path.replace(/\.wasm$/, ".js"), path);
-  return require(path) as Init;
+  return glues.require<Init>(sqlJs.path.replace(/\.wasm$/, ".js"));
 }
 
 const engine = new Engine(new Config().withAllocationStrategy(
@@ -129,4 +122,4 @@ summary(() => {
 writeResults(`snapshot-sql-${RUNTIME}`, await run({ format: "mitata" }));
 original.instance.dispose();
 engine.close();
-rmSync(dir, { recursive: true, force: true });
+glues.remove();

@@ -3,25 +3,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Config, Engine, InstanceAllocationStrategy, type Memory, Module } from "../mod.ts";
+import { collect, collectUntil } from "./fixtures/gc.ts";
 import { buildModule } from "./fixtures/wasm_builder.ts";
-
-/** A full garbage collection: Deno needs --v8-flags=--expose-gc (script/test passes it). */
-function collect(): void {
-  const bun = (globalThis as { Bun?: { gc(force: boolean): void } }).Bun;
-  if (bun) return bun.gc(true);
-  const gc = (globalThis as { gc?: () => void }).gc;
-  assert.ok(gc, "run with --v8-flags=--expose-gc");
-  gc();
-}
-
-/** Collects until `done()` or 50 rounds; finalizers run on a later task, hence the awaits. */
-async function collectUntil(done: () => boolean): Promise<boolean> {
-  for (let round = 0; round < 50 && !done(); round++) {
-    collect();
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  return done();
-}
 
 function engineWith(count: number): Engine {
   return new Engine(new Config().withAllocationStrategy(InstanceAllocationStrategy.pooling({

@@ -21,6 +21,7 @@ import {
 import { native } from "../src/ffi/load.ts";
 import { nativeMemset } from "./fixtures/native_write.ts";
 import { prng } from "./fixtures/prng.ts";
+import { allZero, sameBytes } from "./fixtures/same_bytes.ts";
 import { buildModule, type DataSpec } from "./fixtures/wasm_builder.ts";
 
 const PAGE = 65536;
@@ -110,20 +111,6 @@ const limits = {
   moduleLimits: { memoryPages: MEMORY_PAGES, importedGlobals: 1 },
   instanceLimits: { count: 4, memoryReservationSize: MEMORY_PAGES * PAGE },
 } as const;
-
-function sameBytes(actual: ArrayBuffer, expected: Uint8Array): boolean {
-  if (actual.byteLength !== expected.length) return false;
-  const a = new BigUint64Array(actual);
-  const e = new BigUint64Array(expected.buffer, expected.byteOffset, expected.length / 8);
-  for (let i = 0; i < a.length; i++) if (a[i] !== e[i]) return false;
-  return true;
-}
-
-function allZero(buffer: ArrayBuffer, from: number): boolean {
-  const words = new BigUint64Array(buffer, from);
-  for (let i = 0; i < words.length; i++) if (words[i] !== 0n) return false;
-  return true;
-}
 
 /** Open descriptors of this process that are module images (memfds). */
 function imageDescriptors(): number {

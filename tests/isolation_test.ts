@@ -12,6 +12,7 @@ import {
   Module,
 } from "../mod.ts";
 import { prng } from "./fixtures/prng.ts";
+import { allZero, sameBytes } from "./fixtures/same_bytes.ts";
 import { buildModule } from "./fixtures/wasm_builder.ts";
 
 const CYCLES = 10_000;
@@ -50,19 +51,6 @@ function tenants(engine: Engine): Tenant[] {
     );
     return { module, image, table };
   });
-}
-
-function sameWords(actual: ArrayBuffer, expected: Uint8Array): boolean {
-  const a = new BigUint64Array(actual, 0, expected.length / 8);
-  const e = new BigUint64Array(expected.buffer, expected.byteOffset, expected.length / 8);
-  for (let i = 0; i < a.length; i++) if (a[i] !== e[i]) return false;
-  return true;
-}
-
-function allZero(buffer: ArrayBuffer, from: number): boolean {
-  const words = new BigUint64Array(buffer, from);
-  for (let i = 0; i < words.length; i++) if (words[i] !== 0n) return false;
-  return true;
 }
 
 const modes = [
@@ -106,7 +94,10 @@ describe(`tenant isolation over ${CYCLES} cycles`, () => {
         const instance = engine.allocate(tenant.module);
         const memory = instance.memories[0];
         const first = memory.buffer;
-        assert.ok(sameWords(first, tenant.image), `cycle ${cycle}: not the module's image`);
+        assert.ok(
+          sameBytes(new Uint8Array(first, 0, tenant.image.length), tenant.image),
+          `cycle ${cycle}: not the module's image`,
+        );
         const table = instance.tables[0];
         for (let i = 0; i < 8; i++) {
           assert.equal(table.get(i), tenant.table[i], `cycle ${cycle}: table entry ${i}`);

@@ -33,6 +33,7 @@ import {
 } from "../mod.ts";
 import { buildModule, HEADER, type ModuleSpec } from "./fixtures/wasm_builder.ts";
 import { readRealModule, realModules } from "./fixtures/npm_modules.ts";
+import { allZero } from "./fixtures/same_bytes.ts";
 
 const PAGE = 65536;
 const MEMORY_PAGES = 16;
@@ -82,14 +83,6 @@ function memoryModule(min: number, max: number | null = null): ModuleSpec {
 
 function bytesOf(...values: number[]): Uint8Array {
   return Uint8Array.from(values);
-}
-
-/** Whether every byte of `buffer` is zero (compared 32 bits at a time). */
-function allZero(buffer: ArrayBuffer): boolean {
-  const words = new Uint32Array(buffer, 0, buffer.byteLength >>> 2);
-  for (let i = 0; i < words.length; i++) if (words[i] !== 0) return false;
-  const tail = new Uint8Array(buffer, words.length * 4);
-  return tail.every((b) => b === 0);
 }
 
 function entries(table: Table): (number | null)[] {

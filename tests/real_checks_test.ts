@@ -5,11 +5,6 @@
 // DeadlineExceededError.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import {
   Config,
   DeadlineExceededError,
@@ -18,6 +13,7 @@ import {
   InstanceAllocationStrategy,
   Module,
 } from "../mod.ts";
+import { GlueCopies } from "./fixtures/glue_copies.ts";
 import { readRealModule, realModules } from "./fixtures/npm_modules.ts";
 import {
   smallRanks,
@@ -39,13 +35,7 @@ function checkedEngine(): Engine {
 }
 
 // Each glue keeps module-level state (its instance and views of its memory): one copy each.
-const scratch = mkdtempSync(join(tmpdir(), "wasmpool-real-checks-"));
-let copies = 0;
-function copyOf(path: string, extension: string): string {
-  const copy = join(scratch, `glue${copies++}.${extension}`);
-  copyFileSync(path, copy);
-  return copy;
-}
+const glues = new GlueCopies("real-checks");
 
 const TEXTS = [
   "hello world",
@@ -57,7 +47,7 @@ const TEXTS = [
 async function tiktokenRun(
   make: (imports: Record<string, Record<string, unknown>>) => unknown,
 ): Promise<number[][]> {
-  const glue = await import(pathToFileURL(copyOf(TIKTOKEN_GLUE_PATH, "js")).href) as TiktokenGlue;
+  const glue = await glues.import<TiktokenGlue>(TIKTOKEN_GLUE_PATH);
   glue.__wbg_set_wasm(make({ "./tiktoken_bg.js": glue as unknown as Record<string, unknown> }));
   const encoder = new glue.Tiktoken(smallRanks(), { "<|endoftext|>": 300 }, TIKTOKEN_PATTERN);
   try {
@@ -74,10 +64,11 @@ interface SqlDatabase {
 
 async function sqlDatabase(make: (imports: unknown) => unknown): Promise<SqlDatabase> {
   const sql = realModules().find((m) => m.name === "sql.js")!;
-  const require = createRequire(import.meta.url);
-  const init = require(copyOf(sql.path.replace(/\.wasm$/, ".js"), "cjs")) as (options: {
-    instantiateWasm(imports: unknown, done: (instance: unknown) => void): unknown;
-  }) => Promise<{ Database: new () => SqlDatabase }>;
+  const init = glues.require<
+    (options: {
+      instantiateWasm(imports: unknown, done: (instance: unknown) => void): unknown;
+    }) => Promise<{ Database: new () => SqlDatabase }>
+  >(sql.path.replace(/\.wasm$/, ".js"));
   const SQL = await init({
     instantiateWasm(imports, done) {
       done(make(imports));
@@ -166,6 +157,6 @@ describe("real modules with interruption and fuel on", () => {
       "SELECT count(*) FROM n";
     assert.throws(() => db.exec(forever), DeadlineExceededError);
     instance!.dispose();
-    rmSync(scratch, { recursive: true, force: true });
+    glues.remove();
   });
 });

@@ -19,6 +19,7 @@ import {
 import { readRealModule, realModules } from "./fixtures/npm_modules.ts";
 import { type SqlDatabase, sqlJs } from "./fixtures/sql_glue.ts";
 import { findBytes } from "./fixtures/find_bytes.ts";
+import { collectUntil } from "./fixtures/gc.ts";
 import { assembleWat } from "./fixtures/wabt.ts";
 
 type Fn = (...args: unknown[]) => unknown;
@@ -398,24 +399,6 @@ function stubImports(bytes: Uint8Array<ArrayBuffer>): WebAssembly.Imports {
     };
   }
   return imports as WebAssembly.Imports;
-}
-
-/** A full garbage collection: Deno needs --v8-flags=--expose-gc (script/test passes it). */
-function collect(): void {
-  const bun = (globalThis as { Bun?: { gc(force: boolean): void } }).Bun;
-  if (bun) return bun.gc(true);
-  const gc = (globalThis as { gc?: () => void }).gc;
-  assert.ok(gc, "run with --v8-flags=--expose-gc");
-  gc();
-}
-
-/** Collects until `done()` or 50 rounds; finalizers run on a later task, hence the awaits. */
-async function collectUntil(done: () => boolean): Promise<boolean> {
-  for (let round = 0; round < 50 && !done(); round++) {
-    collect();
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  return done();
 }
 
 /** A xorshift generator: the same script in both runs. */

@@ -20,6 +20,7 @@ import {
   callerModule,
   COUNTER_INITIAL,
   Op,
+  peekerModule,
   START_MARK,
   tenantModule,
 } from "./fixtures/run_modules.ts";
@@ -237,20 +238,7 @@ describe("recycled instances", () => {
   it("fall back when a tenant shared its memory with another instance", () => {
     using engine = pooledEngine();
     const exporter = new Module(engine, tenantModule({ exportTable: false }));
-    const importer = new Module(
-      engine,
-      buildModule({
-        types: [{ params: ["i32"], results: ["i32"] }],
-        imports: [{
-          module: "a",
-          name: "memory",
-          desc: { kind: "memory", type: { min: 1, max: 4, shared: false } },
-        }],
-        functions: [0],
-        exports: [{ name: "peek", kind: "function", index: 0 }],
-        bodies: [{ code: [...Op.localGet(0), ...Op.i32Load8U] }],
-      }),
-    );
+    const importer = new Module(engine, peekerModule());
     const a = engine.instantiate(exporter);
     const b = engine.instantiate(importer, { a: { memory: a.exports.memory } });
     fn(a, "store")(300, 9);

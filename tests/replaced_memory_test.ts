@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import process from "node:process";
 import { Config, Engine, FuelExhaustedError, InstanceAllocationStrategy, Module } from "../mod.ts";
+import { collect } from "./fixtures/gc.ts";
 import { buildModule } from "./fixtures/wasm_builder.ts";
 
 const PAGES = 32;
@@ -17,15 +18,6 @@ const WRITTEN_MIB = TENANTS * PAGES / 16;
 // What the tenants wrote, 400 MiB: resident memory may grow by a quarter of it (the memories
 // not yet collected between collections, the heap, code), not by all of it.
 const BOUND_MIB = WRITTEN_MIB / 4;
-
-/** A full garbage collection: Deno needs --v8-flags=--expose-gc (script/test passes it). */
-function collect(): void {
-  const bun = (globalThis as { Bun?: { gc(force: boolean): void } }).Bun;
-  if (bun) return bun.gc(true);
-  const gc = (globalThis as { gc?: () => void }).gc;
-  assert.ok(gc, "run with --v8-flags=--expose-gc");
-  gc();
-}
 
 /** The process's resident memory, in MiB (Linux). */
 function residentMiB(): number {

@@ -6,15 +6,16 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { Module } from "../mod.ts";
+import { findBytes } from "./fixtures/find_bytes.ts";
 import {
-  Config,
-  Engine,
-  type Instance,
-  InstanceAllocationStrategy,
-  type InstanceImports,
-  Module,
-} from "../mod.ts";
-import { loadQuickJS, QUICKJS_WASM_PATH, type QuickJSWASMModule } from "./fixtures/quickjs_glue.ts";
+  evalInNewRuntime,
+  loadQuickJS,
+  loadQuickJSOn,
+  QUICKJS_WASM_PATH,
+  quickJSPoolingEngine,
+} from "./fixtures/quickjs_glue.ts";
+import { sameBytes } from "./fixtures/same_bytes.ts";
 
 const TENANTS = 100;
 const MARKER = "wasmpool-tenant-marker-";
@@ -25,56 +26,15 @@ function script(t: number): string {
     JSON.stringify({ t: ${t}, sum: xs.reduce((a, b) => a + b, 0), marker, sorted: xs.sort().slice(0, 5) })`;
 }
 
-/** Creates a runtime and a context, evaluates `code`, reads the result, disposes everything. */
-function run(quickjs: QuickJSWASMModule, code: string): unknown {
-  const runtime = quickjs.newRuntime();
-  const context = runtime.newContext();
-  const handle = context.unwrapResult(context.evalCode(code));
-  const value = context.dump(handle);
-  handle.dispose();
-  context.dispose();
-  runtime.dispose();
-  return value;
-}
-
-// The typed arrays' own indexOf and a word loop: node:buffer's scans are slow in Deno.
 function contains(buffer: ArrayBuffer, text: string): boolean {
-  const view = new Uint8Array(buffer);
-  const needle = new TextEncoder().encode(text);
-  for (let at = view.indexOf(needle[0]); at >= 0; at = view.indexOf(needle[0], at + 1)) {
-    let i = 1;
-    while (i < needle.length && view[at + i] === needle[i]) i++;
-    if (i === needle.length) return true;
-  }
-  return false;
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength || a.byteLength % 4 !== 0) return false;
-  const x = new Int32Array(a.buffer, a.byteOffset, a.byteLength / 4);
-  const y = new Int32Array(b.buffer, b.byteOffset, b.byteLength / 4);
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
-  return true;
+  return findBytes(new Uint8Array(buffer), text) !== -1;
 }
 
 describe("quickjs-emscripten on reservations", () => {
   it(`serves ${TENANTS} tenants on recycled instances, outputs equal to a plain run's`, {
     timeout: 120_000,
   }, async () => {
-    using engine = new Engine(new Config().withAllocationStrategy(
-      InstanceAllocationStrategy.pooling({
-        instanceLimits: { count: 4 },
-        // The glue's own memory is at most 32768 pages: the pool's, within its limit.
-        moduleLimits: {
-          importedMemories: 1,
-          memoryPages: 32768,
-          types: 1000,
-          functions: 10_000,
-          globals: 100,
-          tableElements: 1000,
-        },
-      }),
-    ));
+    using engine = quickJSPoolingEngine();
     const module = new Module(engine, readFileSync(QUICKJS_WASM_PATH));
     const plain = await loadQuickJS();
     let fresh: Uint8Array | null = null;
@@ -83,22 +43,14 @@ describe("quickjs-emscripten on reservations", () => {
       // Before instantiation the memory is the module's image: the same for every tenant.
       const before = new Uint8Array(reservation.memory.buffer);
       if (fresh === null) fresh = before.slice();
-      else assert.ok(equalBytes(before, fresh), `tenant ${t}: memory is not the image`);
-      let instance: Instance | null = null;
-      const quickjs = await loadQuickJS({
-        wasmMemory: reservation.memory,
-        instantiateWasm(imports, receive) {
-          instance = reservation.instantiate(imports as InstanceImports);
-          receive(instance, module);
-          return {};
-        },
-      });
+      else assert.ok(sameBytes(before, fresh), `tenant ${t}: memory is not the image`);
+      const { quickjs, instance } = await loadQuickJSOn(reservation, module);
       assert.ok(!contains(reservation.memory.buffer, MARKER), `tenant ${t} sees a marker`);
-      const output = run(quickjs, script(t));
-      assert.deepEqual(output, run(plain, script(t)));
+      const output = evalInNewRuntime(quickjs, script(t));
+      assert.deepEqual(output, evalInNewRuntime(plain, script(t)));
       // The marker was there to find: the scan above can fail.
       assert.ok(contains(reservation.memory.buffer, `${MARKER}${t}`));
-      (instance as Instance | null)!.dispose();
+      instance.dispose();
     }
     const stats = engine.stats();
     assert.equal(stats.runningInstances, 0);

@@ -18,6 +18,7 @@ import {
   type Reservation,
   UnsupportedFeatureError,
 } from "../mod.ts";
+import { collectUntil } from "./fixtures/gc.ts";
 import { prng } from "./fixtures/prng.ts";
 import { buildModule } from "./fixtures/wasm_builder.ts";
 
@@ -386,24 +387,6 @@ describe("reservations", () => {
     assert.equal((instance.exports.load8 as Fn)(16), HELLO[0]);
   });
 });
-
-/** A full garbage collection: Deno needs --v8-flags=--expose-gc (script/test passes it). */
-function collect(): void {
-  const bun = (globalThis as { Bun?: { gc(force: boolean): void } }).Bun;
-  if (bun) return bun.gc(true);
-  const gc = (globalThis as { gc?: () => void }).gc;
-  assert.ok(gc, "run with --v8-flags=--expose-gc");
-  gc();
-}
-
-/** Collects until `done()` or 50 rounds; finalizers run on a later task, hence the awaits. */
-async function collectUntil(done: () => boolean): Promise<boolean> {
-  for (let round = 0; round < 50 && !done(); round++) {
-    collect();
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  return done();
-}
 
 function plainImports(pages: number): WebAssembly.Imports {
   return {

@@ -4,11 +4,10 @@
 // tenant with `Tiktoken.__wrap(ptr)`. Emscripten with an imported memory: refused.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { Config, Engine, InstanceAllocationStrategy, Module, SnapshotError } from "../mod.ts";
+import { GlueCopies } from "./fixtures/glue_copies.ts";
 import { readRealModule } from "./fixtures/npm_modules.ts";
 import { cl100k, COUNTER_WAT, wat } from "./fixtures/snapshot_modules.ts";
 import { TIKTOKEN, TIKTOKEN_GLUE_PATH, type TiktokenGlue } from "./fixtures/tiktoken_glue.ts";
@@ -39,11 +38,9 @@ describe("snapshots through real glue", () => {
   it(`wasm-bindgen (tiktoken, cl100k): ${TENANTS} tenants of the snapshot encode as the original`, async () => {
     // A glue of its own: the glue's module-level views of the last instance's memory may belong
     // to another test file's live instance (Bun runs every file in one process).
-    const scratch = mkdtempSync(join(tmpdir(), "wasmpool-snapshot-glue-"));
-    const path = join(scratch, "tiktoken_bg.js");
-    copyFileSync(TIKTOKEN_GLUE_PATH, path);
-    const glue = await import(pathToFileURL(path).href) as Glue;
-    rmSync(scratch, { recursive: true, force: true });
+    const copies = new GlueCopies("snapshot-glue");
+    const glue = await copies.import<Glue>(TIKTOKEN_GLUE_PATH);
+    copies.remove();
     const imports = { "./tiktoken_bg.js": glue as unknown as Record<string, unknown> };
     const ranks = cl100k();
     using engine = new Engine(new Config().withAllocationStrategy(

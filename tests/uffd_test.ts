@@ -13,6 +13,7 @@ import {
   type PoolingOptions,
 } from "../mod.ts";
 import { prng } from "./fixtures/prng.ts";
+import { sameBytes } from "./fixtures/same_bytes.ts";
 import { buildModule, type DataSpec } from "./fixtures/wasm_builder.ts";
 
 function pooled(options: PoolingOptions): Engine {
@@ -44,14 +45,6 @@ function memoryOf(engine: Engine, bytes: Uint8Array): Uint8Array {
   const module = new Module(engine, bytes);
   using instance = engine.allocate(module);
   return new Uint8Array(instance.memories[0].buffer).slice();
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  const x = new BigUint64Array(a.buffer, a.byteOffset, a.length / 8);
-  const y = new BigUint64Array(b.buffer, b.byteOffset, b.length / 8);
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
-  return true;
 }
 
 /** Threads of this process named as the native handler names its thread. */

@@ -23,12 +23,16 @@ function pooled(options: PoolingOptions): Engine {
   );
 }
 
-function runWorker(task: WorkerTask): Promise<WorkerResult> {
-  const worker = new Worker(new URL("./fixtures/pool_worker.ts", import.meta.url).href, {
+/** Runs `task` on a new Worker of the fixture `script`: its one message, then it is ended. */
+function runWorkerOnce<Task extends { worker: number }, Result>(
+  script: string,
+  task: Task,
+): Promise<Result> {
+  const worker = new Worker(new URL(`./fixtures/${script}`, import.meta.url).href, {
     type: "module",
   });
   return new Promise((resolve, reject) => {
-    worker.onmessage = (event: MessageEvent<WorkerResult>) => {
+    worker.onmessage = (event: MessageEvent<Result>) => {
       worker.terminate();
       resolve(event.data);
     };
@@ -38,6 +42,10 @@ function runWorker(task: WorkerTask): Promise<WorkerResult> {
     };
     worker.postMessage(task);
   });
+}
+
+function runWorker(task: WorkerTask): Promise<WorkerResult> {
+  return runWorkerOnce("pool_worker.ts", task);
 }
 
 for (const uffd of [false, true]) {
@@ -82,20 +90,7 @@ for (const uffd of [false, true]) {
 }
 
 function runRunWorker(task: RunWorkerTask): Promise<RunWorkerResult> {
-  const worker = new Worker(new URL("./fixtures/run_worker.ts", import.meta.url).href, {
-    type: "module",
-  });
-  return new Promise((resolve, reject) => {
-    worker.onmessage = (event: MessageEvent<RunWorkerResult>) => {
-      worker.terminate();
-      resolve(event.data);
-    };
-    worker.onerror = (event: ErrorEvent) => {
-      worker.terminate();
-      reject(new Error(`worker ${task.worker} failed: ${event.message}`));
-    };
-    worker.postMessage(task);
-  });
+  return runWorkerOnce("run_worker.ts", task);
 }
 
 describe(`running instances in ${WORKERS} workers attached to one engine`, () => {

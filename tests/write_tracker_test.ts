@@ -8,6 +8,7 @@ import { native } from "../src/ffi/load.ts";
 import type { NativePointer } from "../src/ffi/symbols.ts";
 import { memoryAccessInstance } from "./fixtures/memory_access_module.ts";
 import { prng } from "./fixtures/prng.ts";
+import { sameBytes } from "./fixtures/same_bytes.ts";
 
 const HOST_PAGE = 4096;
 const WASM_PAGE = 65536;
@@ -57,14 +58,6 @@ function scan(t: Tracker, address: NativePointer, pages: number): [number, numbe
   const out: [number, number][] = [];
   for (let i = 0; i < count; i++) out.push([runs[2 * i], runs[2 * i + 1]]);
   return out;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  const x = new Int32Array(a.buffer, a.byteOffset, a.length / 4);
-  const y = new Int32Array(b.buffer, b.byteOffset, b.length / 4);
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
-  return true;
 }
 
 /** Memories made before the one under test, kept alive: JavaScriptCore makes its first few

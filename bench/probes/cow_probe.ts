@@ -23,23 +23,11 @@ import {
   PROT_READ,
   PROT_WRITE,
 } from "./libc.ts";
+import { collectRounds } from "../../tests/fixtures/gc.ts";
 import { memoryAccessInstance } from "../../tests/fixtures/memory_access_module.ts";
 
 const PAGE = 65536;
 const HOST_PAGE = 4096;
-
-function gc(): void {
-  const bun = (globalThis as { Bun?: { gc(force: boolean): void } }).Bun;
-  if (bun) bun.gc(true);
-  else (globalThis as unknown as { gc(): void }).gc();
-}
-
-async function collect(): Promise<void> {
-  for (let i = 0; i < 5; i++) {
-    gc();
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 /** The image byte of host page `page`: never 0. */
 function imageByte(page: number): number {
@@ -139,7 +127,7 @@ function exerciseFirstMemories(): number[] {
 }
 
 const fds = exerciseFirstMemories();
-await collect();
+await collectRounds(5, 20);
 const left = memfdMappings();
 check(
   `the memories are collected and their image mappings go with them (left: ${left})`,

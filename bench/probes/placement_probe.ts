@@ -9,22 +9,10 @@
  * @module
  */
 
+import { collectRounds } from "../../tests/fixtures/gc.ts";
 import { addressOf, describe, RUNTIME, vmasFrom } from "./host_memory.ts";
 
 const SPAN = 16 * 2 ** 30;
-
-function gc(): void {
-  const bun = (globalThis as { Bun?: { gc(force: boolean): void } }).Bun;
-  if (bun) bun.gc(true);
-  else (globalThis as unknown as { gc(): void }).gc();
-}
-
-async function collect(): Promise<void> {
-  for (let i = 0; i < 5; i++) {
-    gc();
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 function hex(address: number): string {
   return "0x" + address.toString(16);
@@ -76,7 +64,7 @@ console.log(`== ${RUNTIME}: GC of one of the first memories (maximum 96, 1 page 
   const before = vmasFrom(address, SPAN);
   console.log(`before: ${hex(address)} ${describe(address, SPAN)}`);
   byMaximum.splice(2, 1);
-  await collect();
+  await collectRounds(5, 20);
   console.log(`after gc: ${describe(address, SPAN)} ${unchanged(address, before)}`);
   const next = make(96);
   const nextAddress = addressOf(next.buffer);
@@ -117,7 +105,7 @@ console.log(`== ${RUNTIME}: GC of a memory made after 2000 others`);
   const before = vmasFrom(address, SPAN);
   console.log(`before: ${hex(address)} ${describe(address, SPAN)}`);
   memory = null;
-  await collect();
+  await collectRounds(5, 20);
   console.log(`after gc: ${describe(address, SPAN)} ${unchanged(address, before)}`);
 }
 console.log(`kept ${keep.length + byMaximum.length} memories`);

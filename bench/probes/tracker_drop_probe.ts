@@ -12,6 +12,7 @@
  */
 
 import { native } from "../../src/ffi/load.ts";
+import { collectRounds } from "../../tests/fixtures/gc.ts";
 
 const EBUSY = 16;
 const lib = native();
@@ -19,12 +20,6 @@ const reason = new Int32Array(2);
 const first = lib.writeTrackerCreate(reason);
 const second = lib.writeTrackerCreate(reason);
 if (first === null || second === null) throw new Error(`no tracker: reason ${reason[0]}`);
-
-function gc(): void {
-  const bun = (globalThis as { Bun?: { gc(force: boolean): void } }).Bun;
-  if (bun) bun.gc(true);
-  else (globalThis as unknown as { gc(): void }).gc();
-}
 
 // JavaScriptCore's first memories have their own reservations: use them up.
 const crowd = Array.from({ length: 16 }, () => new WebAssembly.Memory({ initial: 1, maximum: 1 }));
@@ -39,10 +34,7 @@ const dropped = new Set<number>();
     new Uint8Array(memory.buffer).fill(1);
   }
 })();
-for (let i = 0; i < 5; i++) {
-  gc();
-  await new Promise((resolve) => setTimeout(resolve, 20));
-}
+await collectRounds(5, 20);
 
 let reused = 0;
 let busy = 0;

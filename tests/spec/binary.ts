@@ -144,32 +144,8 @@ export function u32(value: number): number[] {
   return out;
 }
 
-/**
- * Encodes a signed LEB128.
- *
- * @param value The value.
- */
-export function sleb(value: number | bigint): number[] {
-  let v = BigInt(value);
-  const out: number[] = [];
-  for (;;) {
-    const byte = Number(v & 0x7fn);
-    v >>= 7n;
-    const done = (v === 0n && (byte & 0x40) === 0) || (v === -1n && (byte & 0x40) !== 0);
-    out.push(done ? byte : byte | 0x80);
-    if (done) return out;
-  }
-}
-
-/**
- * Encodes a name: its UTF-8 length and bytes.
- *
- * @param text The name.
- */
-export function name(text: string): number[] {
-  const bytes = new TextEncoder().encode(text);
-  return [...u32(bytes.length), ...bytes];
-}
+// A signed LEB128 and a name (UTF-8 length, then bytes): the test modules' builder's own.
+export { name, sleb } from "../fixtures/wasm_builder.ts";
 
 /**
  * Encodes a vector: its length, then its items.
