@@ -31,12 +31,12 @@ export const PACKAGED_GLIBC_VERSION = "2.17";
 export const PACKAGED_LIBRARIES: Readonly<Record<string, PackagedLibrary>> = {
   "x86_64-linux": {
     path: "lib/x86_64-linux/libwasmpool.so",
-    sha256: "277ce8c07545fd3f8cdac320bc421bb765f79a06bf77cd159d5654f4b5df5e0b",
-    sizeBytes: 129616,
+    sha256: "6c2eb8c8457d52cd543936d7e463ad5d7e0fa94e0b454b56af325a05a2739059",
+    sizeBytes: 129888,
   },
   "aarch64-linux": {
     path: "lib/aarch64-linux/libwasmpool.so",
-    sha256: "94b2cf9f3d1199b1cd971d64dab7010bbbaa8d988f50de71557b8a34f80778f8",
-    sizeBytes: 124216,
+    sha256: "aedba4a9559dcb6370a04a529dbd6a7336a8106768b9d8f9d285e2bf4d3c2c6a",
+    sizeBytes: 124440,
   },
 };
