@@ -31,12 +31,12 @@ export const PACKAGED_GLIBC_VERSION = "2.17";
 export const PACKAGED_LIBRARIES: Readonly<Record<string, PackagedLibrary>> = {
   "x86_64-linux": {
     path: "lib/x86_64-linux/libwasmpool.so",
-    sha256: "6c2eb8c8457d52cd543936d7e463ad5d7e0fa94e0b454b56af325a05a2739059",
-    sizeBytes: 129888,
+    sha256: "af5967cf1a74d48ebd7ed32b78112026dfb5887dff43752b42dff6accb60c144",
+    sizeBytes: 131472,
   },
   "aarch64-linux": {
     path: "lib/aarch64-linux/libwasmpool.so",
-    sha256: "aedba4a9559dcb6370a04a529dbd6a7336a8106768b9d8f9d285e2bf4d3c2c6a",
-    sizeBytes: 124440,
+    sha256: "ec371232804cb7c5e0d35fa249aa41bd342318a68ec364165edd6f7e37781798",
+    sizeBytes: 125576,
   },
 };

@@ -28,6 +28,7 @@ const Image = image_mod.Image;
 const write_tracker = @import("write_tracker.zig");
 const Tracker = write_tracker.Tracker;
 const resetter = @import("resetter.zig");
+const resident = @import("resident.zig");
 
 const host_page_bytes: u64 = sys.page_size_bytes;
 
@@ -121,6 +122,14 @@ pub const HostMemory = struct {
     /// The counters of the engine that queued it, and its ticket (resetter.settled).
     reset_counters: ?*Counters = null,
     reset_ticket: u32 = 0,
+    /// Where `holds` is mapped: one bit per host page of it, set once a reset restored the
+    /// page by copy, which made it a private page (a copy), no longer the image's own: a later
+    /// reset restores it again without the finer scan that tells copies from pages only read.
+    /// Cleared when the pages go back to the image (another image, or a whole reset). A bit
+    /// that is wrong costs sharing, never contents: a copy of the image over the image's own
+    /// page holds the same bytes. Empty for a record adopted without an allocator (then every
+    /// group takes the finer scan).
+    known_copies: std.DynamicBitSetUnmanaged = .{},
 
     /// Adopts a fresh memory of `size_bytes` (all zeros) at `base`.
     pub fn adopt(self: *HostMemory, base: [*]align(sys.page_size_bytes) u8, size_bytes: u64, in_place: bool) void {
@@ -156,6 +165,7 @@ pub const HostMemory = struct {
         if (self.holds == image) return true;
         if (image) |i| assert(i.size_bytes <= self.size_bytes);
         Counters.add(&counters.image_switches, 1);
+        self.known_copies.unsetAll();
         // The pages change wholesale: untracked meanwhile, so the copies take no fault.
         self.untrack();
         const old_extent: u64 = if (self.holds) |h| h.size_bytes else 0;
@@ -274,16 +284,27 @@ pub const HostMemory = struct {
         const start = group[0].start;
         const end = group[group.len - 1].end;
         if (start < image_end) {
-            var runs: [protect_runs_max]write_tracker.Run = undefined;
-            var from = start;
             const until = @min(end, image_end);
-            var batches: u32 = 0;
-            while (from < until) : (batches += 1) {
-                assert(batches < (until - start) / host_page_bytes);
-                var scan: write_tracker.Scan = undefined;
-                if (t.scan(from, until, &runs, .copies, &scan)) |_| return false;
-                for (runs[0..scan.runs_count]) |copy| self.restore_range(copy.start, copy.end, counters);
-                from = scan.walk_end;
+            if (self.known_copies_cover(group, until)) {
+                // Every page written there is a copy already: restored run by run (written
+                // pages only, writable: the copies take no write-protect fault).
+                for (group) |run| {
+                    if (run.start < until) self.restore_range(run.start, @min(run.end, until), counters);
+                }
+            } else {
+                var runs: [protect_runs_max]write_tracker.Run = undefined;
+                var from = start;
+                var batches: u32 = 0;
+                while (from < until) : (batches += 1) {
+                    assert(batches < (until - start) / host_page_bytes);
+                    var scan: write_tracker.Scan = undefined;
+                    if (t.scan(from, until, &runs, .copies, &scan)) |_| return false;
+                    for (runs[0..scan.runs_count]) |copy| {
+                        self.restore_range(copy.start, copy.end, counters);
+                        self.mark_copies(copy.start, copy.end);
+                    }
+                    from = scan.walk_end;
+                }
             }
         }
         if (end > image_end) {
@@ -292,6 +313,27 @@ pub const HostMemory = struct {
             }
         }
         return true;
+    }
+
+    /// Whether every page of `group`'s runs below `until` is known to be a copy.
+    fn known_copies_cover(self: *const HostMemory, group: []const write_tracker.Run, until: u64) bool {
+        const base = @intFromPtr(self.base);
+        for (group) |run| {
+            if (run.start >= until) break;
+            const first = (run.start - base) / host_page_bytes;
+            const last = (@min(run.end, until) - base) / host_page_bytes;
+            if (last > self.known_copies.bit_length) return false;
+            for (first..last) |page| if (!self.known_copies.isSet(page)) return false;
+        }
+        return true;
+    }
+
+    /// Records `[start, end)` (pages of the mapped image) as copies.
+    fn mark_copies(self: *HostMemory, start: u64, end: u64) void {
+        const base = @intFromPtr(self.base);
+        const first = (start - base) / host_page_bytes;
+        const last = @min((end - base) / host_page_bytes, self.known_copies.bit_length);
+        if (first < last) self.known_copies.setRangeValue(.{ .start = first, .end = last }, true);
     }
 
     fn restore_range(self: *HostMemory, start: u64, end: u64, counters: *Counters) void {
@@ -314,6 +356,7 @@ pub const HostMemory = struct {
         Counters.add(&counters.pages_restored, self.size_bytes / host_page_bytes);
         if (self.mapped) {
             // The image's private copies go, the file pages come back; the rest reads zero.
+            self.known_copies.unsetAll();
             if (sys.decommit(self.base, self.size_bytes)) |errno| return self.fail(.map, errno);
         } else {
             image_mod.restore_range(self.holds, self.base, 0, self.size_bytes);
@@ -330,6 +373,7 @@ pub const HostMemory = struct {
     pub fn drop(self: *HostMemory) void {
         self.untrack();
         self.holds = null;
+        self.known_copies.unsetAll();
     }
 
     fn fail(self: *HostMemory, failure: Failure, errno: sys.Errno) bool {
@@ -367,6 +411,11 @@ pub const HostMemories = struct {
             };
         }
         memory.adopt(base, size_bytes, in_place);
+        // Only an in-place memory has an image mapped (and an image fits its initial size);
+        // without the bits, resets take the finer scan, as before.
+        if (in_place) {
+            memory.known_copies = std.DynamicBitSetUnmanaged.initEmpty(allocator, @intCast(size_bytes / host_page_bytes)) catch .{};
+        }
         return memory;
     }
 
@@ -379,6 +428,7 @@ pub const HostMemories = struct {
         }
         resetter.forget(memory);
         memory.drop();
+        memory.known_copies.deinit(allocator);
         allocator.destroy(memory);
         return true;
     }
@@ -413,6 +463,7 @@ pub const HostMemories = struct {
         while (it.next()) |memory| {
             resetter.forget(memory.*);
             memory.*.drop();
+            memory.*.known_copies.deinit(allocator);
             allocator.destroy(memory.*);
         }
         self.live.deinit(allocator);
@@ -513,6 +564,60 @@ test "runs written close together are restored as one group; the pages between s
             }
             std.mem.doNotOptimizeAway(sum);
         }
+    }
+}
+
+test "pages a reset copied are known as copies: later resets restore them alike, pages only read stay the image's own" {
+    const host_pages = 512; // 2 MiB: an image of 1 MiB, zeros after it
+    const size_bytes = host_pages * host_page_bytes;
+    var errno: sys.Errno = 0;
+    const base = sys.map_read_write(size_bytes, &errno).?;
+    defer sys.unmap(base, size_bytes);
+    const contents = try testing.allocator.alloc(u8, size_bytes / 2);
+    defer testing.allocator.free(contents);
+    for (contents, 0..) |*b, i| b.* = @truncate((i / host_page_bytes) | 1);
+    const image = try fill_image(testing.allocator, contents);
+    defer image.destroy(testing.allocator);
+    const other = try fill_image(testing.allocator, &[_]u8{9} ** 4096);
+    defer other.destroy(testing.allocator);
+    const pagemap = resident.open_pagemap();
+    defer if (pagemap) |fd| resident.close_pagemap(fd);
+    var memories: HostMemories = .{};
+    defer memories.deinit(testing.allocator);
+    const memory = memories.adopt(testing.allocator, base, size_bytes, true).?;
+    try testing.expect(memory.prepare(image, &memories.counters));
+    // Tenants write pages 3, 4 and 40, then 3 and 41 (4 only read), then 3, 4, 40, 41 again.
+    const tenants = [_][]const u64{ &.{ 3, 4, 40 }, &.{ 3, 41 }, &.{ 3, 4, 40, 41 } };
+    for (0..2) |round| {
+        for (tenants, 0..) |written, k| {
+            var sum: u64 = 0;
+            for ([_]u64{ 4, 100, 200 }) |page| sum +%= base[page * host_page_bytes + 7];
+            for (written) |page| @memset(base[page * host_page_bytes ..][0..64], 0xee);
+            const before = memory.reset_ticket; // untouched by a reset done inline
+            try testing.expect(memory.reset(&memories.counters));
+            try testing.expectEqual(before, memory.reset_ticket);
+            try testing.expect(std.mem.eql(u8, contents, base[0..contents.len]));
+            try testing.expect(std.mem.allEqual(u8, base[contents.len..size_bytes], 0));
+            std.mem.doNotOptimizeAway(sum);
+            if (!memory.tracked or pagemap == null) continue;
+            if (round == 0 and k == 0) {
+                try testing.expect(memory.known_copies.isSet(3) and memory.known_copies.isSet(40));
+                try testing.expect(!memory.known_copies.isSet(100));
+            }
+            // Pages only read are still the image's own.
+            var entries: [1]u64 = undefined;
+            for ([_]u64{ 100, 200 }) |page| {
+                resident.read_entries(pagemap, base + page * host_page_bytes, &entries);
+                try testing.expectEqual(resident.Page.file, resident.classify(entries[0]));
+            }
+        }
+        // Another image, and back: nothing is known any more, and the memory holds the image.
+        try testing.expect(memory.prepare(other, &memories.counters));
+        try testing.expectEqual(@as(usize, 0), memory.known_copies.count());
+        try testing.expectEqual(@as(u8, 9), base[7]);
+        try testing.expect(std.mem.allEqual(u8, base[host_page_bytes..size_bytes], 0));
+        try testing.expect(memory.prepare(image, &memories.counters));
+        try testing.expect(std.mem.eql(u8, contents, base[0..contents.len]));
     }
 }
 
