@@ -31,12 +31,12 @@ export const PACKAGED_GLIBC_VERSION = "2.17";
 export const PACKAGED_LIBRARIES: Readonly<Record<string, PackagedLibrary>> = {
   "x86_64-linux": {
     path: "lib/x86_64-linux/libwasmpool.so",
-    sha256: "af5967cf1a74d48ebd7ed32b78112026dfb5887dff43752b42dff6accb60c144",
-    sizeBytes: 131472,
+    sha256: "990a688928b723ea73e6e1aafc258321ff1997461aee7ada928d4eff52e6393c",
+    sizeBytes: 131712,
   },
   "aarch64-linux": {
     path: "lib/aarch64-linux/libwasmpool.so",
-    sha256: "ec371232804cb7c5e0d35fa249aa41bd342318a68ec364165edd6f7e37781798",
-    sizeBytes: 125576,
+    sha256: "f2f0bd726c63da75ef7752e6a10f2e6ec225995ad2c4c15ba646756cf9f0f576",
+    sizeBytes: 125848,
   },
 };
