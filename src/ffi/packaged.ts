@@ -31,12 +31,12 @@ export const PACKAGED_GLIBC_VERSION = "2.17";
 export const PACKAGED_LIBRARIES: Readonly<Record<string, PackagedLibrary>> = {
   "x86_64-linux": {
     path: "lib/x86_64-linux/libwasmpool.so",
-    sha256: "277ce8c07545fd3f8cdac320bc421bb765f79a06bf77cd159d5654f4b5df5e0b",
-    sizeBytes: 129616,
+    sha256: "990a688928b723ea73e6e1aafc258321ff1997461aee7ada928d4eff52e6393c",
+    sizeBytes: 131712,
   },
   "aarch64-linux": {
     path: "lib/aarch64-linux/libwasmpool.so",
-    sha256: "94b2cf9f3d1199b1cd971d64dab7010bbbaa8d988f50de71557b8a34f80778f8",
-    sizeBytes: 124216,
+    sha256: "f2f0bd726c63da75ef7752e6a10f2e6ec225995ad2c4c15ba646756cf9f0f576",
+    sizeBytes: 125848,
   },
 };

@@ -28,11 +28,34 @@ const Image = image_mod.Image;
 const write_tracker = @import("write_tracker.zig");
 const Tracker = write_tracker.Tracker;
 const resetter = @import("resetter.zig");
+const resident = @import("resident.zig");
 
 const host_page_bytes: u64 = sys.page_size_bytes;
 
-/// Runs of written pages restored (and protected one by one) per scan of a reset.
+/// Runs of written pages restored per scan of a reset.
 const protect_runs_max = 16;
+
+/// Runs of written pages closer than this are restored and protected as one group: one scan
+/// for the image's copies and one protection for the group, rather than one of each per run.
+/// A system call costs about 0.7 µs here; the pages of a gap cost a few ns each to walk again
+/// (they are protected and unwritten: the scan skips them, the protection leaves them as they
+/// are), so a gap of 64 pages costs less than the call it saves.
+const group_gap_bytes: u64 = 64 * host_page_bytes;
+
+/// Memories from this size on ask the process's page-fault count before a reset (see
+/// `HostMemory.fault_mark`): one getrusage (~0.5 µs) against a scan of 0.3-0.5 µs a MiB.
+const fault_gate_min_bytes: u64 = 4 << 20;
+
+/// The page faults every thread of the process took so far (minor and major; threads that
+/// exited included): it only grows. The kernel counts a fault in the faulting thread when the
+/// fault succeeds, before the access that took it is retried, and that includes faults taken
+/// by the kernel on a thread's behalf (a read(2) into the memory, get_user_pages); null when it
+/// cannot be read.
+fn process_faults() ?u64 {
+    var usage: std.os.linux.rusage = undefined;
+    if (std.os.linux.getrusage(std.os.linux.rusage.SELF, &usage) != 0) return null;
+    return @as(u64, @intCast(usage.minflt)) + @as(u64, @intCast(usage.majflt));
+}
 
 /// One tracker for the whole process, shared by every engine and Worker: one userfaultfd may
 /// register a range again (two would refuse each other with EBUSY), and the runtime reuses the
@@ -114,6 +137,26 @@ pub const HostMemory = struct {
     /// The counters of the engine that queued it, and its ticket (resetter.settled).
     reset_counters: ?*Counters = null,
     reset_ticket: u32 = 0,
+    /// Where `holds` is mapped: one bit per host page of it, set once a reset restored the
+    /// page by copy, which made it a private page (a copy), no longer the image's own: a later
+    /// reset restores it again without the finer scan that tells copies from pages only read.
+    /// Cleared when the pages go back to the image (another image, or a whole reset). A bit
+    /// that is wrong costs sharing, never contents: a copy of the image over the image's own
+    /// page holds the same bytes. Empty for a record adopted without an allocator (then every
+    /// group takes the finer scan).
+    known_copies: std.DynamicBitSetUnmanaged = .{},
+    /// Memories of `fault_gate_min_bytes` or more: the process's page-fault count
+    /// (`process_faults`), read by the last reset of this memory before its scan; null when
+    /// unknown. Once that reset protected every page again, a write to the memory takes a
+    /// fault: every page is write-protected, read-only (the image's page, the zero page) or
+    /// missing, and clearing a page's protection, or populating it, is a fault the kernel
+    /// counts. So while the count has not moved, nothing was written, in this memory or
+    /// anywhere: the next reset has nothing to restore and skips its scan (which costs what
+    /// the memory's size costs, written or not). Any fault anywhere in the process, however
+    /// unrelated, means a scan. Like the scan, it relies on nothing writing the memory while
+    /// it is reset or idle. Cleared whenever the pages change otherwise (another image,
+    /// growth, a whole reset, a drop).
+    fault_mark: ?u64 = null,
 
     /// Adopts a fresh memory of `size_bytes` (all zeros) at `base`.
     pub fn adopt(self: *HostMemory, base: [*]align(sys.page_size_bytes) u8, size_bytes: u64, in_place: bool) void {
@@ -136,6 +179,7 @@ pub const HostMemory = struct {
     }
 
     fn untrack(self: *HostMemory) void {
+        self.fault_mark = null;
         if (!self.tracked) return;
         self.tracked = false;
         const t = shared_tracker() orelse return;
@@ -149,6 +193,8 @@ pub const HostMemory = struct {
         if (self.holds == image) return true;
         if (image) |i| assert(i.size_bytes <= self.size_bytes);
         Counters.add(&counters.image_switches, 1);
+        self.known_copies.unsetAll();
+        self.fault_mark = null;
         // The pages change wholesale: untracked meanwhile, so the copies take no fault.
         self.untrack();
         const old_extent: u64 = if (self.holds) |h| h.size_bytes else 0;
@@ -182,6 +228,7 @@ pub const HostMemory = struct {
     /// before `reset`, which restores the rest. Returns false (failure set) when the memory
     /// cannot be trusted any more.
     pub fn extend(self: *HostMemory, grown_bytes: u64, counters: *Counters) bool {
+        self.fault_mark = null;
         assert(grown_bytes % host_page_bytes == 0);
         assert(grown_bytes > self.size_bytes);
         const added_bytes = grown_bytes - self.size_bytes;
@@ -222,6 +269,11 @@ pub const HostMemory = struct {
     /// protected again. Returns false (failure set) when the memory cannot be trusted any more.
     pub fn reset(self: *HostMemory, counters: *Counters) bool {
         if (!self.tracked) return self.reset_whole(counters);
+        // Read before the scan: every write the scan may miss comes after the protection it
+        // ends with, so after this count (faults meanwhile only make the next reset scan).
+        const faults: ?u64 = if (self.size_bytes >= fault_gate_min_bytes) process_faults() else null;
+        if (faults != null and faults == self.fault_mark) return true; // nothing was written
+        self.fault_mark = null;
         const t = shared_tracker().?;
         var runs: [protect_runs_max]write_tracker.Run = undefined;
         var from = @intFromPtr(self.base);
@@ -231,43 +283,93 @@ pub const HostMemory = struct {
             assert(batches < self.size_bytes / host_page_bytes);
             var scan: write_tracker.Scan = undefined;
             if (t.scan(from, end, &runs, .peek, &scan)) |_| return self.reset_whole(counters);
-            for (runs[0..scan.runs_count]) |run| {
-                assert(run.start >= from and run.end <= end and run.start < run.end);
-                if (!self.restore_run(t, run.start, run.end, counters)) return self.reset_whole(counters);
-            }
-            // Protected after the copies (a peek scan leaves them writable), so that the copies
-            // take no write-protect fault; run by run, so a reset of an untouched memory costs
-            // one walk, not two.
-            for (runs[0..scan.runs_count]) |run| {
-                if (t.protect(run.start, run.end - run.start)) |errno| return self.fail(.protect, errno);
+            // Group by group (runs closer than `group_gap_bytes`): restored, then protected after
+            // the copies (a peek scan leaves them writable), so that the copies take no
+            // write-protect fault; never the whole range, so that a reset of an untouched
+            // memory costs one walk, not two.
+            const found = runs[0..scan.runs_count];
+            var first: usize = 0;
+            while (first < found.len) {
+                var last = first;
+                while (last + 1 < found.len and found[last + 1].start - found[last].end <= group_gap_bytes) last += 1;
+                const group = found[first .. last + 1];
+                for (group) |run| assert(run.start >= from and run.end <= end and run.start < run.end);
+                if (!self.restore_group(t, group, counters)) return self.reset_whole(counters);
+                const start = group[0].start;
+                if (t.protect(start, group[group.len - 1].end - start)) |errno| return self.fail(.protect, errno);
+                first = last + 1;
             }
             assert(scan.walk_end > from and scan.walk_end <= end);
             from = scan.walk_end;
         }
+        self.fault_mark = faults;
         return true;
     }
 
-    /// Restores one run of pages the scan found unprotected. Where the image is mapped, a page
-    /// only read is still the image's own (shared) page: only the copies, pages written, are
-    /// restored, so that read pages stay shared. False when the finer scan fails.
-    fn restore_run(self: *HostMemory, t: Tracker, start: u64, end: u64, counters: *Counters) bool {
+    /// Restores a group of runs of pages the scan found unprotected (in address order; the
+    /// pages between them are protected, so unwritten). Where the image is mapped, a page only
+    /// read is still the image's own (shared) page: only the copies, pages written, are
+    /// restored, so that read pages stay shared; one finer scan finds them in the whole group,
+    /// whose gaps it skips (protected pages are not written). Past the image, each run is
+    /// restored, never a gap: a write there would take a write-protect fault. False when the
+    /// finer scan fails.
+    fn restore_group(self: *HostMemory, t: Tracker, group: []const write_tracker.Run, counters: *Counters) bool {
+        assert(group.len > 0);
         const base = @intFromPtr(self.base);
         const image_end = if (self.mapped) base + self.holds.?.size_bytes else base;
+        const start = group[0].start;
+        const end = group[group.len - 1].end;
         if (start < image_end) {
-            var runs: [protect_runs_max]write_tracker.Run = undefined;
-            var from = start;
             const until = @min(end, image_end);
-            var batches: u32 = 0;
-            while (from < until) : (batches += 1) {
-                assert(batches < (until - start) / host_page_bytes);
-                var scan: write_tracker.Scan = undefined;
-                if (t.scan(from, until, &runs, .copies, &scan)) |_| return false;
-                for (runs[0..scan.runs_count]) |copy| self.restore_range(copy.start, copy.end, counters);
-                from = scan.walk_end;
+            if (self.known_copies_cover(group, until)) {
+                // Every page written there is a copy already: restored run by run (written
+                // pages only, writable: the copies take no write-protect fault).
+                for (group) |run| {
+                    if (run.start < until) self.restore_range(run.start, @min(run.end, until), counters);
+                }
+            } else {
+                var runs: [protect_runs_max]write_tracker.Run = undefined;
+                var from = start;
+                var batches: u32 = 0;
+                while (from < until) : (batches += 1) {
+                    assert(batches < (until - start) / host_page_bytes);
+                    var scan: write_tracker.Scan = undefined;
+                    if (t.scan(from, until, &runs, .copies, &scan)) |_| return false;
+                    for (runs[0..scan.runs_count]) |copy| {
+                        self.restore_range(copy.start, copy.end, counters);
+                        self.mark_copies(copy.start, copy.end);
+                    }
+                    from = scan.walk_end;
+                }
             }
         }
-        if (end > image_end) self.restore_range(@max(start, image_end), end, counters);
+        if (end > image_end) {
+            for (group) |run| {
+                if (run.end > image_end) self.restore_range(@max(run.start, image_end), run.end, counters);
+            }
+        }
         return true;
+    }
+
+    /// Whether every page of `group`'s runs below `until` is known to be a copy.
+    fn known_copies_cover(self: *const HostMemory, group: []const write_tracker.Run, until: u64) bool {
+        const base = @intFromPtr(self.base);
+        for (group) |run| {
+            if (run.start >= until) break;
+            const first = (run.start - base) / host_page_bytes;
+            const last = (@min(run.end, until) - base) / host_page_bytes;
+            if (last > self.known_copies.bit_length) return false;
+            for (first..last) |page| if (!self.known_copies.isSet(page)) return false;
+        }
+        return true;
+    }
+
+    /// Records `[start, end)` (pages of the mapped image) as copies.
+    fn mark_copies(self: *HostMemory, start: u64, end: u64) void {
+        const base = @intFromPtr(self.base);
+        const first = (start - base) / host_page_bytes;
+        const last = @min((end - base) / host_page_bytes, self.known_copies.bit_length);
+        if (first < last) self.known_copies.setRangeValue(.{ .start = first, .end = last }, true);
     }
 
     fn restore_range(self: *HostMemory, start: u64, end: u64, counters: *Counters) void {
@@ -286,10 +388,12 @@ pub const HostMemory = struct {
     /// Restores the whole accessible part: without tracking, or when a scan failed (then the
     /// range counts as wholly written).
     fn reset_whole(self: *HostMemory, counters: *Counters) bool {
+        self.fault_mark = null;
         Counters.add(&counters.full_resets, 1);
         Counters.add(&counters.pages_restored, self.size_bytes / host_page_bytes);
         if (self.mapped) {
             // The image's private copies go, the file pages come back; the rest reads zero.
+            self.known_copies.unsetAll();
             if (sys.decommit(self.base, self.size_bytes)) |errno| return self.fail(.map, errno);
         } else {
             image_mod.restore_range(self.holds, self.base, 0, self.size_bytes);
@@ -304,8 +408,10 @@ pub const HostMemory = struct {
     /// The memory is given up (it grew, moved, or its pool dropped it): nothing of it is
     /// tracked any more. Its mapping stays until the runtime frees the memory.
     pub fn drop(self: *HostMemory) void {
+        self.fault_mark = null;
         self.untrack();
         self.holds = null;
+        self.known_copies.unsetAll();
     }
 
     fn fail(self: *HostMemory, failure: Failure, errno: sys.Errno) bool {
@@ -343,6 +449,11 @@ pub const HostMemories = struct {
             };
         }
         memory.adopt(base, size_bytes, in_place);
+        // Only an in-place memory has an image mapped (and an image fits its initial size);
+        // without the bits, resets take the finer scan, as before.
+        if (in_place) {
+            memory.known_copies = std.DynamicBitSetUnmanaged.initEmpty(allocator, @intCast(size_bytes / host_page_bytes)) catch .{};
+        }
         return memory;
     }
 
@@ -355,6 +466,7 @@ pub const HostMemories = struct {
         }
         resetter.forget(memory);
         memory.drop();
+        memory.known_copies.deinit(allocator);
         allocator.destroy(memory);
         return true;
     }
@@ -389,6 +501,7 @@ pub const HostMemories = struct {
         while (it.next()) |memory| {
             resetter.forget(memory.*);
             memory.*.drop();
+            memory.*.known_copies.deinit(allocator);
             allocator.destroy(memory.*);
         }
         self.live.deinit(allocator);
@@ -444,6 +557,143 @@ test "a host memory holds its image, is reset to it after a tenant, and switches
         // To zeros.
         try testing.expect(memory.prepare(null, &counters));
         try testing.expect(std.mem.allEqual(u8, base[0..size_bytes], 0));
+    }
+}
+
+test "runs written close together are restored as one group; the pages between stay as they were, tracked" {
+    const host_pages = 1024; // 4 MiB: an image of 2 MiB, zeros after it
+    const size_bytes = host_pages * host_page_bytes;
+    var errno: sys.Errno = 0;
+    const base = sys.map_read_write(size_bytes, &errno).?;
+    defer sys.unmap(base, size_bytes);
+    const contents = try testing.allocator.alloc(u8, size_bytes / 2);
+    defer testing.allocator.free(contents);
+    for (contents, 0..) |*b, i| b.* = @truncate((i / host_page_bytes) | 1);
+    const image = try fill_image(testing.allocator, contents);
+    defer image.destroy(testing.allocator);
+    const gap_pages = group_gap_bytes / host_page_bytes;
+    const image_pages = contents.len / host_page_bytes;
+    // Tenant A writes pages in groups (close together), alone (far from the others), and past
+    // the image; it reads the pages between some of them.
+    const written_a = [_]u64{ 5, 12, 12 + gap_pages, 300, image_pages + 3, image_pages + 10 };
+    const read_a = [_]u64{ 10, 12 + gap_pages / 2, image_pages + 6 };
+    // Tenant B writes pages A only read, and one A neither read nor wrote.
+    const written_b = [_]u64{ 10, image_pages + 6, 400 };
+    for ([_]bool{ true, false }) |in_place| {
+        @memset(base[0..size_bytes], 0);
+        var counters: Counters = .{};
+        var memory: HostMemory = undefined;
+        memory.adopt(base, size_bytes, in_place);
+        defer memory.drop();
+        try testing.expect(memory.prepare(image, &counters));
+        for ([_][]const u64{ &written_a, &written_b }, 0..) |written, tenant| {
+            var sum: u64 = 0;
+            if (tenant == 0) for (read_a) |page| {
+                sum +%= base[page * host_page_bytes + 1];
+            };
+            for (written) |page| @memset(base[page * host_page_bytes ..][0..100], 0xee);
+            const before = counters.pages_restored.load(.monotonic);
+            try testing.expect(memory.reset(&counters));
+            try testing.expect(std.mem.eql(u8, contents, base[0..contents.len]));
+            try testing.expect(std.mem.allEqual(u8, base[contents.len..size_bytes], 0));
+            if (memory.tracked) {
+                // Exactly the pages written: the pages read, and those between, are not copied.
+                try testing.expectEqual(@as(u64, written.len), counters.pages_restored.load(.monotonic) - before);
+            }
+            std.mem.doNotOptimizeAway(sum);
+        }
+    }
+}
+
+test "pages a reset copied are known as copies: later resets restore them alike, pages only read stay the image's own" {
+    const host_pages = 512; // 2 MiB: an image of 1 MiB, zeros after it
+    const size_bytes = host_pages * host_page_bytes;
+    var errno: sys.Errno = 0;
+    const base = sys.map_read_write(size_bytes, &errno).?;
+    defer sys.unmap(base, size_bytes);
+    const contents = try testing.allocator.alloc(u8, size_bytes / 2);
+    defer testing.allocator.free(contents);
+    for (contents, 0..) |*b, i| b.* = @truncate((i / host_page_bytes) | 1);
+    const image = try fill_image(testing.allocator, contents);
+    defer image.destroy(testing.allocator);
+    const other = try fill_image(testing.allocator, &[_]u8{9} ** 4096);
+    defer other.destroy(testing.allocator);
+    const pagemap = resident.open_pagemap();
+    defer if (pagemap) |fd| resident.close_pagemap(fd);
+    var memories: HostMemories = .{};
+    defer memories.deinit(testing.allocator);
+    const memory = memories.adopt(testing.allocator, base, size_bytes, true).?;
+    try testing.expect(memory.prepare(image, &memories.counters));
+    // Tenants write pages 3, 4 and 40, then 3 and 41 (4 only read), then 3, 4, 40, 41 again.
+    const tenants = [_][]const u64{ &.{ 3, 4, 40 }, &.{ 3, 41 }, &.{ 3, 4, 40, 41 } };
+    for (0..2) |round| {
+        for (tenants, 0..) |written, k| {
+            var sum: u64 = 0;
+            for ([_]u64{ 4, 100, 200 }) |page| sum +%= base[page * host_page_bytes + 7];
+            for (written) |page| @memset(base[page * host_page_bytes ..][0..64], 0xee);
+            const before = memory.reset_ticket; // untouched by a reset done inline
+            try testing.expect(memory.reset(&memories.counters));
+            try testing.expectEqual(before, memory.reset_ticket);
+            try testing.expect(std.mem.eql(u8, contents, base[0..contents.len]));
+            try testing.expect(std.mem.allEqual(u8, base[contents.len..size_bytes], 0));
+            std.mem.doNotOptimizeAway(sum);
+            if (!memory.tracked or pagemap == null) continue;
+            if (round == 0 and k == 0) {
+                try testing.expect(memory.known_copies.isSet(3) and memory.known_copies.isSet(40));
+                try testing.expect(!memory.known_copies.isSet(100));
+            }
+            // Pages only read are still the image's own.
+            var entries: [1]u64 = undefined;
+            for ([_]u64{ 100, 200 }) |page| {
+                resident.read_entries(pagemap, base + page * host_page_bytes, &entries);
+                try testing.expectEqual(resident.Page.file, resident.classify(entries[0]));
+            }
+        }
+        // Another image, and back: nothing is known any more, and the memory holds the image.
+        try testing.expect(memory.prepare(other, &memories.counters));
+        try testing.expectEqual(@as(usize, 0), memory.known_copies.count());
+        try testing.expectEqual(@as(u8, 9), base[7]);
+        try testing.expect(std.mem.allEqual(u8, base[host_page_bytes..size_bytes], 0));
+        try testing.expect(memory.prepare(image, &memories.counters));
+        try testing.expect(std.mem.eql(u8, contents, base[0..contents.len]));
+    }
+}
+
+test "a large memory's reset skips its scan while the process took no page fault; every kind of write is still restored" {
+    const size_bytes = fault_gate_min_bytes;
+    const host_pages = size_bytes / host_page_bytes;
+    var errno: sys.Errno = 0;
+    const base = sys.map_read_write(size_bytes, &errno).?;
+    defer sys.unmap(base, size_bytes);
+    const contents = try testing.allocator.alloc(u8, size_bytes / 2);
+    defer testing.allocator.free(contents);
+    for (contents, 0..) |*b, i| b.* = @truncate((i / host_page_bytes) | 1);
+    const image = try fill_image(testing.allocator, contents);
+    defer image.destroy(testing.allocator);
+    const image_pages = contents.len / host_page_bytes;
+    for ([_]bool{ true, false }) |in_place| {
+        @memset(base[0..size_bytes], 0);
+        var counters: Counters = .{};
+        var memory: HostMemory = undefined;
+        memory.adopt(base, size_bytes, in_place);
+        defer memory.drop();
+        try testing.expect(memory.prepare(image, &counters));
+        try testing.expect(memory.reset(&counters));
+        if (memory.tracked) try testing.expect(memory.fault_mark != null);
+        var sum: u64 = 0;
+        // Pages read only (an image page, a zero page), then written by a later tenant; a page
+        // written twice (a copy by then, protected); a page never touched before.
+        for ([_]u64{ 7, image_pages + 7 }) |page| sum +%= base[page * host_page_bytes];
+        try testing.expect(memory.reset(&counters));
+        const tenants = [_][]const u64{ &.{}, &.{ 7, 20 }, &.{}, &.{}, &.{ 20, image_pages + 7 }, &.{}, &.{host_pages - 1}, &.{} };
+        for (tenants) |written| {
+            for (written) |page| base[page * host_page_bytes + 5] = 0xee;
+            try testing.expect(memory.reset(&counters));
+            try testing.expect(std.mem.eql(u8, contents, base[0..contents.len]));
+            try testing.expect(std.mem.allEqual(u8, base[contents.len..size_bytes], 0));
+            if (memory.tracked) try testing.expect(memory.fault_mark != null);
+        }
+        std.mem.doNotOptimizeAway(sum);
     }
 }
 
