@@ -86,6 +86,31 @@ for (const kind of Object.keys(STRATEGIES) as (keyof typeof STRATEGIES)[]) {
       }
     });
 
+    it("export under any name, as own properties of a null-prototype object", () => {
+      // Names an ordinary object would take from Object.prototype, or treat as its prototype.
+      const names = ["__proto__", "constructor", "toString", "hasOwnProperty", "valueOf", "x"];
+      const bytes = buildModule({
+        types: [{ params: [], results: ["i32"] }],
+        functions: names.map(() => 0),
+        exports: names.map((name, index) => ({ name, kind: "function" as const, index })),
+        // i32.const k
+        bodies: names.map((_, k) => ({ code: [0x41, k] })),
+      });
+      using engine = engineFor(kind);
+      const module = new Module(engine, bytes);
+      const plain = plainExports(bytes);
+      for (let round = 0; round < 3; round++) {
+        using instance = engine.instantiate(module);
+        const e = instance.exports;
+        assert.equal(Object.getPrototypeOf(e), Object.getPrototypeOf(plain));
+        assert.deepEqual(Object.keys(e), Object.keys(plain));
+        for (const name of names) {
+          assert.ok(Object.hasOwn(e, name), name);
+          assert.equal(fn(e, name)(), fn(plain, name)(), name);
+        }
+      }
+    });
+
     it("hand out exports that throw and buffers that detach once disposed", () => {
       using engine = engineFor(kind);
       const module = new Module(engine, tenantModule());
