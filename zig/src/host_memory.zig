@@ -560,17 +560,40 @@ test "a host memory holds its image, is reset to it after a tenant, and switches
     }
 }
 
+/// For the tests: a read-write mapping of `host_pages` pages and an image of its first half,
+/// each host page of it filled with its own odd byte (zeros after it).
+const ImagedMapping = struct {
+    base: [*]align(sys.page_size_bytes) u8,
+    size_bytes: u64,
+    contents: []u8,
+    image: *Image,
+
+    fn init(host_pages: u64) !ImagedMapping {
+        const size_bytes = host_pages * host_page_bytes;
+        var errno: sys.Errno = 0;
+        const base = sys.map_read_write(size_bytes, &errno) orelse return error.MapFailed;
+        errdefer sys.unmap(base, size_bytes);
+        const contents = try testing.allocator.alloc(u8, size_bytes / 2);
+        errdefer testing.allocator.free(contents);
+        for (contents, 0..) |*b, i| b.* = @truncate((i / host_page_bytes) | 1);
+        const image = try fill_image(testing.allocator, contents);
+        return .{ .base = base, .size_bytes = size_bytes, .contents = contents, .image = image };
+    }
+
+    fn deinit(self: ImagedMapping) void {
+        self.image.destroy(testing.allocator);
+        testing.allocator.free(self.contents);
+        sys.unmap(self.base, self.size_bytes);
+    }
+};
+
 test "runs written close together are restored as one group; the pages between stay as they were, tracked" {
-    const host_pages = 1024; // 4 MiB: an image of 2 MiB, zeros after it
-    const size_bytes = host_pages * host_page_bytes;
-    var errno: sys.Errno = 0;
-    const base = sys.map_read_write(size_bytes, &errno).?;
-    defer sys.unmap(base, size_bytes);
-    const contents = try testing.allocator.alloc(u8, size_bytes / 2);
-    defer testing.allocator.free(contents);
-    for (contents, 0..) |*b, i| b.* = @truncate((i / host_page_bytes) | 1);
-    const image = try fill_image(testing.allocator, contents);
-    defer image.destroy(testing.allocator);
+    const mapping = try ImagedMapping.init(1024); // 4 MiB: an image of 2 MiB, zeros after it
+    defer mapping.deinit();
+    const base = mapping.base;
+    const size_bytes = mapping.size_bytes;
+    const contents = mapping.contents;
+    const image = mapping.image;
     const gap_pages = group_gap_bytes / host_page_bytes;
     const image_pages = contents.len / host_page_bytes;
     // Tenant A writes pages in groups (close together), alone (far from the others), and past
@@ -606,16 +629,12 @@ test "runs written close together are restored as one group; the pages between s
 }
 
 test "pages a reset copied are known as copies: later resets restore them alike, pages only read stay the image's own" {
-    const host_pages = 512; // 2 MiB: an image of 1 MiB, zeros after it
-    const size_bytes = host_pages * host_page_bytes;
-    var errno: sys.Errno = 0;
-    const base = sys.map_read_write(size_bytes, &errno).?;
-    defer sys.unmap(base, size_bytes);
-    const contents = try testing.allocator.alloc(u8, size_bytes / 2);
-    defer testing.allocator.free(contents);
-    for (contents, 0..) |*b, i| b.* = @truncate((i / host_page_bytes) | 1);
-    const image = try fill_image(testing.allocator, contents);
-    defer image.destroy(testing.allocator);
+    const mapping = try ImagedMapping.init(512); // 2 MiB: an image of 1 MiB, zeros after it
+    defer mapping.deinit();
+    const base = mapping.base;
+    const size_bytes = mapping.size_bytes;
+    const contents = mapping.contents;
+    const image = mapping.image;
     const other = try fill_image(testing.allocator, &[_]u8{9} ** 4096);
     defer other.destroy(testing.allocator);
     const pagemap = resident.open_pagemap();
@@ -660,16 +679,13 @@ test "pages a reset copied are known as copies: later resets restore them alike,
 }
 
 test "a large memory's reset skips its scan while the process took no page fault; every kind of write is still restored" {
-    const size_bytes = fault_gate_min_bytes;
-    const host_pages = size_bytes / host_page_bytes;
-    var errno: sys.Errno = 0;
-    const base = sys.map_read_write(size_bytes, &errno).?;
-    defer sys.unmap(base, size_bytes);
-    const contents = try testing.allocator.alloc(u8, size_bytes / 2);
-    defer testing.allocator.free(contents);
-    for (contents, 0..) |*b, i| b.* = @truncate((i / host_page_bytes) | 1);
-    const image = try fill_image(testing.allocator, contents);
-    defer image.destroy(testing.allocator);
+    const host_pages = fault_gate_min_bytes / host_page_bytes;
+    const mapping = try ImagedMapping.init(host_pages);
+    defer mapping.deinit();
+    const base = mapping.base;
+    const size_bytes = mapping.size_bytes;
+    const contents = mapping.contents;
+    const image = mapping.image;
     const image_pages = contents.len / host_page_bytes;
     for ([_]bool{ true, false }) |in_place| {
         @memset(base[0..size_bytes], 0);
